@@ -1,0 +1,3 @@
+from ccmirror.cli import main
+
+main()
