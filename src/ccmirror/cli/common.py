@@ -1,0 +1,214 @@
+"""Shared CLI pieces: options every command takes, rendering, progress bars, logging."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
+
+log = logging.getLogger("ccmirror")
+
+
+@dataclass
+class Settings:
+    data_dir: str | None = None
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    debug: bool = False
+    log_file: str | None = None
+    lock_wait: float = 0.0
+
+
+def settings(ctx: click.Context | None = None) -> Settings:
+    ctx = ctx or click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = Settings()
+    return root.obj
+
+
+def _set(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value not in (None, False):
+            setattr(settings(ctx), attr, value)
+            if attr in ("quiet", "verbose", "log_file", "debug"):
+                setup_logging(settings(ctx))
+        return value
+
+    return callback
+
+
+def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """--json / --quiet / --verbose / --log-file, accepted before or after the command."""
+    f = click.option(
+        "--log-file",
+        type=click.Path(dir_okay=False),
+        expose_value=False,
+        callback=_set("log_file"),
+        help="Also append timestamped log lines to this file.",
+    )(f)
+    f = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        expose_value=False,
+        callback=_set("verbose"),
+        help="Log every step (INFO) even when not on a terminal.",
+    )(f)
+    f = click.option(
+        "-q",
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_set("quiet"),
+        help="Only errors on stderr; no progress, no table (for cron).",
+    )(f)
+    f = click.option(
+        "--json",
+        "json_",
+        is_flag=True,
+        expose_value=False,
+        callback=_set("json"),
+        help="Print exactly one JSON document on stdout.",
+    )(f)
+    return f
+
+
+def lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--lock-wait",
+        type=click.FloatRange(min=0),
+        default=None,
+        expose_value=False,
+        callback=_set("lock_wait"),
+        metavar="SECONDS",
+        help="Wait this long for another run to release the lock (default 0: exit 3 at once).",
+    )(f)
+
+
+manifest_argument = click.argument(
+    "manifest", type=click.Path(dir_okay=False, path_type=str), metavar="MANIFEST"
+)
+
+
+@contextmanager
+def mirror_for(manifest: str, *, write: bool) -> Iterator[Mirror]:
+    """Open the mirror; writers hold the data dir's lock for the whole command."""
+    s = settings()
+    if write:
+        from ccmirror.manifest import load_manifest
+
+        m = load_manifest(manifest, s.data_dir)
+        with lock_data_dir(m, s.lock_wait), open_mirror(manifest, s.data_dir) as mirror:
+            yield mirror
+    else:
+        with open_mirror(manifest, s.data_dir, readonly=True) as mirror:
+            yield mirror
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for n, row in enumerate(cells):
+        lines.append(
+            "  ".join(
+                c.rjust(w) if n and _numeric(c) else c.ljust(w)
+                for c, w in zip(row, widths, strict=True)
+            ).rstrip()
+        )
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _numeric(text: str) -> bool:
+    return text.replace(".", "", 1).replace("%", "").replace(",", "").replace("-", "").isdigit()
+
+
+def emit(result: dict[str, Any], table: Callable[[dict[str, Any]], str] | None = None) -> None:
+    """Render a command's result; exit 1 when it says some work failed."""
+    s = settings()
+    if s.json:
+        click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    elif not s.quiet:
+        text = table(result) if table else _default_table(result)
+        if text:
+            click.echo(text)
+    if result.get("failed"):
+        raise SystemExit(1)
+
+
+def _default_table(result: dict[str, Any]) -> str:
+    rows = [(k, v) for k, v in result.items() if not isinstance(v, dict | list)]
+    return format_table(("", ""), rows) if rows else ""
+
+
+class BarReporter:
+    """A progress bar on stderr, only on a terminal, never with --quiet."""
+
+    def __init__(self) -> None:
+        self._bar: Any = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def wanted() -> bool:
+        s = settings()
+        return sys.stderr.isatty() and not s.quiet
+
+    def start(self, label: str, total: int | None = None, unit: str = "items") -> None:
+        self.finish()
+        if self.wanted():
+            self._bar = click.progressbar(
+                length=total, label=f"{label:<10}", file=sys.stderr, show_pos=True
+            )
+            self._bar.__enter__()
+
+    def advance(self, n: int = 1) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.update(n)
+
+    def finish(self) -> None:
+        with self._lock:
+            if self._bar is not None:
+                self._bar.__exit__(None, None, None)
+                self._bar = None
+
+
+def reporter() -> BarReporter:
+    return BarReporter()
+
+
+def setup_logging(s: Settings) -> None:
+    """Timestamped lines on stderr; INFO on a terminal, WARNING in cron, ERROR with -q."""
+    root = logging.getLogger("ccmirror")
+    for h in list(root.handlers):
+        root.removeHandler(h)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
+    err = logging.StreamHandler(sys.stderr)
+    err.setFormatter(fmt)
+    if s.quiet:
+        err.setLevel(logging.ERROR)
+    elif s.verbose or s.debug:
+        err.setLevel(logging.DEBUG if s.debug else logging.INFO)
+    else:
+        err.setLevel(logging.INFO if sys.stderr.isatty() else logging.WARNING)
+    root.addHandler(err)
+    if s.log_file:
+        fh = logging.FileHandler(s.log_file, encoding="utf-8")
+        fh.setFormatter(fmt)
+        fh.setLevel(logging.INFO)
+        root.addHandler(fh)
+    root.setLevel(logging.DEBUG)
+    root.propagate = False

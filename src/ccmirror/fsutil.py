@@ -1,0 +1,99 @@
+"""Filesystem helpers: safe names from sources, atomic writes, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ccmirror.errors import UnsafeName
+
+CHUNK = 1024 * 1024
+
+
+def safe_relpath(name: str) -> PurePosixPath:
+    """Validate a relative name from a source (may contain '/' sub-folders).
+
+    Refuses rather than "cleans": absolute paths, '..' or '.' parts, empty parts,
+    backslashes, NUL and other control characters.
+    """
+    if not isinstance(name, str) or not name:
+        raise UnsafeName("empty file name")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise UnsafeName(f"control character in file name {name!r}")
+    if "\\" in name:
+        raise UnsafeName(f"backslash in file name {name!r}")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise UnsafeName(f"absolute file name {name!r}")
+    parts = name.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise UnsafeName(f"file name {name!r} has a {part or 'empty'!r} path part")
+        if len(part.encode("utf-8")) > 255:
+            raise UnsafeName(f"file name part too long in {name[:80]!r}...")
+    return PurePosixPath(*parts)
+
+
+def safe_join(base: Path, *names: str) -> Path:
+    """Join validated names under `base`; refuse anything that resolves outside it."""
+    path = base
+    for name in names:
+        path = path.joinpath(*safe_relpath(name).parts)
+    base_real = os.path.realpath(base)
+    real = os.path.realpath(path)
+    if os.path.commonpath([base_real, real]) != base_real:
+        raise UnsafeName(f"{'/'.join(names)!r} would land outside {base}")
+    return path
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def promote(part: Path, final: Path) -> None:
+    """fsync a finished `.part` file, rename it into place, fsync the folder."""
+    fsync_file(part)
+    os.replace(part, final)
+    fsync_dir(final.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    with open(part, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+
+
+def hash_file(path: Path, algorithms: Iterable[str] = ("md5", "sha1")) -> dict[str, str]:
+    """Hash a file once with several algorithms."""
+    hashers = {a: hashlib.new(a) for a in algorithms}
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            for h in hashers.values():
+                h.update(chunk)
+    return {a: h.hexdigest() for a, h in hashers.items()}

@@ -1,0 +1,318 @@
+"""Mirror manifests (DESIGN §2): TOML in, frozen dataclasses out.
+
+Every problem is a ManifestError naming the file and the key (exit 2): unknown keys,
+wrong types, bad sizes, missing files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccmirror.errors import ManifestError
+from ccmirror.sizes import parse_size
+
+# Never mirrored, whatever the manifest says: rights disputed (78rpm, georgeblood) or
+# trading-only, not CC (etree).
+ALWAYS_EXCLUDED = ("78rpm", "georgeblood", "etree")
+DEFAULT_IA_ENDPOINT = "https://archive.org"
+DEFAULT_SHARES = (0.5, 0.9, 0.99, 1.0)
+DEFAULT_TRACKERS = ("udp://tracker.opentrackr.org:1337/announce",)
+NAME_RE = re.compile(r"^[a-z0-9-]+$")
+TORRENT_FORMATS = ("v1", "hybrid", "v2")
+
+
+@dataclass(frozen=True)
+class IASource:
+    query: str
+    endpoint: str = DEFAULT_IA_ENDPOINT
+    files: str | tuple[str, ...] = "original"
+    exclude_collections: tuple[str, ...] = ALWAYS_EXCLUDED
+    max_items: int = 0
+    kind: str = "ia"
+
+
+@dataclass(frozen=True)
+class FMASource:
+    metadata: str  # absolute path, or http(s) URL
+    audio_root: str | None = None  # absolute path of a tree or fma_full.zip
+    audio_base_url: str | None = None
+    max_items: int = 0
+    kind: str = "fma"
+
+
+Source = IASource | FMASource
+
+
+@dataclass(frozen=True)
+class LicenceConfig:
+    allow: tuple[str, ...] | None = None  # None: the default policy (DESIGN §5)
+    deny: tuple[str, ...] = ()
+    require_embedded: bool = False
+
+
+@dataclass(frozen=True)
+class TiersConfig:
+    shares: tuple[float, ...] = DEFAULT_SHARES
+
+
+@dataclass(frozen=True)
+class TorrentsConfig:
+    pack_size: int = 50 * 1024**3
+    format: str = "v1"
+    piece_size: int | None = None  # None: automatic
+    trackers: tuple[str, ...] = DEFAULT_TRACKERS
+    web_seeds: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    path: Path
+    name: str
+    data_dir: Path
+    sources: tuple[Source, ...]
+    licence: LicenceConfig = field(default_factory=LicenceConfig)
+    tiers: TiersConfig = field(default_factory=TiersConfig)
+    torrents: TorrentsConfig = field(default_factory=TorrentsConfig)
+
+
+class _Section:
+    """Typed access to one TOML table that remembers which keys were read."""
+
+    def __init__(self, path: Path, prefix: str, data: Any) -> None:
+        if not isinstance(data, dict):
+            raise ManifestError(path, prefix, "must be a table")
+        self.path, self.prefix, self.data = path, prefix, data
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def fail(self, name: str, problem: str) -> ManifestError:
+        return ManifestError(self.path, self.key(name), problem)
+
+    def get(self, name: str, typ: type | tuple[type, ...], default: Any = None, required=False):
+        self.seen.add(name)
+        if name not in self.data:
+            if required:
+                raise self.fail(name, "is required")
+            return default
+        value = self.data[name]
+        # bool is an int in Python; TOML true is never a number here.
+        if isinstance(value, bool) and bool not in (typ if isinstance(typ, tuple) else (typ,)):
+            raise self.fail(name, f"must be {_typename(typ)}, not a boolean")
+        if not isinstance(value, typ):
+            raise self.fail(name, f"must be {_typename(typ)}, not {type(value).__name__}")
+        return value
+
+    def strings(self, name: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self.get(name, list, None)
+        if value is None:
+            return default
+        if not all(isinstance(v, str) and v for v in value):
+            raise self.fail(name, "must be a list of non-empty strings")
+        return tuple(value)
+
+    def size(self, name: str, default: int | None) -> int | None:
+        value = self.get(name, (str, int), None)
+        if value is None:
+            return default
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise self.fail(name, str(e)) from None
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.fail(unknown[0], "unknown key")
+
+
+def _typename(typ: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    names.update({list: "a list", dict: "a table"})
+    types = typ if isinstance(typ, tuple) else (typ,)
+    return " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def _local_path(base: Path, value: str) -> Path:
+    p = Path(os.path.expanduser(value))
+    return p if p.is_absolute() else (base / p)
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def _ia_source(sec: _Section) -> IASource:
+    query = sec.get("query", str, required=True)
+    if not query.strip():
+        raise sec.fail("query", "must not be empty")
+    endpoint = sec.get("endpoint", str, DEFAULT_IA_ENDPOINT).rstrip("/")
+    if not _is_url(endpoint):
+        raise sec.fail("endpoint", f"must be an http(s) URL, not {endpoint!r}")
+    files = sec.get("files", (str, list), "original")
+    if isinstance(files, str):
+        if files != "original":
+            raise sec.fail("files", 'must be "original" or a list of IA format names')
+    else:
+        files = sec.strings("files")
+        if not files:
+            raise sec.fail("files", "must not be an empty list")
+    extra = sec.strings("exclude_collections")
+    max_items = sec.get("max_items", int, 0)
+    if max_items < 0:
+        raise sec.fail("max_items", "must be 0 (no limit) or more")
+    excluded = tuple(dict.fromkeys(ALWAYS_EXCLUDED + extra))
+    return IASource(query, endpoint, files, excluded, max_items)
+
+
+def _fma_source(sec: _Section, base: Path) -> FMASource:
+    metadata = sec.get("metadata", str, required=True)
+    if not _is_url(metadata):
+        p = _local_path(base, metadata)
+        if not p.exists():
+            raise sec.fail("metadata", f"no such file: {p}")
+        metadata = str(p)
+    audio_root = sec.get("audio_root", str)
+    if audio_root is not None:
+        p = _local_path(base, audio_root)
+        if not p.exists():
+            raise sec.fail("audio_root", f"no such file or folder: {p}")
+        audio_root = str(p)
+    audio_base_url = sec.get("audio_base_url", str)
+    if audio_base_url is not None and not _is_url(audio_base_url):
+        raise sec.fail("audio_base_url", "must be an http(s) URL")
+    if audio_root is None and audio_base_url is None:
+        raise sec.fail("audio_root", "one of audio_root or audio_base_url is required")
+    max_items = sec.get("max_items", int, 0)
+    if max_items < 0:
+        raise sec.fail("max_items", "must be 0 (no limit) or more")
+    return FMASource(metadata, audio_root, audio_base_url, max_items)
+
+
+def _sources(path: Path, raw: Any) -> tuple[Source, ...]:
+    if raw is None:
+        raise ManifestError(path, "source", "at least one [[source]] is required")
+    if not isinstance(raw, list) or not raw:
+        raise ManifestError(path, "source", "must be an array of tables ([[source]])")
+    out: list[Source] = []
+    for i, table in enumerate(raw):
+        sec = _Section(path, f"source[{i}]", table)
+        kind = sec.get("kind", str, required=True)
+        if kind == "ia":
+            out.append(_ia_source(sec))
+        elif kind == "fma":
+            out.append(_fma_source(sec, path.parent))
+        else:
+            raise sec.fail("kind", f'must be "ia" or "fma", not {kind!r}')
+        sec.finish()
+    return tuple(out)
+
+
+def _licence(path: Path, raw: Any) -> LicenceConfig:
+    sec = _Section(path, "licence", raw if raw is not None else {})
+    allow = sec.strings("allow", default=()) if "allow" in sec.data else None
+    if allow is not None and not allow:
+        raise sec.fail("allow", "must not be empty (leave it out for the default)")
+    cfg = LicenceConfig(allow, sec.strings("deny"), sec.get("require_embedded", bool, False))
+    sec.finish()
+    return cfg
+
+
+def _tiers(path: Path, raw: Any) -> TiersConfig:
+    sec = _Section(path, "tiers", raw if raw is not None else {})
+    shares = sec.get("shares", list, None)
+    if shares is None:
+        cfg = TiersConfig()
+    else:
+        if not shares or not all(
+            isinstance(s, int | float) and not isinstance(s, bool) for s in shares
+        ):
+            raise sec.fail("shares", "must be a non-empty list of numbers")
+        values = tuple(float(s) for s in shares)
+        if any(not 0 < s <= 1 for s in values):
+            raise sec.fail("shares", "each share must be above 0 and at most 1.0")
+        if any(b <= a for a, b in zip(values, values[1:], strict=False)):
+            raise sec.fail("shares", "must be strictly increasing, e.g. [0.5, 0.9, 1.0]")
+        cfg = TiersConfig(values)
+    sec.finish()
+    return cfg
+
+
+def _torrents(path: Path, raw: Any) -> TorrentsConfig:
+    sec = _Section(path, "torrents", raw if raw is not None else {})
+    pack_size = sec.size("pack_size", TorrentsConfig.pack_size)
+    if not pack_size:
+        raise sec.fail("pack_size", "must be more than 0")
+    fmt = sec.get("format", str, "v1")
+    if fmt not in TORRENT_FORMATS:
+        raise sec.fail("format", f"must be one of {', '.join(TORRENT_FORMATS)}, not {fmt!r}")
+    piece = sec.get("piece_size", (str, int), "auto")
+    piece_size: int | None = None
+    if piece != "auto":
+        piece_size = sec.size("piece_size", None)
+        if piece_size is None or piece_size < 16384 or piece_size & (piece_size - 1):
+            raise sec.fail("piece_size", '"auto" or a power of two of at least 16KiB')
+    trackers = sec.strings("trackers", DEFAULT_TRACKERS)
+    for t in trackers:
+        if not re.match(r"^(udp|https?)://", t):
+            raise sec.fail("trackers", f"not a tracker URL: {t!r}")
+    web_seeds = sec.strings("web_seeds")
+    for w in web_seeds:
+        if not _is_url(w):
+            raise sec.fail("web_seeds", f"not an http(s) URL: {w!r}")
+    sec.finish()
+    return TorrentsConfig(pack_size, fmt, piece_size, trackers, web_seeds)
+
+
+def resolve_data_dir(manifest_path: Path, configured: str, override: str | None) -> Path:
+    """--data-dir beats CCMIRROR_DATA_DIR beats the manifest's data_dir."""
+    chosen = override or os.environ.get("CCMIRROR_DATA_DIR") or configured
+    p = Path(os.path.expanduser(chosen))
+    if not p.is_absolute():
+        base = Path.cwd() if (override or os.environ.get("CCMIRROR_DATA_DIR")) else None
+        p = (base or manifest_path.parent) / p
+    return Path(os.path.abspath(p))
+
+
+def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> Manifest:
+    """Read and validate a manifest. `data_dir` is the --data-dir override, if any."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(path, None, "no such manifest file") from None
+    except IsADirectoryError:
+        raise ManifestError(path, None, "is a directory, not a manifest file") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(path, None, f"not UTF-8 text ({e.reason})") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ManifestError(path, None, f"not valid TOML: {e}") from None
+    except OSError as e:
+        raise ManifestError(path, None, f"cannot read: {e.strerror}") from None
+
+    top = _Section(path, "", raw)
+    mirror = _Section(path, "mirror", top.get("mirror", dict, required=True))
+    name = mirror.get("name", str, required=True)
+    if not NAME_RE.match(name):
+        raise mirror.fail("name", f"must match [a-z0-9-]+, not {name!r}")
+    configured = mirror.get("data_dir", str, None)
+    if configured is None and not (data_dir or os.environ.get("CCMIRROR_DATA_DIR")):
+        raise mirror.fail("data_dir", "is required (or pass --data-dir / CCMIRROR_DATA_DIR)")
+    mirror.finish()
+    manifest = Manifest(
+        path=path.resolve(),
+        name=name,
+        data_dir=resolve_data_dir(path.resolve(), configured or ".", data_dir),
+        sources=_sources(path, top.get("source", list, required=True)),
+        licence=_licence(path, top.get("licence", dict, None)),
+        tiers=_tiers(path, top.get("tiers", dict, None)),
+        torrents=_torrents(path, top.get("torrents", dict, None)),
+    )
+    top.finish()
+    return manifest

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from ccmirror import catalogue
+from ccmirror.catalogue.db import migrate
+from ccmirror.errors import LockHeld, UnsafeName
+from ccmirror.fsutil import atomic_write_bytes, hash_file, safe_join, safe_relpath
+from ccmirror.lock import DataLock
+
+
+def test_catalogue_wal_migrations_recorded_and_idempotent(tmp_path):
+    path = tmp_path / "catalogue.sqlite"
+    conn = catalogue.connect(path)
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+    names = [r[0] for r in conn.execute("SELECT name FROM migrations ORDER BY name")]
+    assert names[0] == "0001_initial"
+    assert migrate(conn) == []  # nothing applied twice
+    conn.close()
+    again = catalogue.connect(path)
+    assert [r[0] for r in again.execute("SELECT name FROM migrations ORDER BY name")] == names
+
+
+def test_transaction_rolls_back_on_error(tmp_path):
+    conn = catalogue.connect(tmp_path / "c.sqlite")
+    now = catalogue.utcnow()
+    with pytest.raises(RuntimeError), catalogue.transaction(conn):
+        conn.execute(
+            "INSERT INTO items(source, source_id, first_seen, harvested_at) VALUES ('ia','x',?,?)",
+            (now, now),
+        )
+        raise RuntimeError("boom")
+    assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 0
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute(
+            "INSERT INTO items(source, source_id, first_seen, harvested_at) VALUES ('s3','x',?,?)",
+            (now, now),
+        )
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["../x", "a/../../b", "/etc/passwd", "a\x00b", "a\nb", "a\x7fb", "", "a//b", "./a", "a\\b"],
+)
+def test_unsafe_names_refused(name, tmp_path):
+    with pytest.raises(UnsafeName):
+        safe_relpath(name)
+    with pytest.raises(UnsafeName):
+        safe_join(tmp_path, name)
+
+
+def test_safe_names_allowed(tmp_path):
+    assert str(safe_relpath("disc 1/01 - Intro (live).flac")) == "disc 1/01 - Intro (live).flac"
+    assert safe_join(tmp_path, "ä/ü.mp3") == tmp_path / "ä" / "ü.mp3"
+
+
+def test_safe_join_refuses_symlink_escape(tmp_path):
+    (tmp_path / "base").mkdir()
+    os.symlink("/", tmp_path / "base" / "link")
+    with pytest.raises(UnsafeName):
+        safe_join(tmp_path / "base", "link/etc/passwd")
+
+
+def test_atomic_write_and_hash(tmp_path):
+    p = tmp_path / "sub" / "f.bin"
+    atomic_write_bytes(p, b"hello")
+    assert p.read_bytes() == b"hello"
+    assert not (tmp_path / "sub" / "f.bin.part").exists()
+    assert hash_file(p) == {
+        "md5": "5d41402abc4b2a76b9719d911017c592",
+        "sha1": "aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d",
+    }
+
+
+def test_lock_excludes_other_processes(tmp_path):
+    code = (
+        "import sys,time; from ccmirror.lock import DataLock\n"
+        "with DataLock(sys.argv[1]):\n    print('held', flush=True); sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(tmp_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(LockHeld) as e:
+            DataLock(tmp_path).acquire()
+        assert e.value.exit_code == 3
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    with DataLock(tmp_path):  # released when the holder exits
+        pass
+
+
+def test_cli_version_help_and_unknown_command(cli):
+    r = cli("--version")
+    assert r.returncode == 0 and "ccmirror" in r.stdout
+    r = cli("--help")
+    assert r.returncode == 0 and "Usage" in r.stdout
+    r = cli("no-such-command")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
