@@ -472,6 +472,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
         pass
 
+    def end_headers(self) -> None:
+        # Echo the client's "Connection: close"; without it a pooling client reuses a
+        # socket this server is about to close.
+        if (self.headers.get("Connection") or "").lower() == "close":
+            self.send_header("Connection", "close")
+        super().end_headers()
+
     def _enter(self) -> tuple[str, dict[str, str]]:
         parts = urlsplit(self.path)
         path = unquote(parts.path)
