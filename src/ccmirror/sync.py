@@ -1,0 +1,389 @@
+"""`sync`: harvest, fetch, check, pack and publish in one run (DESIGN §4), made for cron.
+
+The caller holds the data dir's lock for the whole run (the CLI takes it once, through
+`mirror_for(write=True)`); the stages are the library functions, called in order.
+
+Failure policy, so a wrapper can act on the exit code:
+
+- A stage that fails (raises, or reports `failed > 0`) is recorded and logged as a warning;
+  the later stages still run on what the catalogue holds. Each stage only ever moves
+  verified work forward (fetch verifies before it records, check judges fetched files,
+  pack packs only checked publishable files), so a partial earlier stage never makes a
+  later one wrong, only smaller. Exit 1.
+- A source that cannot be reached at all (`SourceUnreachable` from its harvest or from
+  fetch) does not stop the run either: the other sources are harvested, and what is
+  already fetched is still checked, packed and published, so an outage of one host never
+  holds back sealing what the mirror already has. Exit 4 (takes precedence over 1).
+- A second run with nothing new changes nothing: harvest skips unchanged items, fetch,
+  check and pack find nothing to do, and publish runs only when what it publishes changed
+  since the last successful publish (a fingerprint kept in `<data_dir>/sync-state.json`),
+  so the published files keep their bytes and mtimes.
+
+`dry_run=True` touches nothing: it reads the catalogue (read-only) and says what a run
+would do; see `sync_dry_run` for a data dir that has no catalogue yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import json
+import logging
+import math
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ccmirror import catalogue
+from ccmirror.catalogue.db import utcnow
+from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
+from ccmirror.fsutil import atomic_write_json
+from ccmirror.licence import publishable_verdicts
+from ccmirror.manifest import Manifest
+from ccmirror.mirror import Mirror
+from ccmirror.progress import NullReporter, Reporter
+
+log = logging.getLogger("ccmirror.sync")
+
+STAGES = ("harvest", "fetch", "check", "pack", "publish")
+STATE_FILE = "sync-state.json"
+
+
+def sync(
+    mirror: Mirror,
+    *,
+    dry_run: bool = False,
+    max_bytes: int | None = None,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Run every stage once; return a JSON-ready summary with `exit_code` and `failed`.
+
+    `max_bytes` caps what fetch downloads in this run. With `dry_run`, nothing is written.
+    """
+    if dry_run:
+        return _plan(mirror.manifest, mirror.db, max_bytes)
+    reporter = reporter or NullReporter()
+    started, t0 = utcnow(), time.monotonic()
+    result: dict[str, Any] = {
+        "dry_run": False,
+        "mirror": mirror.name,
+        "data_dir": str(mirror.data_dir),
+        "started_at": started,
+        "stages": {},
+        "unreachable": [],
+    }
+    stages: dict[str, dict[str, Any]] = result["stages"]
+
+    stages["harvest"] = _harvest(mirror, reporter, result["unreachable"])
+    stages["fetch"] = _stage(
+        "fetch",
+        lambda: _call("ccmirror.fetch", "fetch")(mirror, max_bytes=max_bytes, reporter=reporter),
+        result["unreachable"],
+    )
+    stages["check"] = _stage(
+        "check", lambda: _call("ccmirror.licence.check", "check")(mirror, reporter=reporter)
+    )
+    stages["pack"] = _stage(
+        "pack",
+        lambda: _call("ccmirror.packs", "pack")(mirror, seal_when_complete=True, reporter=reporter),
+    )
+    stages["publish"] = _publish(mirror, reporter)
+
+    failed = [name for name in STAGES if not stages[name]["ok"]]
+    result["failed"] = len(failed)
+    result["failed_stages"] = failed
+    result["exit_code"] = (
+        EXIT_UNREACHABLE if result["unreachable"] else EXIT_FAILED if failed else EXIT_OK
+    )
+    result["finished_at"] = utcnow()
+    result["seconds"] = round(time.monotonic() - t0, 3)
+    log.info(
+        "sync finished in %.1fs: %s", result["seconds"], "ok" if not failed else f"failed {failed}"
+    )
+    return result
+
+
+def _call(module: str, name: str) -> Callable[..., dict[str, Any]]:
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise CCMirrorError(f"{module}.{name} is not available in this build ({e})") from None
+
+
+def _stage(
+    name: str, run: Callable[[], dict[str, Any]], unreachable: list[str] | None = None
+) -> dict[str, Any]:
+    """Run one stage; whatever happens, return its summary with `ok` and `seconds`."""
+    t0 = time.monotonic()
+    try:
+        out = dict(run() or {})
+        ok = not _count(out.get("failed")) and not _count(out.get("errors"))
+        if not ok:
+            log.warning("%s: %s failed (retried next run)", name, _count(out.get("failed")))
+    except SourceUnreachable as e:
+        log.warning("%s: %s", name, e.message)
+        if unreachable is not None:
+            unreachable.append(f"{name}: {e.message}")
+        out, ok = {"error": e.message, "unreachable": True}, False
+    except CCMirrorError as e:
+        log.warning("%s: %s", name, e.message)
+        out, ok = {"error": e.message}, False
+    except Exception as e:  # a bug in one stage must not stop the others (see module doc)
+        log.error("%s: internal error: %s: %s", name, type(e).__name__, e, exc_info=True)
+        out, ok = {"error": f"internal error: {type(e).__name__}: {e}"}, False
+    out["ok"] = ok
+    out["seconds"] = round(time.monotonic() - t0, 3)
+    if ok:
+        log.info("%s: done in %.1fs", name, out["seconds"])
+    return out
+
+
+def _count(value: Any) -> int:
+    if isinstance(value, bool) or value is None:
+        return 0
+    if isinstance(value, int | float):
+        return int(value)
+    if isinstance(value, dict | list):
+        return len(value)
+    return 1
+
+
+def _harvest(mirror: Mirror, reporter: Reporter, unreachable: list[str]) -> dict[str, Any]:
+    """Harvest each source on its own, so one unreachable source does not stop the others.
+
+    Sums counts like `ccmirror.harvest.harvest` (which stops at the first failing source).
+    """
+    t0 = time.monotonic()
+    total: dict[str, Any] = {"sources": [], "refused": {}}
+    ok = True
+    for source in mirror.manifest.sources:
+        where = getattr(source, "endpoint", None) or getattr(source, "metadata", "")
+        down: list[str] = []
+        part = _stage(
+            f"harvest {source.kind}",
+            lambda source=source: _call(f"ccmirror.sources.{source.kind}", "harvest_source")(
+                mirror, source, workers=8, reporter=reporter
+            ),
+            down,
+        )
+        if down:
+            unreachable.append(f"{source.kind} {where}: {part['error']}")
+        ok = ok and part["ok"]
+        total["sources"].append({"kind": source.kind, "where": where, **part})
+        for key, value in part.items():
+            if key == "refused" and isinstance(value, dict):
+                for reason, n in value.items():
+                    total["refused"][reason] = total["refused"].get(reason, 0) + n
+            elif key not in ("seconds", "ok") and type(value) in (int, float):
+                total[key] = total.get(key, 0) + value
+    total["ok"] = ok
+    total["seconds"] = round(time.monotonic() - t0, 3)
+    return total
+
+
+# --- publish, only when what it publishes changed ------------------------------------------
+
+
+def _publish(mirror: Mirror, reporter: Reporter) -> dict[str, Any]:
+    state_path = mirror.data_dir / STATE_FILE
+    state = _read_state(state_path)
+    fingerprint = publish_fingerprint(mirror)
+    torrents_json = mirror.public_dir / "torrents.json"
+    if state.get("published") == fingerprint and torrents_json.exists():
+        log.info("publish: nothing changed since the last publish")
+        return {"ok": True, "seconds": 0.0, "skipped": "nothing changed since the last publish"}
+
+    def run() -> dict[str, Any]:
+        try:
+            publish = importlib.import_module("ccmirror.publish").publish
+        except (ImportError, AttributeError):
+            publish = None
+        if publish is not None:
+            return publish(mirror, reporter=reporter)
+        path = _call("ccmirror.publish.torrents_json", "write_torrents_json")(mirror)
+        return {"torrents_json": str(Path(path).relative_to(mirror.data_dir))}
+
+    out = _stage("publish", run)
+    if out["ok"]:
+        # What was published is what the catalogue holds now (publish itself may record rows).
+        state["published"] = publish_fingerprint(mirror)
+        state["published_at"] = utcnow()
+        atomic_write_json(state_path, state)
+    return out
+
+
+def _read_state(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def publish_fingerprint(mirror: Mirror) -> str:
+    """A digest of everything publish renders: packs, item and file states, the manifest.
+
+    A few aggregate queries (milliseconds on a large catalogue); any change to a pack,
+    an item's status, a file's verdict or the manifest's bytes changes it.
+    """
+    h = hashlib.sha256()
+    with contextlib.suppress(OSError):
+        h.update(mirror.manifest.path.read_bytes())
+    queries = (
+        "SELECT count(*), coalesce(max(id), 0), coalesce(max(source_updated), ''),"
+        " coalesce(group_concat(DISTINCT status), '') FROM items",
+        "SELECT status, count(*) FROM items GROUP BY status ORDER BY status",
+        "SELECT status, coalesce(verdict, ''), count(*), coalesce(sum(size), 0),"
+        " coalesce(max(checked_at), '') FROM files GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT name, status, obsolete, coalesce(info_hash_v1, ''), coalesce(info_hash_v2, ''),"
+        " coalesce(torrent_size, 0) FROM packs ORDER BY id",
+        "SELECT count(*) FROM pack_files",
+    )
+    for sql in queries:
+        try:
+            rows = mirror.db.execute(sql).fetchall()
+        except sqlite3.OperationalError:
+            rows = []
+        h.update(repr([tuple(r) for r in rows]).encode())
+    return h.hexdigest()
+
+
+# --- dry run -------------------------------------------------------------------------------
+
+
+def sync_dry_run(manifest: Manifest, *, max_bytes: int | None = None) -> dict[str, Any]:
+    """What `sync` would do, read from the catalogue; creates and locks nothing.
+
+    A data dir without a catalogue gets a plan that says everything starts with a harvest.
+    """
+    db_path = manifest.data_dir / "catalogue.sqlite"
+    if not db_path.exists():
+        plan = _plan(manifest, None, max_bytes)
+        plan["catalogue"] = "absent: the first run creates it"
+        return plan
+    conn = catalogue.connect(db_path, readonly=True)
+    try:
+        return _plan(manifest, conn, max_bytes)
+    finally:
+        conn.close()
+
+
+def _plan(
+    manifest: Manifest, db: sqlite3.Connection | None, max_bytes: int | None
+) -> dict[str, Any]:
+    sources = [
+        {"kind": s.kind, "where": getattr(s, "endpoint", None) or getattr(s, "metadata", "")}
+        for s in manifest.sources
+    ]
+    plan: dict[str, Any] = {
+        "dry_run": True,
+        "mirror": manifest.name,
+        "data_dir": str(manifest.data_dir),
+        "catalogue": "present" if db is not None else "absent",
+        "stages": {
+            "harvest": {"sources": sources, "note": "asks each source for new or changed items"},
+        },
+        "failed": 0,
+        "exit_code": EXIT_OK,
+    }
+    stages = plan["stages"]
+    if db is None:
+        for name in ("fetch", "check", "pack"):
+            stages[name] = {"note": "depends on what the harvest finds"}
+        stages["publish"] = {"would_publish": True}
+        return plan
+
+    def one(sql: str, *args: Any) -> sqlite3.Row | None:
+        try:
+            return db.execute(sql, args).fetchone()
+        except sqlite3.OperationalError:  # a catalogue older than a stage's migration
+            return None
+
+    def rows(sql: str, *args: Any) -> list[sqlite3.Row]:
+        try:
+            return db.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            return []
+
+    # fetch: pending files of live items, most popular first, within the budget.
+    pending = rows(
+        "SELECT f.size FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'pending' AND i.status = 'ok'"
+        " ORDER BY i.popularity DESC, i.source_id, f.name"
+    )
+    would_files = would_bytes = unknown = 0
+    for r in pending:
+        size = r[0]
+        if size is None:
+            unknown += 1
+        elif max_bytes is not None and would_bytes + size > max_bytes:
+            continue
+        else:
+            would_bytes += size
+        would_files += 1
+    failed = one(
+        "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'failed' AND i.status = 'ok'"
+    )
+    stages["fetch"] = {
+        "pending_files": len(pending),
+        "pending_bytes": sum(r[0] or 0 for r in pending),
+        "would_fetch_files": would_files,
+        "would_fetch_bytes": would_bytes,
+        "unknown_size_files": unknown,
+        "failed_files": failed[0] if failed else 0,
+        "max_bytes": max_bytes,
+    }
+
+    # check: fetched files with no verdict yet.
+    unchecked = one(
+        "SELECT count(*), coalesce(sum(f.size), 0) FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'fetched' AND f.verdict IS NULL AND i.status = 'ok'"
+    )
+    stages["check"] = {
+        "files_to_check": unchecked[0] if unchecked else 0,
+        "bytes_to_check": unchecked[1] if unchecked else 0,
+    }
+
+    # pack: publishable fetched files not yet in a live pack, per item tier where known.
+    verdicts = publishable_verdicts(manifest.licence.require_embedded)
+    marks = ",".join("?" * len(verdicts))
+    unpacked = one(
+        "SELECT count(*), coalesce(sum(f.size), 0) FROM files f JOIN items i ON i.id = f.item_id"
+        f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        "   WHERE pf.file_id = f.id AND p.obsolete = 0)",
+        *verdicts,
+    )
+    open_packs = rows(
+        "SELECT name FROM packs WHERE status = 'open' AND obsolete = 0 ORDER BY tier, seq"
+    )
+    n_unpacked, b_unpacked = (unpacked[0], unpacked[1]) if unpacked else (0, 0)
+    nothing_pending = not pending and not (unchecked and unchecked[0])
+    size = manifest.torrents.pack_size
+    full = b_unpacked // size
+    # Estimate: full packs now, the partial remainder only once nothing is pending.
+    would_seal = full + (1 if nothing_pending and (b_unpacked % size or open_packs) else 0)
+    if not n_unpacked and not open_packs:
+        would_seal = 0
+    stages["pack"] = {
+        "files_to_pack": n_unpacked,
+        "bytes_to_pack": b_unpacked,
+        "open_packs": [r[0] for r in open_packs],
+        "would_seal_packs_estimate": would_seal,
+        "estimate_note": "files are grouped per tier, so the exact count can be higher "
+        f"(at most {math.ceil(b_unpacked / size) * len(manifest.tiers.shares)})"
+        if n_unpacked
+        else "",
+    }
+    stages["publish"] = {
+        "would_publish": bool(would_seal or n_unpacked or would_files or not _published(manifest)),
+    }
+    return plan
+
+
+def _published(manifest: Manifest) -> bool:
+    return (manifest.data_dir / "public" / "torrents.json").exists()
