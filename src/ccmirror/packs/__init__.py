@@ -1,0 +1,245 @@
+"""Packs (DESIGN §6): assign publishable files to tiered packs, seal them into torrents.
+
+Sealing order, for crash safety: fix the torrent's inputs in the catalogue (creation
+date, piece size, trackers...; the pack is still open), build the payload tree (renamed
+into place when complete), write the .torrent atomically, and only then mark the pack
+sealed. A crash anywhere leaves the pack open; the next run rebuilds it from the same
+inputs and gets the same bytes. A sealed pack is never changed again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from typing import Any
+
+from ccmirror import __version__
+from ccmirror.catalogue import transaction, utcnow
+from ccmirror.errors import CCMirrorError
+from ccmirror.fsutil import atomic_write_bytes
+from ccmirror.licence import publishable_verdicts
+from ccmirror.mirror import Mirror
+from ccmirror.packs.assign import assign, retire_unpublishable
+from ccmirror.packs.payload import build_payload, fill_hashes, pack_rows
+from ccmirror.packs.torrent import info_hashes, make_torrent
+from ccmirror.progress import NullReporter, Reporter
+from ccmirror.tiers import rank_items
+
+log = logging.getLogger("ccmirror.packs")
+
+__all__ = ["pack", "seal_pack"]
+
+
+def _pending_tiers(mirror: Mirror) -> set[int]:
+    """Tiers that still have files waiting for fetch or check."""
+    ranking = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
+    out = set()
+    for r in mirror.db.execute(
+        "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND (f.status = 'pending'"
+        " OR (f.status = 'fetched' AND f.verdict IS NULL))"
+    ):
+        if r[0] in ranking:
+            out.add(ranking[r[0]])
+    return out
+
+
+def _to_seal(mirror: Mirror, seal_partial: bool, seal_when_complete: bool) -> list[Any]:
+    rows = mirror.db.execute(
+        "SELECT p.*, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS n"
+        " FROM packs p WHERE status = 'open' AND is_metadata = 0 AND obsolete = 0"
+        " ORDER BY tier, seq"
+    ).fetchall()
+    newest = {}
+    for r in rows:
+        newest[r["tier"]] = r["id"]
+    pending = _pending_tiers(mirror) if seal_when_complete else set()
+    out = []
+    for r in rows:
+        if not r["n"]:
+            continue
+        full = newest[r["tier"]] != r["id"]
+        if full or seal_partial or (seal_when_complete and r["tier"] not in pending):
+            out.append(r)
+    return out
+
+
+def _share_basis(mirror: Mirror) -> dict[int, float]:
+    """Each item's share of the mirror's listening, spread evenly over its files."""
+    ranking = rank_items(mirror.db, mirror.manifest.tiers.shares)
+    counts = dict(
+        mirror.db.execute(
+            "SELECT item_id, count(*) FROM files WHERE status = 'fetched' GROUP BY item_id"
+        ).fetchall()
+    )
+    return {it.id: it.share / max(1, counts.get(it.id, 1)) for it in ranking}
+
+
+def seal_pack(
+    mirror: Mirror, pack_id: int, *, reporter: Reporter | None = None, workers: int | None = None
+) -> dict[str, Any]:
+    """Build the payload and torrent of one open pack and seal it."""
+    db, tc = mirror.db, mirror.manifest.torrents
+    reporter = reporter or NullReporter()
+    workers = workers or os.cpu_count() or 1
+    p = db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
+    if p is None or p["status"] != "open":
+        raise CCMirrorError(f"pack {pack_id} is not open")
+    if p["creation_date"] is None:
+        # Fix every torrent input now: a rebuild after a crash gives the same bytes.
+        with transaction(db):
+            db.execute(
+                "UPDATE packs SET creation_date = ?, format = ?, piece_size = ?, creator = ?,"
+                " comment = ?, trackers = ?, web_seeds = ? WHERE id = ?",
+                (
+                    int(time.time()),
+                    tc.format,
+                    tc.piece_size,
+                    f"ccmirror {__version__}",
+                    f"ccmirror mirror {mirror.name}, tier {p['tier']}",
+                    json.dumps(list(tc.trackers)),
+                    json.dumps(list(tc.web_seeds)),
+                    pack_id,
+                ),
+            )
+        p = db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
+    rows = [dict(r) for r in pack_rows(db, pack_id)]
+    total = sum(r["size"] or 0 for r in rows)
+    reporter.start(p["name"], total * 2, "bytes")
+    try:
+        hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
+        if hashes:
+            with transaction(db):
+                for fid, hs in hashes.items():
+                    for algo, hexd in hs.items():
+                        db.execute(f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, fid))
+        for r in rows:
+            r.update(hashes.get(r["file_id"], {}))
+        links = build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
+        trackers = json.loads(p["trackers"] or "[]")
+        torrent = make_torrent(
+            mirror.packs_dir,
+            p["name"],
+            fmt=p["format"],
+            piece_size=p["piece_size"],
+            trackers=trackers,
+            web_seeds=json.loads(p["web_seeds"] or "[]"),
+            comment=p["comment"],
+            creation_date=p["creation_date"],
+            creator=p["creator"],
+            workers=workers,
+            progress=reporter.advance,
+        )
+    finally:
+        reporter.finish()
+    v1, v2 = info_hashes(torrent)
+    rel = f"torrents/{p['name']}.torrent"
+    atomic_write_bytes(mirror.data_dir / rel, torrent)
+    import libtorrent as lt
+
+    ti = lt.torrent_info(lt.bdecode(torrent))
+    basis = _share_basis(mirror)
+    item_of = dict(
+        db.execute(
+            "SELECT f.id, f.item_id FROM pack_files pf JOIN files f ON f.id = pf.file_id"
+            " WHERE pf.pack_id = ?",
+            (pack_id,),
+        ).fetchall()
+    )
+    popularity = sum(basis.get(item_of[r["file_id"]], 0.0) for r in rows)
+    with transaction(db):
+        db.execute(
+            "UPDATE packs SET status = 'sealed', sealed_at = ?, info_hash_v1 = ?,"
+            " info_hash_v2 = ?, torrent_path = ?, torrent_size = ?, num_files = ?,"
+            " data_size = ?, piece_size = ?, popularity = ? WHERE id = ? AND status = 'open'",
+            (
+                utcnow(),
+                v1,
+                v2,
+                rel,
+                len(torrent),
+                ti.num_files(),
+                ti.total_size(),
+                ti.piece_length(),
+                round(popularity, 9),
+                pack_id,
+            ),
+        )
+    log.info("sealed %s: %d files, %d bytes, btih %s", p["name"], len(rows), total, v1)
+    return {"name": p["name"], "files": len(rows), "bytes": total, "btih": v1, "btmh": v2, **links}
+
+
+def _repair(mirror: Mirror, reporter: Reporter) -> list[str]:
+    """Sealed packs whose .torrent or payload went missing: rebuilt from the catalogue
+    and checked against the recorded info-hash (a sealed pack never changes)."""
+    repaired = []
+    for p in mirror.db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 AND is_metadata = 0"
+    ).fetchall():
+        tpath = mirror.data_dir / (p["torrent_path"] or f"torrents/{p['name']}.torrent")
+        if tpath.exists() and (mirror.packs_dir / p["name"]).is_dir():
+            continue
+        rows = [dict(r) for r in pack_rows(mirror.db, p["id"])]
+        build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
+        torrent = make_torrent(
+            mirror.packs_dir,
+            p["name"],
+            fmt=p["format"],
+            piece_size=p["piece_size"],
+            trackers=json.loads(p["trackers"] or "[]"),
+            web_seeds=json.loads(p["web_seeds"] or "[]"),
+            comment=p["comment"],
+            creation_date=p["creation_date"],
+            creator=p["creator"],
+        )
+        v1, v2 = info_hashes(torrent)
+        if (v1, v2) != (p["info_hash_v1"], p["info_hash_v2"]):
+            raise CCMirrorError(
+                f"pack {p['name']}: the rebuilt torrent has info-hash {v1 or v2}, not the"
+                f" sealed {p['info_hash_v1'] or p['info_hash_v2']}; its files or catalogue"
+                " rows changed since sealing"
+            )
+        atomic_write_bytes(tpath, torrent)
+        log.warning("rebuilt sealed pack %s (same info-hash)", p["name"])
+        repaired.append(p["name"])
+    return repaired
+
+
+def pack(
+    mirror: Mirror,
+    *,
+    seal_partial: bool = False,
+    seal_when_complete: bool = False,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Assign publishable unpacked files to packs; seal full packs (and partial ones when
+    asked, or when nothing of their tier is pending and `seal_when_complete`); refresh
+    public/torrents.json."""
+    from ccmirror.publish.torrents_json import write_torrents_json
+
+    reporter = reporter or NullReporter()
+    retired = retire_unpublishable(mirror)
+    assigned = assign(mirror)
+    repaired = _repair(mirror, reporter)
+    sealed = []
+    for p in _to_seal(mirror, seal_partial, seal_when_complete):
+        sealed.append(seal_pack(mirror, p["id"], reporter=reporter))
+    write_torrents_json(mirror)
+    open_packs = mirror.db.execute(
+        "SELECT name, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS files"
+        " FROM packs p WHERE status = 'open' AND obsolete = 0 AND is_metadata = 0 ORDER BY name"
+    ).fetchall()
+    return {
+        "assigned_files": assigned["assigned_files"],
+        "assigned_items": assigned["assigned_items"],
+        "sealed": sealed,
+        "open": [dict(r) for r in open_packs],
+        "repaired": repaired,
+        "obsoleted": retired["obsoleted"],
+        "failed": assigned["missing"],
+        "publishable_verdicts": list(
+            publishable_verdicts(mirror.manifest.licence.require_embedded)
+        ),
+    }

@@ -1,0 +1,184 @@
+"""A pack's payload tree: hard links into the store, ATTRIBUTION.md and MANIFEST.csv.
+
+`packs/<name>/<source>/<item>/<file>` are hard links to the store (a reflink or a copy
+when the link fails across filesystems), so a pack costs no extra disk. The tree is
+built in a hidden sibling folder and renamed into place: a crash never leaves a
+half-built `packs/<name>/` behind.
+"""
+
+from __future__ import annotations
+
+import csv
+import errno
+import fcntl
+import hashlib
+import io
+import logging
+import os
+import shutil
+import sqlite3
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ccmirror.fsutil import CHUNK, atomic_write_text, fsync_dir, safe_join
+
+log = logging.getLogger("ccmirror.packs")
+
+MANIFEST_COLUMNS = (
+    "path",
+    "size",
+    "md5",
+    "sha1",
+    "sha256",
+    "source",
+    "source_id",
+    "source_url",
+    "title",
+    "creator",
+    "album",
+    "date",
+    "licence_id",
+    "licence_url",
+    "verdict",
+    "isrc",
+    "popularity",
+)
+FICLONE = 0x40049409  # linux/fs.h
+
+
+def licence_info(licence_id: str | None) -> dict[str, str] | None:
+    """Name and URL of a licence id, from the licence engine when it has them."""
+    if not licence_id:
+        return None
+    try:
+        from ccmirror.licence.normalise import licence_info as lookup
+    except ImportError:
+        return None
+    try:
+        return lookup(licence_id)
+    except Exception:  # a lookup problem must not stop a pack; fall back to the id
+        log.debug("licence_info(%r) failed", licence_id, exc_info=True)
+        return None
+
+
+def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
+    """The files of a pack with what MANIFEST.csv and ATTRIBUTION.md need, by path."""
+    return db.execute(
+        "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
+        " f.store_path, f.verdict, f.isrc, coalesce(f.licence_id, i.declared_licence_id)"
+        " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
+        " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity"
+        " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
+        " WHERE pf.pack_id = ? ORDER BY pf.path",
+        (pack_id,),
+    ).fetchall()
+
+
+def fill_hashes(
+    data_dir: Path, rows: Sequence[sqlite3.Row], workers: int, progress: Callable[[int], None]
+) -> dict[int, dict[str, str]]:
+    """md5/sha1/sha256 that the catalogue lacks, one read per file, files in parallel."""
+
+    def job(row: sqlite3.Row) -> tuple[int, dict[str, str]]:
+        want = [a for a in ("md5", "sha1", "sha256") if not row[a]]
+        hashers = {a: hashlib.new(a) for a in want}
+        with open(safe_join(data_dir, row["store_path"]), "rb") as f:
+            while chunk := f.read(CHUNK):
+                for h in hashers.values():
+                    h.update(chunk)
+                progress(len(chunk))
+        return row["file_id"], {a: h.hexdigest() for a, h in hashers.items()}
+
+    todo = [r for r in rows if not (r["md5"] and r["sha1"] and r["sha256"])]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return dict(pool.map(job, todo))
+
+
+def link_or_copy(src: Path, dst: Path) -> str:
+    """Hard link src at dst; reflink, then copy, when a link is impossible."""
+    try:
+        os.link(src, dst)
+        return "link"
+    except OSError as e:
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP):
+            raise
+    part = dst.with_name(dst.name + ".part")
+    with open(src, "rb") as fin, open(part, "wb") as fout:
+        try:
+            fcntl.ioctl(fout.fileno(), FICLONE, fin.fileno())
+            how = "reflink"
+        except OSError:
+            shutil.copyfileobj(fin, fout, CHUNK)
+            how = "copy"
+        fout.flush()
+        os.fsync(fout.fileno())
+    os.replace(part, dst)
+    return how
+
+
+def manifest_csv(rows: Sequence[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(MANIFEST_COLUMNS)
+    for r in rows:
+        w.writerow(["" if r.get(c) is None else r[c] for c in MANIFEST_COLUMNS])
+    return buf.getvalue()
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("\n", " ").replace("[", "\\[").replace("]", "\\]")
+
+
+def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, Any]]) -> str:
+    lines = [
+        f"# {pack_name}: attribution",
+        "",
+        f"Published by the ccmirror mirror `{mirror_name}`. Every audio file in this pack is an",
+        "unmodified copy of the file published at its source page, under the licence named",
+        "below. MANIFEST.csv lists sizes and checksums (md5, sha1, sha256) for every file.",
+        "",
+    ]
+    for r in rows:
+        info = licence_info(r.get("licence_id"))
+        lic_url = r.get("licence_url") or (info or {}).get("url") or ""
+        lic_name = (info or {}).get("name") or r.get("licence_id") or "licence as declared"
+        lines += [
+            f"## {_md(r['path'])}",
+            "",
+            f"- Title: {_md(r.get('title') or r['path'].rsplit('/', 1)[-1])}",
+            f"- Creator: {_md(r.get('creator') or 'unknown')}",
+            f"- Source: {r.get('source_url') or ''}",
+            f"- Licence: {_md(lic_name)} <{lic_url}>",
+            "- Unmodified copy.",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def build_payload(
+    data_dir: Path,
+    packs_dir: Path,
+    name: str,
+    mirror_name: str,
+    rows: Sequence[dict[str, Any]],
+) -> dict[str, int]:
+    """Build packs/<name>/ (replacing an unfinished one); return link/reflink/copy counts."""
+    final = packs_dir / name
+    build = packs_dir / f".{name}.build"
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir(parents=True)
+    counts = {"link": 0, "reflink": 0, "copy": 0}
+    for r in rows:
+        dst = safe_join(build, r["path"])
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        counts[link_or_copy(safe_join(data_dir, r["store_path"]), dst)] += 1
+    atomic_write_text(build / "MANIFEST.csv", manifest_csv(rows))
+    atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, rows))
+    if final.exists():
+        shutil.rmtree(final)
+    os.rename(build, final)
+    fsync_dir(packs_dir)
+    return counts

@@ -1,0 +1,1 @@
+"""Publishing: torrents.json (`publish.torrents_json`), index.html, metadata dump."""
