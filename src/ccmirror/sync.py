@@ -197,12 +197,13 @@ def _publish(mirror: Mirror, reporter: Reporter) -> dict[str, Any]:
         return {"ok": True, "seconds": 0.0, "skipped": "nothing changed since the last publish"}
 
     def run() -> dict[str, Any]:
-        try:
-            publish = importlib.import_module("ccmirror.publish").publish
-        except (ImportError, AttributeError):
-            publish = None
-        if publish is not None:
-            return publish(mirror, reporter=reporter)
+        for module in ("ccmirror.publish", "ccmirror.publish.run"):
+            try:
+                publish = importlib.import_module(module).publish
+            except (ImportError, AttributeError):
+                continue
+            if callable(publish):
+                return publish(mirror, reporter=reporter)
         path = _call("ccmirror.publish.torrents_json", "write_torrents_json")(mirror)
         return {"torrents_json": str(Path(path).relative_to(mirror.data_dir))}
 

@@ -1,0 +1,215 @@
+"""`ccmirror demo`: the whole job against a local sample archive, with no network at all.
+
+Builds the sample (`ccmirror.demo_archive`) under DIR, serves it with the loopback IA
+server (a real HTTP server on 127.0.0.1), writes `DIR/demo.toml` pointing at it, runs the
+real `sync` under the data dir's lock, and gathers what a newcomer should look at. The
+manifest's trackers are on 127.0.0.1 and need not exist: nothing leaves the machine.
+
+Re-running in the same DIR reuses the sample audio and the mirror; the server gets a new
+port each time, which the manifest (rewritten) and the harvest pick up.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ccmirror.demo_archive import build_sample, sample_summary
+from ccmirror.fsutil import atomic_write_text
+from ccmirror.lock import DataLock
+from ccmirror.mirror import Mirror, open_mirror
+from ccmirror.progress import NullReporter, Reporter
+
+log = logging.getLogger("ccmirror.demo")
+
+DEMO_NAME = "demo"
+DEMO_TRACKERS = ("udp://127.0.0.1:6969/announce", "http://127.0.0.1:6969/announce")
+# Small packs, so the few megabytes of sample fill several packs and tiers.
+DEMO_PACK_SIZE = "256KiB"
+ATTRIBUTION_LINES = 24
+
+
+def demo_manifest(folder: Path, endpoint: str) -> str:
+    """The demo mirror's manifest (TOML), pointing at `endpoint`."""
+    trackers = ", ".join(json.dumps(t) for t in DEMO_TRACKERS)
+    return f"""\
+# Written by `ccmirror demo`: a mirror of the local sample archive.
+# Try the other commands on it, e.g. `ccmirror status {folder / "demo.toml"}`.
+[mirror]
+name = "{DEMO_NAME}"
+data_dir = {json.dumps(str(folder / "data"))}
+
+[[source]]
+kind = "ia"
+query = "mediatype:audio"
+endpoint = {json.dumps(endpoint)}
+
+[tiers]
+shares = [0.5, 0.9, 0.99, 1.0]
+
+[torrents]
+pack_size = "{DEMO_PACK_SIZE}"
+trackers = [{trackers}]
+"""
+
+
+def demo(
+    folder: str | Path = "ccmirror-demo",
+    *,
+    lock_wait: float = 0.0,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Build, serve and sync the sample in `folder`; return what to look at (JSON-ready).
+
+    The result has `sync` (the sync summary, with its `exit_code`), `tiers`, `packs`,
+    `magnet`, `attribution` (the start of one pack's ATTRIBUTION.md), `index_html`,
+    `sample` (each item with what it shows and what became of it) and `next` (commands).
+    """
+    from ccmirror.iaserver import IAServer
+    from ccmirror.sync import sync
+
+    reporter = reporter or NullReporter()
+    folder = Path(folder).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    items = build_sample(folder / "sample")
+    manifest_path = folder / "demo.toml"
+    server = IAServer(latency=0.0)
+    for item in items:
+        item.add_to(server)
+    server.start()
+    try:
+        atomic_write_text(manifest_path, demo_manifest(folder, server.url))
+        with DataLock(folder / "data", lock_wait), open_mirror(manifest_path) as mirror:
+            log.info("demo: serving %d sample items on %s", len(items), server.url)
+            result = sync(mirror, reporter=reporter)
+            return {
+                "folder": str(folder),
+                "manifest": str(manifest_path),
+                "data_dir": str(mirror.data_dir),
+                "server": server.url,
+                "sync": result,
+                "exit_code": result["exit_code"],
+                "tiers": _tiers(mirror),
+                "packs": _packs(mirror),
+                "magnet": _magnet(mirror),
+                "attribution": _attribution(mirror),
+                "index_html": _public(mirror, "index.html"),
+                "torrents_json": _public(mirror, "torrents.json"),
+                "sample": _outcomes(mirror, sample_summary(items)),
+                "next": _next(manifest_path, mirror),
+            }
+    finally:
+        server.stop()
+
+
+def _tiers(mirror: Mirror) -> list[dict[str, Any]]:
+    try:
+        from ccmirror.tiers import tier_table
+    except ImportError:
+        return []
+    return list(tier_table(mirror).get("tiers", []))
+
+
+def _packs(mirror: Mirror) -> list[dict[str, Any]]:
+    try:
+        rows = mirror.db.execute(
+            "SELECT name, tier, status, num_files, data_size, info_hash_v1, torrent_path"
+            " FROM packs WHERE obsolete = 0 AND is_metadata = 0 ORDER BY tier, seq"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    return [dict(r) for r in rows]
+
+
+def _torrents(mirror: Mirror) -> list[dict[str, Any]]:
+    try:
+        data = json.loads((mirror.public_dir / "torrents.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [t for t in data if isinstance(t, dict)] if isinstance(data, list) else []
+
+
+def _magnet(mirror: Mirror) -> dict[str, Any] | None:
+    for t in _torrents(mirror):
+        if not t.get("is_metadata") and not t.get("obsolete") and t.get("magnet_link"):
+            return {"name": t.get("name"), "magnet_link": t["magnet_link"]}
+    return None
+
+
+def _attribution(mirror: Mirror) -> dict[str, Any] | None:
+    for pack in _packs(mirror):
+        if pack["status"] != "sealed":
+            continue
+        path = mirror.packs_dir / pack["name"] / "ATTRIBUTION.md"
+        try:
+            lines = path.read_text("utf-8").splitlines()
+        except OSError:
+            continue
+        return {
+            "path": str(path),
+            "head": "\n".join(lines[:ATTRIBUTION_LINES]),
+            "more_lines": max(0, len(lines) - ATTRIBUTION_LINES),
+        }
+    return None
+
+
+def _public(mirror: Mirror, name: str) -> str | None:
+    path = mirror.public_dir / name
+    return str(path) if path.exists() else None
+
+
+def _outcomes(mirror: Mirror, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What became of each sample item: its status and its files' states and verdicts."""
+    for row in rows:
+        item = mirror.db.execute(
+            "SELECT id, status, reason FROM items WHERE source = 'ia' AND source_id = ?",
+            (row["identifier"],),
+        ).fetchone()
+        if item is None:
+            row["outcome"] = "not harvested"
+            continue
+        parts = [item["status"] + (f" ({item['reason']})" if item["reason"] else "")]
+        files = mirror.db.execute(
+            "SELECT name, status, reason, verdict FROM files WHERE item_id = ? ORDER BY name",
+            (item["id"],),
+        ).fetchall()
+        packed = _packed_names(mirror, item["id"])
+        for f in files:
+            state = f["verdict"] or f["status"]
+            if f["status"] in ("failed", "refused") and f["reason"]:
+                state = f"{f['status']}: {f['reason']}"
+            if f["name"] in packed:
+                state += ", packed"
+            parts.append(f"{f['name']}: {state}")
+        row["outcome"] = "; ".join(parts)
+    return rows
+
+
+def _packed_names(mirror: Mirror, item_id: int) -> set[str]:
+    try:
+        return {
+            r[0]
+            for r in mirror.db.execute(
+                "SELECT f.name FROM files f JOIN pack_files pf ON pf.file_id = f.id"
+                " JOIN packs p ON p.id = pf.pack_id WHERE f.item_id = ? AND p.obsolete = 0",
+                (item_id,),
+            )
+        }
+    except sqlite3.OperationalError:
+        return set()
+
+
+def _next(manifest: Path, mirror: Mirror) -> list[str]:
+    m = str(manifest)
+    return [
+        f"ccmirror status {m}",
+        f"ccmirror tiers {m}",
+        f"ccmirror search {m} lanterns",
+        f"ccmirror licence inspect {mirror.packs_dir}/*/ia/*/*",
+        f"ccmirror sync {m} --dry-run",
+        f"ccmirror seed {m}",
+        f"xdg-open {mirror.public_dir / 'index.html'}",
+    ]
