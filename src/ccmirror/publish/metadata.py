@@ -1,0 +1,234 @@
+"""The metadata dump: the whole catalogue as gzipped JSON lines and as a SQLite snapshot,
+published as a torrent of its own (a `packs` row with is_metadata=1, tier 0).
+
+The SQLite snapshot is taken first with the backup API and the JSON lines are read from
+that snapshot, so both files describe the same instant. The JSON lines are reproducible
+(sorted rows, sorted keys, gzip with mtime 0, no bookkeeping columns such as
+items.harvested_at or the metadata torrents' own rows): an unchanged catalogue gives the
+same bytes, and then no new torrent is made. A new metadata torrent makes older ones
+obsolete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import logging
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ccmirror.catalogue import transaction, utcnow
+from ccmirror.fsutil import atomic_write_bytes, fsync_dir, fsync_file
+from ccmirror.mirror import Mirror
+
+log = logging.getLogger("ccmirror.publish")
+
+DUMP_NAME = "catalogue.jsonl.gz"
+SNAPSHOT_NAME = "catalogue.sqlite"
+DUMP_FORMAT = 1
+
+# Table, ORDER BY, columns left out (they change without the catalogue's content changing).
+_TABLES: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("items", "id", frozenset({"harvested_at"})),
+    ("files", "id", frozenset({"attempts"})),
+    ("packs", "id", frozenset()),
+    ("pack_files", "pack_id, file_id", frozenset()),
+    ("withdrawals", "id", frozenset()),
+)
+_JSON_COLUMNS = {("items", "collections"), ("items", "extra"), ("files", "evidence")}
+
+
+def metadata_name(mirror: Mirror, seq: int) -> str:
+    return f"{mirror.name}-metadata-{seq:04d}"
+
+
+def dump_lines(db: sqlite3.Connection, mirror_name: str) -> bytes:
+    """The catalogue as JSON lines: `{"table": ..., "row": {...}}`, one row per line."""
+    out = io.StringIO()
+    head = {"table": "_dump", "row": {"format": DUMP_FORMAT, "mirror": mirror_name}}
+    out.write(json.dumps(head, sort_keys=True, ensure_ascii=False) + "\n")
+    for table, order, skip in _TABLES:
+        where = " WHERE is_metadata = 0" if table == "packs" else ""
+        for row in db.execute(f"SELECT * FROM {table}{where} ORDER BY {order}"):
+            obj: dict[str, Any] = {}
+            for key in row.keys():  # noqa: SIM118 (sqlite3.Row iterates values)
+                if key in skip:
+                    continue
+                value = row[key]
+                if (table, key) in _JSON_COLUMNS and isinstance(value, str):
+                    # A damaged JSON column stays as the catalogue holds it.
+                    with contextlib.suppress(ValueError):
+                        value = json.loads(value)
+                obj[key] = value
+            line = {"table": table, "row": obj}
+            out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
+    return out.getvalue().encode("utf-8")
+
+
+def gzip_reproducible(data: bytes) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
+        gz.write(data)
+    return buf.getvalue()
+
+
+def snapshot(db: sqlite3.Connection, dest: Path) -> None:
+    """A consistent copy of the catalogue via the backup API, as one self-contained file."""
+    dest.unlink(missing_ok=True)
+    target = sqlite3.connect(dest)
+    try:
+        db.backup(target)
+        target.execute("PRAGMA journal_mode = DELETE")
+    finally:
+        target.close()
+    fsync_file(dest)
+
+
+def current_metadata(db: sqlite3.Connection) -> sqlite3.Row | None:
+    return db.execute(
+        "SELECT * FROM packs WHERE is_metadata = 1 AND obsolete = 0 ORDER BY seq DESC LIMIT 1"
+    ).fetchone()
+
+
+def _previous_digest(mirror: Mirror, pack: sqlite3.Row | None) -> str | None:
+    if pack is None:
+        return None
+    path = mirror.packs_dir / pack["name"] / DUMP_NAME
+    try:
+        return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+    except (OSError, EOFError, gzip.BadGzipFile):
+        return None  # gone or damaged: publish a fresh one
+
+
+def publish_metadata(mirror: Mirror) -> dict[str, Any]:
+    """Make a new metadata torrent when the catalogue changed since the last one."""
+    db = mirror.db
+    previous = current_metadata(db)
+    seq = (
+        db.execute("SELECT coalesce(max(seq), 0) FROM packs WHERE is_metadata = 1").fetchone()[0]
+        + 1
+    )
+    name = metadata_name(mirror, seq)
+    work = mirror.packs_dir / f".{name}.part"
+    if work.exists():
+        shutil.rmtree(work)  # left by a crash; nothing refers to it
+    work.mkdir(parents=True)
+    try:
+        snapshot(db, work / SNAPSHOT_NAME)
+        snap = sqlite3.connect(f"file:{work / SNAPSHOT_NAME}?mode=ro", uri=True)
+        snap.row_factory = sqlite3.Row
+        try:
+            lines = dump_lines(snap, mirror.name)
+        finally:
+            snap.close()
+        digest = hashlib.sha256(lines).hexdigest()
+        if digest == _previous_digest(mirror, previous):
+            shutil.rmtree(work)
+            return _result(previous, created=False, digest=digest)
+        atomic_write_bytes(work / DUMP_NAME, gzip_reproducible(lines))
+        final = mirror.packs_dir / name
+        if final.exists():
+            shutil.rmtree(final)  # an earlier crash between rename and catalogue row
+        work.rename(final)
+        fsync_dir(mirror.packs_dir)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    row = _seal(mirror, name, seq, final, previous)
+    log.info("metadata torrent %s (%d rows)", name, lines.count(b"\n"))
+    return _result(row, created=True, digest=digest)
+
+
+def _seal(
+    mirror: Mirror, name: str, seq: int, root: Path, previous: sqlite3.Row | None
+) -> sqlite3.Row:
+    import libtorrent as lt
+
+    from ccmirror.packs.torrent import make_torrent
+
+    t = mirror.manifest.torrents
+    created = int(_now_ts())
+    comment = f"ccmirror catalogue dump of the {mirror.name} mirror"
+    data = make_torrent(
+        root.parent,  # the save path: the torrent's folder is root.parent / name
+        name,
+        fmt=t.format,
+        piece_size=t.piece_size,
+        trackers=list(t.trackers),
+        web_seeds=list(t.web_seeds),
+        comment=comment,
+        creation_date=created,
+    )
+    info = lt.torrent_info(lt.bdecode(data))
+    hashes = info.info_hashes()
+    v1 = str(hashes.v1) if hashes.has_v1() else None
+    v2 = str(hashes.v2) if hashes.has_v2() else None
+    torrent_rel = f"torrents/{name}.torrent"
+    atomic_write_bytes(mirror.data_dir / torrent_rel, data)
+    size = sum(p.stat().st_size for p in root.iterdir() if p.is_file())
+    now = utcnow()
+    db = mirror.db
+    with transaction(db):
+        db.execute(
+            "INSERT INTO packs (name, tier, seq, status, is_metadata, created_at, sealed_at,"
+            " creation_date, format, piece_size, info_hash_v1, info_hash_v2, torrent_path,"
+            " torrent_size, num_files, data_size, popularity)"
+            " VALUES (?, 0, ?, 'sealed', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
+            (
+                name,
+                seq,
+                now,
+                now,
+                created,
+                t.format,
+                info.piece_length(),
+                v1,
+                v2,
+                torrent_rel,
+                len(data),
+                info.num_files(),
+                size,
+            ),
+        )
+        # Columns the packs engineer's 0004 added so a lost .torrent can be rebuilt.
+        columns = {r["name"] for r in db.execute("PRAGMA table_info(packs)")}
+        extra = {
+            "comment": comment,
+            "trackers": json.dumps(list(t.trackers)),
+            "web_seeds": json.dumps(list(t.web_seeds)),
+        }
+        for key, value in extra.items():
+            if key in columns:
+                db.execute(f"UPDATE packs SET {key} = ? WHERE name = ?", (value, name))
+        db.execute(
+            "UPDATE packs SET obsolete = 1, obsolete_reason = ?"
+            " WHERE is_metadata = 1 AND obsolete = 0 AND name != ?",
+            (f"superseded by {name}", name),
+        )
+    if previous is not None:
+        log.info("metadata torrent %s is superseded by %s", previous["name"], name)
+    return db.execute("SELECT * FROM packs WHERE name = ?", (name,)).fetchone()
+
+
+def _now_ts() -> float:
+    import time
+
+    return time.time()
+
+
+def _result(row: sqlite3.Row | None, *, created: bool, digest: str) -> dict[str, Any]:
+    if row is None:
+        return {"name": None, "created": False, "sha256": digest}
+    return {
+        "name": row["name"],
+        "created": created,
+        "btih": row["info_hash_v1"] or row["info_hash_v2"],
+        "torrent_path": row["torrent_path"],
+        "data_size": row["data_size"],
+        "sha256": digest,
+    }

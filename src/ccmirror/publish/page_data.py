@@ -1,0 +1,163 @@
+"""What the index page shows, read from the catalogue (and torrents.json for magnets).
+
+Kept apart from the HTML so the numbers can be tested without parsing markup.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import urllib.parse
+from typing import Any
+
+from ccmirror.licence import publishable_verdicts
+from ccmirror.mirror import Mirror
+
+CHART_POINTS = 400
+TOP_ITEMS = 10
+
+
+def licence_name(licence_id: str) -> tuple[str, str | None]:
+    """A readable name and canonical URL; the id itself when the lookup is not there."""
+    try:
+        from ccmirror.licence.normalise import licence_info
+    except ImportError:
+        return licence_id, None
+    try:
+        info = licence_info(licence_id)
+    except Exception:  # a lookup problem must not stop publishing
+        return licence_id, None
+    if not info:
+        return licence_id, None
+    return info.get("name") or licence_id, info.get("url")
+
+
+def magnet(btih: str, name: str, trackers: list[str]) -> str:
+    parts = [f"xt=urn:btih:{btih}", "dn=" + urllib.parse.quote(name, safe="")]
+    parts += ["tr=" + urllib.parse.quote(t, safe="") for t in trackers]
+    return "magnet:?" + "&".join(parts)
+
+
+def _torrent(row: sqlite3.Row, by_name: dict[str, dict[str, Any]], trackers: list[str]) -> dict:
+    entry = by_name.get(row["name"], {})
+    btih = entry.get("btih") or row["info_hash_v1"] or (row["info_hash_v2"] or "")[:40]
+    return {
+        "name": row["name"],
+        "tier": row["tier"],
+        "btih": btih,
+        "magnet_link": entry.get("magnet_link") or magnet(btih, row["name"], trackers),
+        "torrent_path": row["torrent_path"],
+        "data_size": row["data_size"] or 0,
+        "num_files": row["num_files"] or 0,
+        "obsolete": bool(row["obsolete"]),
+        "obsolete_reason": row["obsolete_reason"],
+        "sealed_at": row["sealed_at"],
+    }
+
+
+def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
+    db = mirror.db
+    by_name = {t.get("name"): t for t in torrents if isinstance(t, dict)}
+    trackers = list(mirror.manifest.torrents.trackers)
+    verdicts = publishable_verdicts(mirror.manifest.licence.require_embedded)
+    marks = ",".join("?" * len(verdicts))
+
+    total_pop = db.execute(
+        "SELECT coalesce(sum(popularity), 0) FROM items WHERE status = 'ok'"
+    ).fetchone()[0]
+    packs = db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
+    ).fetchall()
+    live = [p for p in packs if not p["is_metadata"] and not p["obsolete"]]
+    tiers: dict[int, dict[str, Any]] = {}
+    for p in live:
+        tiers.setdefault(
+            p["tier"], {"tier": p["tier"], "items": 0, "bytes": 0, "share": 0.0, "torrents": []}
+        )
+        tiers[p["tier"]]["bytes"] += p["data_size"] or 0
+        tiers[p["tier"]]["torrents"].append(_torrent(p, by_name, trackers))
+    for r in db.execute(
+        "SELECT i.tier, count(DISTINCT i.id) AS n, sum(i.popularity) AS pop FROM items AS i"
+        " WHERE i.status = 'ok' AND i.tier IS NOT NULL AND EXISTS (SELECT 1 FROM files AS f"
+        " JOIN pack_files AS pf ON pf.file_id = f.id JOIN packs AS p ON p.id = pf.pack_id"
+        " WHERE f.item_id = i.id AND p.obsolete = 0) GROUP BY i.tier"
+    ):
+        t = tiers.setdefault(
+            r["tier"], {"tier": r["tier"], "items": 0, "bytes": 0, "share": 0.0, "torrents": []}
+        )
+        t["items"] = r["n"]
+        t["share"] = (r["pop"] or 0) / total_pop if total_pop else 0.0
+
+    licences = []
+    for r in db.execute(
+        "SELECT f.licence_id, count(DISTINCT f.id) AS n, sum(f.size) AS bytes,"
+        " min(f.licence_url) AS url FROM files AS f"
+        " JOIN pack_files AS pf ON pf.file_id = f.id JOIN packs AS p ON p.id = pf.pack_id"
+        " WHERE p.obsolete = 0 AND p.is_metadata = 0 GROUP BY f.licence_id ORDER BY n DESC, 1"
+    ):
+        lid = r["licence_id"] or "unknown"
+        name, url = licence_name(lid)
+        licences.append(
+            {"id": lid, "name": name, "url": url or r["url"], "files": r["n"], "bytes": r["bytes"]}
+        )
+
+    packed = db.execute(
+        "SELECT count(DISTINCT pf.file_id), count(DISTINCT f.item_id),"
+        " coalesce(sum(f.size), 0) FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
+        " JOIN files AS f ON f.id = pf.file_id WHERE p.obsolete = 0 AND p.is_metadata = 0"
+    ).fetchone()
+    items_ok = db.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
+    top = db.execute(
+        "SELECT i.source, i.source_id, i.title, i.creator, i.source_url, i.tier,"
+        " i.declared_licence_id, i.popularity FROM items AS i WHERE i.status = 'ok'"
+        f" AND EXISTS (SELECT 1 FROM files AS f WHERE f.item_id = i.id AND f.verdict IN ({marks}))"
+        " ORDER BY i.popularity DESC, i.id LIMIT ?",
+        (*verdicts, TOP_ITEMS),
+    ).fetchall()
+    meta = [p for p in packs if p["is_metadata"] and not p["obsolete"]]
+    withdrawn = db.execute("SELECT count(*) FROM withdrawals").fetchone()[0]
+    return {
+        "name": mirror.name,
+        "items": items_ok,
+        "packed_items": packed[1],
+        "packed_files": packed[0],
+        "packed_bytes": packed[2],
+        "torrents": len(live),
+        "obsolete": [
+            _torrent(p, by_name, trackers) for p in packs if p["obsolete"] and not p["is_metadata"]
+        ],
+        "tiers": [tiers[k] for k in sorted(tiers)],
+        "shares": list(mirror.manifest.tiers.shares),
+        "licences": licences,
+        "curve": coverage_curve(db, verdicts),
+        "top": [dict(r) for r in top],
+        "metadata": _torrent(meta[-1], by_name, trackers) if meta else None,
+        "withdrawn": withdrawn,
+    }
+
+
+def coverage_curve(db: sqlite3.Connection, verdicts: tuple[str, ...]) -> list[tuple[int, float]]:
+    """(cumulative bytes, cumulative share of listening), most popular item first.
+
+    Over every item that is 'ok' and has a publishable (or not yet checked) file: what a
+    mirror keeping the top of the ranking would hold. Thinned to at most CHART_POINTS.
+    """
+    marks = ",".join("?" * len(verdicts))
+    rows = db.execute(
+        "SELECT i.popularity AS pop, coalesce(sum(f.size), 0) AS bytes FROM items AS i"
+        " JOIN files AS f ON f.item_id = i.id WHERE i.status = 'ok' AND f.status != 'refused'"
+        f" AND (f.verdict IS NULL OR f.verdict IN ({marks}))"
+        " GROUP BY i.id ORDER BY i.popularity DESC, i.id",
+        verdicts,
+    ).fetchall()
+    total = sum(r["pop"] for r in rows)
+    points = [(0, 0.0)]
+    size = 0
+    pop = 0.0
+    for r in rows:
+        size += r["bytes"]
+        pop += r["pop"]
+        points.append((size, pop / total if total else 0.0))
+    if len(points) > CHART_POINTS:
+        step = len(points) / CHART_POINTS
+        points = [points[int(i * step)] for i in range(CHART_POINTS)] + [points[-1]]
+    return points

@@ -1,0 +1,53 @@
+"""`publish`: torrents.json, the metadata torrent, index.html and withdrawn.json."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from ccmirror.catalogue import utcnow
+from ccmirror.fsutil import atomic_write_text
+from ccmirror.mirror import Mirror
+from ccmirror.progress import NullReporter, Reporter
+from ccmirror.publish.index_html import render
+from ccmirror.publish.metadata import publish_metadata
+from ccmirror.publish.page_data import page_data
+from ccmirror.withdraw import purge_withdrawn, write_withdrawn_json
+
+log = logging.getLogger("ccmirror.publish")
+
+
+def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Write everything under `public/`; safe to run as often as cron likes."""
+    from ccmirror.publish.torrents_json import write_torrents_json
+
+    reporter = reporter or NullReporter()
+    reporter.start("publish", 4, "steps")
+    # A takedown interrupted by a crash is finished here, before anything is published.
+    purged = purge_withdrawn(mirror)
+    withdrawn = write_withdrawn_json(mirror)
+    reporter.advance()
+    metadata = publish_metadata(mirror)
+    reporter.advance()
+    tj = write_torrents_json(mirror)
+    torrents = json.loads(tj.read_text("utf-8"))
+    reporter.advance()
+    data = page_data(mirror, torrents)
+    index = mirror.public_dir / "index.html"
+    atomic_write_text(index, render(data, utcnow()))
+    reporter.advance()
+    reporter.finish()
+    rel = mirror.data_dir
+    return {
+        "torrents_json": str(tj.relative_to(rel)),
+        "torrents": sum(1 for t in torrents if not t.get("obsolete")),
+        "obsolete_torrents": sum(1 for t in torrents if t.get("obsolete")),
+        "index_html": str(index.relative_to(rel)),
+        "withdrawn_json": str(withdrawn.relative_to(rel)),
+        "withdrawn": data["withdrawn"],
+        "withdrawn_files_deleted": purged,
+        "metadata": metadata,
+        "packed_files": data["packed_files"],
+        "packed_bytes": data["packed_bytes"],
+    }

@@ -1,0 +1,96 @@
+"""Full-text search of the catalogue (title, creator, album, identifiers) with SQLite FTS5.
+
+The user's words are never passed to FTS5 as query syntax: each word becomes a quoted
+prefix phrase, so `AC/DC`, `"` or `NEAR(` search for text instead of failing.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from ccmirror.errors import UsageError
+from ccmirror.mirror import Mirror
+
+
+def fts_query(text: str) -> str:
+    """Every whitespace-separated word as a quoted prefix phrase, all of them required."""
+    words = [w for w in text.split() if any(c.isalnum() for c in w)]
+    if not words:
+        raise UsageError(f"nothing to search for in {text!r}: give at least one word")
+    return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
+    """Items matching `query`, best match first (then most popular); each with its licence,
+    verdicts, tier and the packs that hold it."""
+    if limit < 1:
+        raise UsageError("--limit must be at least 1")
+    db = mirror.db
+    match = fts_query(query)
+    try:
+        total = db.execute(
+            "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?", (match,)
+        ).fetchone()[0]
+        rows = db.execute(
+            "SELECT i.*, bm25(items_fts) AS score FROM items_fts"
+            " JOIN items AS i ON i.id = items_fts.rowid"
+            " WHERE items_fts MATCH ? ORDER BY score, i.popularity DESC, i.id LIMIT ?",
+            (match, limit),
+        ).fetchall()
+    except sqlite3.OperationalError as e:
+        raise UsageError(f"cannot search for {query!r}: {e}") from None
+    return {
+        "query": query,
+        "total": total,
+        "shown": len(rows),
+        "hits": [_hit(db, r) for r in rows],
+    }
+
+
+def _hit(db: sqlite3.Connection, item: sqlite3.Row) -> dict[str, Any]:
+    files = db.execute(
+        "SELECT verdict, licence_id, count(*) AS n, coalesce(sum(size), 0) AS bytes"
+        " FROM files WHERE item_id = ? GROUP BY verdict, licence_id",
+        (item["id"],),
+    ).fetchall()
+    verdicts: dict[str, int] = {}
+    licences: dict[str, int] = {}
+    for f in files:
+        verdicts[f["verdict"] or "unchecked"] = (
+            verdicts.get(f["verdict"] or "unchecked", 0) + f["n"]
+        )
+        if f["licence_id"]:
+            licences[f["licence_id"]] = licences.get(f["licence_id"], 0) + f["n"]
+    packs = [
+        r["name"]
+        for r in db.execute(
+            "SELECT DISTINCT p.name FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
+            " JOIN files AS f ON f.id = pf.file_id"
+            " WHERE f.item_id = ? AND p.obsolete = 0 ORDER BY p.name",
+            (item["id"],),
+        )
+    ]
+    licence = item["declared_licence_id"]
+    if not licence and len(licences) == 1:
+        licence = next(iter(licences))
+    return {
+        "id": f"{item['source']}:{item['source_id']}",
+        "source": item["source"],
+        "source_id": item["source_id"],
+        "title": item["title"],
+        "creator": item["creator"],
+        "album": item["album"],
+        "date": item["date"],
+        "source_url": item["source_url"],
+        "status": item["status"],
+        "licence_id": licence,
+        "file_licences": licences,
+        "verdicts": verdicts,
+        "files": sum(verdicts.values()),
+        "tier": item["tier"],
+        "packs": packs,
+        "popularity": item["popularity"],
+        "collections": json.loads(item["collections"] or "[]"),
+    }
