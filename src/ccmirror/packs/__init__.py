@@ -69,9 +69,13 @@ def _to_seal(mirror: Mirror, seal_partial: bool, seal_when_complete: bool) -> li
 def _share_basis(mirror: Mirror) -> dict[int, float]:
     """Each item's share of the mirror's listening, spread evenly over its files."""
     ranking = rank_items(mirror.db, mirror.manifest.tiers.shares)
+    allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
+    marks = ",".join("?" * len(allowed))
     counts = dict(
         mirror.db.execute(
-            "SELECT item_id, count(*) FROM files WHERE status = 'fetched' GROUP BY item_id"
+            "SELECT item_id, count(*) FROM files WHERE status = 'fetched'"
+            f" AND verdict IN ({marks}) GROUP BY item_id",
+            allowed,
         ).fetchall()
     )
     return {it.id: it.share / max(1, counts.get(it.id, 1)) for it in ranking}

@@ -1,0 +1,100 @@
+"""`ccmirror tiers` and `ccmirror plan`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
+from ccmirror.errors import UsageError
+from ccmirror.sizes import format_size, parse_size
+from ccmirror.tiers import plan as plan_budget
+from ccmirror.tiers import tier_table
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _tiers_table(r: dict[str, Any]) -> str:
+    if not r["tiers"]:
+        return "No items yet: run 'ccmirror harvest MANIFEST' first."
+    rows = [
+        (
+            t["tier"],
+            t["items"],
+            t["files"],
+            format_size(t["bytes"]),
+            _pct(t["popularity_share"]),
+            _pct(t["cumulative_share"]),
+            format_size(t["cumulative_bytes"]),
+        )
+        for t in r["tiers"]
+    ]
+    return format_table(
+        ("tier", "items", "files", "bytes", "share", "cum. share", "cum. bytes"), rows
+    )
+
+
+@click.command()
+@manifest_argument
+@output_options
+def tiers(manifest: str) -> None:
+    """Show the popularity tiers: items, files, bytes and share of listening per tier.
+
+    Tier k holds the items that bring each source's cumulative popularity up to the
+    manifest's [tiers] shares[k]. Sizes of files not yet fetched are the source's figures.
+
+    \b
+    Example:
+      ccmirror tiers manifests/netlabels.toml --json
+    """
+    with mirror_for(manifest, write=False) as mirror:
+        emit(tier_table(mirror), _tiers_table)
+
+
+def _plan_table(r: dict[str, Any]) -> str:
+    rows = [
+        (
+            t["tier"],
+            t["included"],
+            f"{t['items']}/{t['tier_items']}",
+            format_size(t["bytes"]),
+            _pct(t["popularity_share"]),
+        )
+        for t in r["tiers"]
+    ]
+    head = (
+        f"Budget {format_size(r['budget'])}: {r['items']} items, {format_size(r['bytes'])},"
+        f" {_pct(r['popularity_share'])} of listening ({r['note']})."
+    )
+    if not rows:
+        return head
+    return head + "\n\n" + format_table(("tier", "included", "items", "bytes", "share"), rows)
+
+
+@click.command()
+@manifest_argument
+@click.option(
+    "--budget", required=True, metavar="SIZE", help="Disk you can give the mirror, e.g. 2TB."
+)
+@output_options
+def plan(manifest: str, budget: str) -> None:
+    """What to mirror with the disk you have: the tiers and items a budget holds and the
+    share of listening they cover. Where the budget cuts a tier, that tier is filled by
+    popularity per byte.
+
+    \b
+    Example:
+      ccmirror plan manifests/netlabels.toml --budget 2TB
+    """
+    try:
+        size = parse_size(budget)
+    except ValueError as e:
+        raise UsageError(f"--budget: {e}") from None
+    with mirror_for(manifest, write=False) as mirror:
+        emit(plan_budget(mirror, size), _plan_table)
+
+
+COMMANDS = [tiers, plan]
