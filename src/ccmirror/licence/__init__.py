@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ccmirror.manifest import LicenceConfig
 
@@ -28,36 +32,47 @@ class Declared:
     reason: str | None  # why not allowed; None when allowed
 
 
-# Interim mapping for the harvest gate; the licence engine replaces the body of
-# judge_declared (same signature), leaving no second mapping behind.
-_INTERIM = {
-    "publicdomain/zero/1.0": "CC0-1.0",
-    "publicdomain/mark/1.0": "CC-PDM-1.0",
-    "licenses/publicdomain": "CC-PDDC",
-}
+_NEVER = re.compile(r"fma[\s_-]*limited|common[\s_-]*law", re.IGNORECASE)
 
 
 def judge_declared(url: str | None, title: str | None, config: LicenceConfig) -> Declared:
-    """The harvest's licence gate: is an item's declared licence one the policy allows?"""
-    import fnmatch
-    import re
+    """The harvest's licence gate: is an item's declared licence one the policy allows?
 
+    The URL decides when it names a licence; the title is read only when it does not.
+    Reasons are short stable strings (they are counted).
+    """
+    from ccmirror.licence import policy as pol
+    from ccmirror.licence.normalise import normalise_title, normalise_url
+
+    url = (url or "").strip() or None
+    title = (title or "").strip() or None
     if not (url or title):
-        return Declared(None, None, False, "no licence declared")
-    m = re.search(
-        r"creativecommons\.org/((?:licenses|publicdomain)/[a-z+-]+(?:/[0-9.]+)?)", url or ""
-    )
-    if not m:
-        return Declared(None, url, False, "not a Creative Commons licence")
-    path = m.group(1)
-    lid = _INTERIM.get(path)
-    if lid is None:
-        parts = path.split("/")
-        if parts[0] != "licenses" or len(parts) < 3 or parts[1] in ("sampling", "devnations"):
-            return Declared(None, url, False, f"licence not allowed: {path}")
-        lid = f"CC-{parts[1].upper()}-{parts[2]}"
-    allow = config.allow or ("CC0-1.0", "CC-PDM-1.0", "CC-PDDC", "CC-BY-*")
-    ok = any(fnmatch.fnmatchcase(lid, g) for g in allow) and not any(
-        fnmatch.fnmatchcase(lid, g) for g in config.deny
-    )
-    return Declared(lid, url, ok, None if ok else f"licence not allowed: {lid}")
+        return Declared(None, None, False, pol.NO_LICENCE)
+    if _NEVER.search(f"{url or ''} {title or ''}"):
+        return Declared(None, url, False, pol.NEVER_ALLOWED)
+    lic = normalise_url(url) or normalise_title(title)
+    if lic is None:
+        return Declared(None, url, False, pol.UNRECOGNISED)
+    reason = pol.Policy.from_config(config).judge(lic.id)
+    return Declared(lic.id, lic.url, reason is None, reason)
+
+
+def inspect(
+    paths: Sequence[str | os.PathLike[str]], config: LicenceConfig | None = None
+) -> dict[str, Any]:
+    """Evidence and verdict for any audio files, no catalogue (DESIGN §5 shape).
+
+    One row per path, in order; a bad or missing file is a row with verdict unreadable.
+    """
+    from ccmirror.licence.policy import Policy
+    from ccmirror.licence.tags import read_tags
+    from ccmirror.licence.verdict import decide
+
+    policy = Policy.from_config(config)
+    rows = []
+    counts: dict[str, int] = {}
+    for p in paths:
+        v = decide(read_tags(p), policy)
+        rows.append({"path": os.fspath(p), **v.to_dict()})
+        counts[v.verdict] = counts.get(v.verdict, 0) + 1
+    return {"files": rows, "verdicts": counts}

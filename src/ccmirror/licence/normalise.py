@@ -129,11 +129,9 @@ def _from_path(path: str) -> Licence | None:
 
 
 def _tail_ok(segment: str) -> bool:
-    """What may follow the version: deed, legal code, badges, rdf, or nothing known."""
-    return bool(
-        re.match(r"^(deed|legalcode|rdf|\d+x\d+\.png|[a-z0-9_-]*\.(png|gif|svg))", segment)
-        or segment.startswith(("deed.", "legalcode."))
-    )
+    """What may follow the version: deed, legal code, badges, stray punctuation; but a
+    two- or three-letter segment is a port we do not know, so the URL is uncertain."""
+    return re.fullmatch(r"[a-z]{2,3}", segment) is None
 
 
 def licences_in_urls(text: str) -> list[tuple[str, Licence | None]]:

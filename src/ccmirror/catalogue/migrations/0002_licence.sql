@@ -5,3 +5,10 @@ ALTER TABLE files ADD COLUMN evidence TEXT NOT NULL DEFAULT '[]';   -- JSON [{"t
 ALTER TABLE files ADD COLUMN isrc TEXT;
 ALTER TABLE files ADD COLUMN mbid TEXT;                               -- MusicBrainz recording id
 ALTER TABLE files ADD COLUMN checked_at TEXT;
+-- What `check` saw when it judged a file, so an unchanged file is not read again:
+-- its size and mtime, and a key of the declared licence + policy the verdict rests on.
+ALTER TABLE files ADD COLUMN checked_size INTEGER;
+ALTER TABLE files ADD COLUMN checked_mtime_ns INTEGER;
+ALTER TABLE files ADD COLUMN checked_key TEXT;
+-- Where a conflict or unreadable file's bytes went (relative to the data dir); NULL if in store.
+ALTER TABLE files ADD COLUMN quarantine_path TEXT;

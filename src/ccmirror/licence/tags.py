@@ -1,0 +1,239 @@
+"""A file's own licence statements, read with mutagen in every tag convention (DESIGN §5).
+
+`read_tags(path)` never raises: a file mutagen cannot parse, or whose audio does not decode
+to the length its header promises, comes back with `error` set (verdict unreadable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ccmirror.licence.normalise import Licence, find_licences, rights_reserved
+
+log = logging.getLogger("ccmirror.licence")
+
+# Tags that exist to state rights: always kept as evidence, even when they name nothing.
+_RIGHTS_KEYS = {"tcop", "wcop", "user", "license", "licence", "copyright", "cprt", "rights"}
+# Other tags are kept when their name says rights/licence, or their value states one.
+_RIGHTSY_NAME = re.compile(r"licen[cs]e|copyright|rights|terms|usage", re.IGNORECASE)
+_VERIFY_RE = re.compile(r"\bverify\s+at\s+(\S+)", re.IGNORECASE)
+_MBID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_MBID_NAMES = {"musicbrainz_trackid", "musicbrainz track id", "musicbrainz recording id"}
+_MBID_NAMES |= {"musicbrainz/track id", "musicbrainz_recordingid"}
+_ISRC_NAMES = {"isrc", "tsrc", "wm/isrc"}
+# Formats libsndfile decodes: their audio is read through once to prove it is whole.
+_DECODABLE = {"FLAC", "OggVorbis", "OggOpus", "MP3", "WAVE", "AIFF"}
+
+
+@dataclass
+class TagReport:
+    evidence: list[dict[str, str]] = field(default_factory=list)  # [{"tag", "value"}]
+    licences: list[tuple[str, Licence]] = field(default_factory=list)  # (tag, licence)
+    rights_reserved: bool = False
+    isrc: str | None = None
+    mbid: str | None = None
+    error: str | None = None  # set when the file is unreadable
+    format: str | None = None
+
+    def add(self, tag: str, value: Any, *, always: bool = False) -> None:
+        text = _text(value)
+        if not text:
+            return
+        lics = find_licences(text)
+        reserved = rights_reserved(text)
+        if not (always or lics or reserved or _RIGHTSY_NAME.search(tag)):
+            return
+        self.evidence.append({"tag": tag, "value": text})
+        for lic in lics:
+            self.licences.append((tag, lic))
+        self.rights_reserved = self.rights_reserved or reserved
+        m = _VERIFY_RE.search(text)
+        if m:  # "Licensed to the public under URL verify at URL": keep the web statement
+            self.evidence.append({"tag": f"{tag}:verify", "value": m.group(1)})
+
+    def set_id(self, key: str, value: Any) -> None:
+        text = _text(value).strip()
+        if not text:
+            return
+        if key in _ISRC_NAMES and self.isrc is None:
+            self.isrc = text.replace("-", "").upper()[:12]
+        elif key in _MBID_NAMES and self.mbid is None and _MBID_RE.match(text.lower()):
+            self.mbid = text.lower()
+
+    def licence_families(self) -> set[tuple[str, str]]:
+        return {lic.family for _, lic in self.licences}
+
+
+def _text(value: Any) -> str:
+    """A tag value as one string (lists joined, bytes decoded)."""
+    if isinstance(value, list | tuple):
+        return " / ".join(t for t in (_text(v) for v in value) if t)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace").strip("\x00 ")
+    if hasattr(value, "value") and not isinstance(value, str):  # APE/ASF values
+        return _text(value.value)
+    return str(value).strip("\x00 ") if value is not None else ""
+
+
+def _read_id3(report: TagReport, tags: Any) -> None:
+    for frame in tags.values():
+        fid = frame.FrameID
+        if fid == "TCOP" or fid == "USER":
+            report.add(fid, frame.text, always=True)
+        elif fid == "WCOP":
+            report.add(fid, frame.url, always=True)
+        elif fid == "WOAF":
+            report.add(fid, frame.url)
+        elif fid == "WXXX":
+            report.add(f"WXXX:{frame.desc}", frame.url)
+        elif fid == "TXXX":
+            name = frame.desc.lower()
+            report.add(f"TXXX:{frame.desc}", frame.text, always=name in _RIGHTS_KEYS)
+            report.set_id(name, frame.text[0] if frame.text else "")
+        elif fid == "COMM":
+            report.add(f"COMM:{frame.desc}" if frame.desc else "COMM", frame.text)
+        elif fid == "TSRC":
+            report.set_id("isrc", frame.text[0] if frame.text else "")
+        elif fid == "UFID" and frame.owner == "http://musicbrainz.org":
+            report.set_id("musicbrainz_trackid", frame.data)
+
+
+def _read_pairs(report: TagReport, pairs: Any, prefix: str) -> None:
+    """Vorbis comments, APEv2 and ASF: name -> value(s), names in any case."""
+    for key, value in pairs:
+        name = str(key)
+        low = name.lower()
+        report.set_id(low, value[0] if isinstance(value, list) and value else value)
+        if low in _ISRC_NAMES or low in _MBID_NAMES:
+            continue
+        report.add(f"{prefix}:{name}", value, always=low in _RIGHTS_KEYS)
+
+
+def _read_mp4(report: TagReport, tags: Any) -> None:
+    for key, value in tags.items():
+        if key.startswith("----:"):
+            name = key.split(":", 2)[-1]
+            low = name.lower()
+            report.set_id(low, value[0] if value else "")
+            if low in _ISRC_NAMES or low in _MBID_NAMES:
+                continue
+            report.add(f"MP4:{name}", value, always=low in _RIGHTS_KEYS)
+        elif key == "cprt":
+            report.add("MP4:cprt", value, always=True)
+        elif key == "\xa9cmt":
+            report.add("MP4:comment", value)
+
+
+def _check_container(path: str, kind: str) -> str | None:
+    """Cut-off files that still decode: a RIFF/FORM size past the end, an Ogg stream
+    without its final page."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if kind in ("WAVE", "AIFF"):
+            fh.seek(0)
+            head = fh.read(12)
+            if len(head) < 12:
+                return "audio truncated: no header"
+            declared = int.from_bytes(head[4:8], "little" if kind == "WAVE" else "big") + 8
+            if head[:4] in (b"RIFF", b"FORM") and declared > size:
+                return f"audio truncated: {size} of {declared} bytes"
+        elif kind in ("OggVorbis", "OggOpus", "OggFLAC", "OggSpeex", "OggTheora"):
+            fh.seek(max(0, size - 65536))
+            tail = fh.read()
+            at = tail.rfind(b"OggS")
+            if at < 0 or len(tail) - at < 27:
+                return "audio truncated: no final Ogg page"
+            page = tail[at:]
+            nseg = page[26]
+            segs = page[27 : 27 + nseg]
+            if len(segs) < nseg or len(page) < 27 + nseg + sum(segs) or not page[5] & 0x04:
+                return "audio truncated: Ogg stream has no end"
+    return None
+
+
+def _check_audio(path: str, kind: str) -> str | None:
+    """Decode the whole file once; None when it is whole, else what is wrong."""
+    if kind not in _DECODABLE:
+        return None
+    cut = _check_container(path, kind)
+    if cut:
+        return cut
+    import soundfile as sf
+
+    try:
+        with sf.SoundFile(path) as f:
+            expected = f.frames
+            got = 0
+            while True:
+                block = f.read(65536, dtype="int16", always_2d=True)
+                if not len(block):
+                    break
+                got += len(block)
+    except Exception as e:  # libsndfile reports damage as several error types
+        return f"audio does not decode: {str(e).splitlines()[0][:120]}"
+    # MP3 frame counts are estimates: allow a little slack, but not a missing tail.
+    if expected > 0 and got < expected * 0.98:
+        return f"audio truncated: {got} of {expected} frames decode"
+    if got == 0:
+        return "no audio frames"
+    return None
+
+
+def read_tags(path: str | os.PathLike[str], *, verify_audio: bool = True) -> TagReport:
+    """Licence evidence, ISRC and MusicBrainz id from a file's tags; never raises."""
+    import mutagen
+
+    report = TagReport()
+    path = os.fspath(path)
+    if not os.path.lexists(path):
+        report.error = "no such file"
+        return report
+    if os.path.isdir(path):
+        report.error = "is a directory"
+        return report
+    try:
+        f = mutagen.File(path)
+    except Exception as e:  # mutagen raises many types on damaged files
+        report.error = f"mutagen cannot parse: {type(e).__name__}: {str(e)[:120]}"
+        return report
+    if f is None:
+        report.error = "not an audio format mutagen knows"
+        return report
+    kind = type(f).__name__
+    report.format = kind
+    try:
+        _read_tags(report, f, path)
+    except Exception as e:  # a damaged tag block that parsed lazily
+        log.debug("tags of %s: %s", path, e, exc_info=True)
+        report.error = f"tags unreadable: {type(e).__name__}: {str(e)[:120]}"
+        return report
+    if verify_audio:
+        report.error = _check_audio(path, kind)
+    return report
+
+
+def _read_tags(report: TagReport, f: Any, path: str) -> None:
+    from mutagen.apev2 import APENoHeaderError, APEv2
+    from mutagen.asf import ASFTags
+    from mutagen.id3 import ID3
+    from mutagen.mp4 import MP4Tags
+
+    tags = f.tags
+    if isinstance(tags, ID3):
+        _read_id3(report, tags)
+    elif isinstance(tags, MP4Tags):
+        _read_mp4(report, tags)
+    elif isinstance(tags, ASFTags):
+        _read_pairs(report, tags.items(), "ASF")
+    elif isinstance(tags, APEv2):
+        _read_pairs(report, tags.items(), "APEv2")
+    elif tags is not None and hasattr(tags, "items"):  # Vorbis comments (FLAC, Ogg, Opus)
+        _read_pairs(report, tags.items(), "Vorbis")
+    if type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, APEv2):
+        with contextlib.suppress(APENoHeaderError):  # an APEv2 tag beside ID3 (common on MP3)
+            _read_pairs(report, APEv2(path).items(), "APEv2")
