@@ -1,0 +1,287 @@
+"""Reading the FMA dataset's `raw_tracks.csv`, streaming, from the zip or a bare file.
+
+The real `fma_metadata.zip` is 342 MiB with bzip2-compressed members under
+`fma_metadata/`; it is never unpacked: the member is decompressed as it is read.
+A metadata URL is first downloaded (atomically, conditionally) into
+`<data_dir>/sources/fma/`.
+"""
+
+from __future__ import annotations
+
+import csv
+import email.utils
+import io
+import json
+import logging
+import os
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from ccmirror import __version__
+from ccmirror.errors import SourceUnreachable, UnsafeName, UsageError
+from ccmirror.fsutil import CHUNK, atomic_write_json, fsync_dir, fsync_file, safe_relpath
+
+log = logging.getLogger("ccmirror.sources.fma")
+
+MEMBER = "raw_tracks.csv"
+# Columns without which a file is not raw_tracks.csv at all; the others may be absent.
+REQUIRED = ("track_id", "license_url", "license_title", "track_title", "track_listens")
+INT_COLUMNS = ("track_listens", "track_favorites", "track_interest")
+MAX_EXAMPLES = 10  # malformed rows quoted in the result and logged one by one
+HTTP_TIMEOUT = 60
+HTTP_ATTEMPTS = 3
+
+# Real rows hold long free text (track_information, lyrics); allow big fields.
+csv.field_size_limit(16 * 1024 * 1024)
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0
+    malformed: int = 0
+    duplicates: int = 0
+    examples: list[dict[str, object]] = field(default_factory=list)
+
+    def bad(self, name: str, line: int, problem: str) -> None:
+        self.malformed += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append({"line": line, "problem": problem})
+            log.warning("%s line %d: %s; row skipped", name, line, problem)
+        elif self.malformed == MAX_EXAMPLES + 1:
+            log.warning("%s: more malformed rows; only the count is reported", name)
+
+
+@dataclass(frozen=True)
+class Track:
+    """One valid row of raw_tracks.csv."""
+
+    track_id: int
+    line: int
+    row: dict[str, str]
+    listens: int
+    favorites: int
+    interest: int
+
+    def get(self, column: str) -> str:
+        return (self.row.get(column) or "").strip()
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("http://", "https://"))
+
+
+def local_metadata(metadata: str, data_dir: Path) -> Path:
+    """The local file to read: the manifest's path, or the URL's download."""
+    if not _is_url(metadata):
+        return Path(metadata)
+    return download_metadata(metadata, data_dir / "sources" / "fma")
+
+
+def download_metadata(url: str, folder: Path) -> Path:
+    """Download `url` into `folder` atomically; a conditional GET skips an unchanged file."""
+    name = urllib.parse.unquote(Path(urllib.parse.urlsplit(url).path).name) or "fma_metadata.zip"
+    try:
+        safe_relpath(name)
+    except UnsafeName as e:
+        raise UsageError(f"FMA metadata URL {url}: {e}") from None
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / name
+    sidecar = folder / f"{name}.http.json"
+    headers = {"User-Agent": f"ccmirror/{__version__}"}
+    if final.exists() and sidecar.exists():
+        try:
+            seen = json.loads(sidecar.read_text("utf-8"))
+        except (OSError, ValueError):
+            seen = {}
+        if seen.get("url") == url:
+            if seen.get("etag"):
+                headers["If-None-Match"] = seen["etag"]
+            if seen.get("last_modified"):
+                headers["If-Modified-Since"] = seen["last_modified"]
+    last: Exception | None = None
+    for attempt in range(HTTP_ATTEMPTS):
+        if attempt:
+            time.sleep(min(4.0, 0.5 * 2**attempt))
+        try:
+            return _get(url, headers, final, sidecar)
+        except urllib.error.HTTPError as e:
+            if e.code == 304:
+                log.info("FMA metadata %s unchanged since the last download", url)
+                return final
+            last = e
+            if e.code < 500 and e.code != 429:
+                break
+        except (urllib.error.URLError, OSError) as e:
+            last = e
+    if isinstance(last, urllib.error.HTTPError):
+        why: object = f"HTTP {last.code} {last.reason}"
+    else:
+        why = getattr(last, "reason", None) or last
+    raise SourceUnreachable(f"cannot download FMA metadata {url}: {why}")
+
+
+def _get(url: str, headers: dict[str, str], final: Path, sidecar: Path) -> Path:
+    part = final.with_name(final.name + ".part")
+    req = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+        expected = resp.headers.get("Content-Length")
+        got = 0
+        with open(part, "wb") as out:
+            while chunk := resp.read(CHUNK):
+                out.write(chunk)
+                got += len(chunk)
+        if expected is not None and expected.isdigit() and int(expected) != got:
+            part.unlink(missing_ok=True)
+            raise OSError(f"short download: {got} of {expected} bytes")
+        etag = resp.headers.get("ETag")
+        modified = resp.headers.get("Last-Modified")
+    fsync_file(part)
+    os.replace(part, final)
+    fsync_dir(final.parent)
+    atomic_write_json(
+        sidecar,
+        {
+            "url": url,
+            "etag": etag,
+            "last_modified": modified,
+            "downloaded_at": email.utils.formatdate(usegmt=True),
+            "size": got,
+        },
+    )
+    log.info("downloaded FMA metadata %s (%d bytes)", url, got)
+    return final
+
+
+@contextmanager
+def open_raw_tracks(path: Path) -> Iterator[tuple[str, TextIO]]:
+    """Yield (display name, text stream) of raw_tracks.csv in a zip or a bare CSV file."""
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except OSError as e:
+        raise UsageError(f"cannot read FMA metadata {path}: {e.strerror or e}") from None
+    if not is_zip:
+        try:
+            f = open(path, encoding="utf-8", errors="replace", newline="")  # noqa: SIM115
+        except OSError as e:
+            raise UsageError(f"cannot read FMA metadata {path}: {e.strerror or e}") from None
+        with f:
+            yield str(path), f
+        return
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as e:
+        raise UsageError(f"FMA metadata {path} is not a readable zip: {e}") from None
+    with zf:
+        member = _find_member(zf)
+        if member is None:
+            raise UsageError(
+                f"FMA metadata {path} has no {MEMBER} (expected fma_metadata/{MEMBER})"
+            )
+        try:
+            raw = zf.open(member)
+        except (NotImplementedError, zipfile.BadZipFile, RuntimeError) as e:
+            raise UsageError(f"cannot open {path}#{member}: {e}") from None
+        with io.TextIOWrapper(raw, encoding="utf-8", errors="replace", newline="") as text:
+            yield f"{path}#{member}", text
+
+
+def _find_member(zf: zipfile.ZipFile) -> str | None:
+    names = [n for n in zf.namelist() if n == MEMBER or n.endswith("/" + MEMBER)]
+    if not names:
+        return None
+    # The real layout first, then the shallowest.
+    names.sort(key=lambda n: (n != f"fma_metadata/{MEMBER}", n.count("/"), n))
+    return names[0]
+
+
+_INT = re.compile(r"^-?\d+$")
+
+
+def _count(value: str) -> int | None:
+    v = (value or "").strip()
+    if not v:
+        return 0
+    if _INT.match(v):
+        return max(0, int(v))
+    try:  # pandas-written copies carry "12.0"
+        f = float(v)
+    except ValueError:
+        return None
+    return max(0, int(f)) if f == int(f) else None
+
+
+def read_tracks(name: str, text: TextIO, stats: ReadStats) -> Iterator[Track]:
+    """Valid tracks in file order; malformed rows and repeated ids are counted and skipped.
+
+    A row is malformed when its field count differs from the header's, its track_id is
+    not a positive integer, or a count column is not a number; csv errors (NUL bytes,
+    a runaway quote) are reported with the line where the record starts.
+    """
+    reader = csv.reader(text, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise UsageError(f"FMA metadata {name} is empty") from None
+    except csv.Error as e:
+        raise UsageError(f"FMA metadata {name}: unreadable header: {e}") from None
+    header = [h.strip().lstrip("\ufeff") for h in header]
+    # tracks.csv-style exports have an unnamed index column; raw_tracks.csv does not.
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise UsageError(
+            f"FMA metadata {name} is not raw_tracks.csv: no column {', '.join(missing)}"
+        )
+    width = len(header)
+    seen: set[int] = set()
+    prev_end = reader.line_num
+    while True:
+        start = prev_end + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:
+            prev_end = reader.line_num
+            stats.rows += 1
+            stats.bad(name, start, f"unparseable CSV ({e})")
+            continue
+        prev_end = reader.line_num
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # blank line
+        stats.rows += 1
+        if len(fields) != width:
+            stats.bad(name, start, f"{len(fields)} fields where the header has {width}")
+            continue
+        row = dict(zip(header, fields, strict=True))
+        tid_text = row["track_id"].strip()
+        if not tid_text.isdigit() or int(tid_text) <= 0:
+            stats.bad(name, start, f"track_id {tid_text[:40]!r} is not a positive integer")
+            continue
+        tid = int(tid_text)
+        counts = {c: _count(row.get(c, "")) for c in INT_COLUMNS}
+        bad = [c for c, v in counts.items() if v is None]
+        if bad:
+            stats.bad(name, start, f"{bad[0]} {row[bad[0]][:40]!r} is not a number")
+            continue
+        if tid in seen:
+            stats.duplicates += 1
+            log.warning("%s line %d: track %d repeated; the first row is kept", name, start, tid)
+            continue
+        seen.add(tid)
+        yield Track(
+            tid,
+            start,
+            row,
+            counts["track_listens"] or 0,
+            counts["track_favorites"] or 0,
+            counts["track_interest"] or 0,
+        )

@@ -1,0 +1,342 @@
+"""The FMA dataset source: harvest from the dataset's real layout (and fetch, end to end)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.parse
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from ccmirror.errors import SourceUnreachable, UsageError
+from ccmirror.harvest import harvest
+from ccmirror.mirror import open_mirror
+from ccmirror.sources.fma import harvest_source
+from fmahelpers import (
+    BY_4,
+    BY_NC_ND_3_US,
+    CC0,
+    COLUMNS,
+    COMMON_LAW,
+    FMA_LIMITED,
+    SAMPLING_1,
+    FileServer,
+    csv_text,
+    track_row,
+    write_audio_tree,
+    write_audio_zip,
+    write_checksums,
+    write_metadata_zip,
+    write_raw_tracks_csv,
+)
+
+QUOTED_TITLE = 'Intro, "live"\nat WFMU'
+
+
+def _rows() -> list:
+    return [
+        track_row(2, track_title=QUOTED_TITLE, artist="AWOL", track_copyright_c="2008 AWOL"),
+        track_row(3, licence=BY_4),
+        track_row(5, licence=FMA_LIMITED),
+        track_row(10, licence=COMMON_LAW),
+        track_row(20, licence=SAMPLING_1),
+        track_row(134, licence=("Some Licence", "http://example.com/licence")),
+        track_row(1001, licence=CC0),
+        track_row(2002, licence=BY_NC_ND_3_US),  # no audio file in the tree
+    ]
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> dict:
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", _rows())
+    tree = tmp_path / "fma_full"
+    paths = write_audio_tree(tree, [2, 3, 5, 10, 20, 134, 1001])
+    return {"meta": meta, "tree": tree, "paths": paths}
+
+
+def _mirror(write_manifest, body: str):
+    return open_mirror(write_manifest(body))
+
+
+def _fma(meta: Path | str, **keys: str) -> str:
+    lines = ["[[source]]", 'kind = "fma"', f'metadata = "{meta}"']
+    lines += [f'{k} = "{v}"' if isinstance(v, str) else f"{k} = {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _items(mirror) -> dict[str, dict]:
+    rows = mirror.db.execute("SELECT * FROM items WHERE source = 'fma'").fetchall()
+    return {r["source_id"]: dict(r) for r in rows}
+
+
+def _files(mirror) -> dict[str, dict]:
+    rows = mirror.db.execute(
+        "SELECT i.source_id, f.* FROM files f JOIN items i ON i.id = f.item_id"
+    ).fetchall()
+    return {r["source_id"]: dict(r) for r in rows}
+
+
+def test_zip_metadata_and_tree_audio(dataset, write_manifest):
+    # The real layout: bzip2 member under fma_metadata/, read straight from the zip.
+    with zipfile.ZipFile(dataset["meta"]) as zf:
+        info = zf.getinfo("fma_metadata/raw_tracks.csv")
+        assert info.compress_type == zipfile.ZIP_BZIP2
+    with _mirror(write_manifest, _fma(dataset["meta"], audio_root=str(dataset["tree"]))) as m:
+        result = harvest(m)
+        items, files = _items(m), _files(m)
+
+    assert result["items"] == 8 and result["new"] == 8 and result["malformed"] == 0
+    assert set(items) == {"000002", "000003", "000005", "000010", "000020", "000134"} | {
+        "001001",
+        "002002",
+    }
+    two = items["000002"]
+    assert two["title"] == QUOTED_TITLE  # quoted comma, quotes and newline survive
+    assert two["creator"] == "AWOL" and two["album"] == "Album 2"
+    assert two["popularity"] == 200 and two["status"] == "ok" and two["reason"] is None
+    assert two["source_url"].endswith("/Track_2")
+    assert two["licence_url"] == "http://creativecommons.org/licenses/by-nc-sa/3.0/"
+    assert two["declared_licence_id"] == "CC-BY-NC-SA-3.0"
+    assert two["date"] == "2008-11-26"
+    extra = json.loads(two["extra"])
+    assert extra["favorites"] == 2 and extra["interest"] == 20
+    assert extra["artist_url"] == "http://freemusicarchive.org/music/AWOL/"
+    assert extra["album_url"].endswith("/Album_2/") and extra["copyright_c"] == "2008 AWOL"
+    assert extra["duration"] == 168 and extra["date_created"] == "2008-11-26T01:48:12"
+    assert items["001001"]["declared_licence_id"] == "CC0-1.0"
+
+    # Refused at harvest with the gate's reason, never fetched.
+    for sid in ("000005", "000010", "000020", "000134"):
+        assert items[sid]["status"] == "refused", sid
+        assert items[sid]["reason"], sid
+        assert files[sid]["status"] == "refused"
+    assert sum(result["refused"].values()) == 4
+    # No audio in the tree: the track is recorded, empty, with the reason; no file row.
+    assert items["002002"]["status"] == "empty" and "audio_root" in items["002002"]["reason"]
+    assert "002002" not in files and result["empty"] == 1
+
+    f = files["000002"]
+    src = dataset["paths"][2]
+    assert f["name"] == "000002.mp3" and f["status"] == "pending"
+    assert f["url"] == src.resolve().as_uri()
+    assert f["size"] == src.stat().st_size
+    assert f["sha1"] == hashlib.sha1(src.read_bytes()).hexdigest()
+    assert f["store_path"] == "store/fma/000002/000002.mp3"
+    assert files["001001"]["store_path"] == "store/fma/001001/001001.mp3"
+    assert result["files"] == 3 and result["ok"] == 3
+    assert result["bytes"] == sum(dataset["paths"][t].stat().st_size for t in (2, 3, 1001))
+
+
+def test_refusal_reasons_name_the_licence(dataset, write_manifest):
+    with _mirror(write_manifest, _fma(dataset["meta"], audio_root=str(dataset["tree"]))) as m:
+        harvest(m)
+        items = _items(m)
+    # Refused for different reasons: a licence never allowed vs one not recognised.
+    assert items["000020"]["reason"] != items["000134"]["reason"]
+    assert items["000020"]["declared_licence_id"] is None or "SAMPLING" in (
+        items["000020"]["declared_licence_id"].upper()
+    )
+    assert items["000003"]["reason"] is None
+
+
+def test_malformed_rows_reported_with_line_numbers_and_skipped(tmp_path, write_manifest, caplog):
+    good = track_row(7, track_information="line one\nline two\nline three")
+    short = [str(8), "only", "three"]
+    bad_id = track_row(9)
+    bad_id["track_id"] = "abc"
+    bad_listens = track_row(11)
+    bad_listens["track_listens"] = "many"
+    text = csv_text([good, short, bad_id, track_row(12), bad_listens])
+    # Text after a closing quote: unparseable in strict CSV.
+    text += '13,1,"Album "x,' + ",".join([""] * (len(COLUMNS) - 3)) + "\r\n"
+    text += csv_text([track_row(14), track_row(7, track_title="duplicate")]).split("\r\n", 1)[1]
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", [], text=text)
+    tree = tmp_path / "tree"
+    write_audio_tree(tree, [7, 12, 14])
+    with (
+        caplog.at_level("WARNING", logger="ccmirror"),
+        _mirror(write_manifest, _fma(meta, audio_root=str(tree))) as m,
+    ):
+        result = harvest(m)
+        items = _items(m)
+    # Header is line 1; track 7 spans lines 2-4 (quoted newlines), so the short row is line 5.
+    lines = [e["line"] for e in result["sources"][0]["malformed_rows"]]
+    assert lines == [5, 6, 8, 9]
+    assert result["malformed"] == 4 and result["duplicates"] == 1
+    assert set(items) == {"000007", "000012", "000014"}
+    assert items["000007"]["title"] == "Track 7"  # the first row of a repeated id wins
+    assert "line 5" in caplog.text and "line 9" in caplog.text
+
+
+def test_incremental_unchanged_track_is_not_rewritten(dataset, tmp_path, write_manifest):
+    body = _fma(dataset["meta"], audio_root=str(dataset["tree"]))
+    with _mirror(write_manifest, body) as m:
+        harvest(m)
+        before = _items(m)
+        again = harvest(m)
+        assert again["new"] == 0 and again["updated"] == 0 and again["unchanged"] == 8
+        assert _items(m) == before  # not even harvested_at moved
+
+    rows = _rows()
+    rows[1] = track_row(3, licence=BY_4, track_listens=99999)
+    write_metadata_zip(dataset["meta"], rows)
+    with _mirror(write_manifest, body) as m:
+        third = harvest(m)
+        after = _items(m)
+    assert third["updated"] == 1 and third["unchanged"] == 7
+    assert after["000003"]["popularity"] == 99999
+    assert after["000003"]["first_seen"] == before["000003"]["first_seen"]
+    assert after["000002"] == before["000002"]
+
+
+def test_fetched_file_kept_and_changed_audio_refetched(dataset, write_manifest):
+    body = _fma(dataset["meta"], audio_root=str(dataset["tree"]))
+    with _mirror(write_manifest, body) as m:
+        harvest(m)
+        m.db.execute("UPDATE files SET status = 'fetched', verdict = 'declared'")
+    # Track 3's audio changes (new bytes, new checksum line); the others stay.
+    write_audio_tree(dataset["tree"], [3], seconds=0.4)
+    write_checksums(dataset["tree"])
+    with _mirror(write_manifest, body) as m:
+        result = harvest(m)
+        files = _files(m)
+    assert result["updated"] == 1
+    assert files["000003"]["status"] == "pending" and files["000003"]["verdict"] is None
+    assert files["000002"]["status"] == "fetched" and files["000002"]["verdict"] == "declared"
+
+
+def test_withdrawn_track_stays_withdrawn(dataset, write_manifest):
+    body = _fma(dataset["meta"], audio_root=str(dataset["tree"]))
+    with _mirror(write_manifest, body) as m:
+        harvest(m)
+        m.db.execute(
+            "UPDATE items SET status = 'withdrawn', reason = 'takedown', popularity = 1"
+            " WHERE source_id = '000002'"
+        )
+        harvest(m)
+        two = _items(m)["000002"]
+    assert two["status"] == "withdrawn" and two["reason"] == "takedown"
+    assert two["popularity"] == 200  # the metadata still refreshes
+
+
+def test_policy_change_refuses_then_releases_files(dataset, write_manifest):
+    tree = str(dataset["tree"])
+    deny = _fma(dataset["meta"], audio_root=tree) + '\n[licence]\ndeny = ["CC-BY-4.0"]\n'
+    with _mirror(write_manifest, deny) as m:
+        harvest(m)
+        assert _items(m)["000003"]["status"] == "refused"
+        assert _files(m)["000003"]["status"] == "refused"
+    with _mirror(write_manifest, _fma(dataset["meta"], audio_root=tree)) as m:
+        result = harvest(m)
+        assert _items(m)["000003"]["status"] == "ok"
+        assert _files(m)["000003"]["status"] == "pending"
+    assert result["updated"] == 1
+
+
+def test_zip_audio_members_and_checksums(dataset, tmp_path, write_manifest):
+    # A space in the archive's folder name shows the percent-quoting.
+    audio_zip = write_audio_zip(tmp_path / "fma full" / "fma_full.zip", dataset["tree"])
+    with _mirror(write_manifest, _fma(dataset["meta"], audio_root=str(audio_zip))) as m:
+        result = harvest(m)
+        files = _files(m)
+    assert result["sources"][0]["audio"] == "zip" and result["checksums"] == 7
+    f = files["001001"]
+    scheme, rest = f["url"].split("://", 1)
+    path, member = rest.split("#", 1)
+    assert scheme == "zip" and urllib.parse.unquote(path) == str(audio_zip.resolve())
+    assert "%20" in path
+    assert urllib.parse.unquote(member) == "fma_full/001/001001.mp3"
+    with zipfile.ZipFile(audio_zip) as zf:
+        data = zf.read("fma_full/001/001001.mp3")
+        assert f["size"] == zf.getinfo("fma_full/001/001001.mp3").file_size == len(data)
+    assert f["sha1"] == hashlib.sha1(data).hexdigest()
+
+
+def test_tree_without_checksums_leaves_sha1_empty(tmp_path, write_manifest):
+    meta = write_raw_tracks_csv(tmp_path / "raw_tracks.csv", [track_row(2)])
+    tree = tmp_path / "fma_large"
+    write_audio_tree(tree, [2], checksums=False)
+    # Pointing at the parent of fma_large/ works too.
+    with _mirror(write_manifest, _fma(meta, audio_root=str(tmp_path))) as m:
+        harvest(m)
+        f = _files(m)["000002"]
+    assert f["sha1"] is None and f["size"] == (tree / "000/000002.mp3").stat().st_size
+
+
+def test_http_metadata_and_audio_base_url(tmp_path, write_manifest):
+    host = tmp_path / "host"
+    write_raw_tracks_csv(host / "fma_metadata" / "raw_tracks.csv", [track_row(2), track_row(3)])
+    with FileServer(host) as server:
+        base = server.url + "storage/"
+        meta_url = server.url + "fma_metadata/raw_tracks.csv"
+        body = _fma(meta_url, audio_base_url=base)
+        with _mirror(write_manifest, body) as m:
+            first = harvest(m)
+            files = _files(m)
+            # Downloaded into the data dir, atomically; no .part left.
+            local = m.data_dir / "sources" / "fma" / "raw_tracks.csv"
+            assert local.is_file() and not list(local.parent.glob("*.part"))
+            second = harvest(m)
+    assert first["new"] == 2 and second["unchanged"] == 2
+    assert files["000002"]["url"] == base + "music/Artist_2/Album_2/Track_2.mp3"
+    assert files["000002"]["size"] is None and files["000002"]["sha1"] is None
+    assert files["000002"]["name"] == "000002.mp3"
+    assert server.requests.count("/fma_metadata/raw_tracks.csv") == 2  # the second is a 304
+    assert not any(r.startswith("/storage/") for r in server.requests)  # harvest only
+
+
+def test_local_tree_first_then_http_fallback(dataset, write_manifest):
+    body = _fma(
+        dataset["meta"], audio_root=str(dataset["tree"]), audio_base_url="http://127.0.0.1:9/"
+    )
+    with _mirror(write_manifest, body) as m:
+        harvest(m)
+        files, items = _files(m), _items(m)
+    assert files["000002"]["url"].startswith("file:///")
+    assert files["002002"]["url"].startswith("http://127.0.0.1:9/music/")
+    assert items["002002"]["status"] == "ok"
+
+
+def test_unsafe_track_file_is_not_followed(tmp_path, write_manifest):
+    meta = write_raw_tracks_csv(
+        tmp_path / "raw_tracks.csv",
+        [track_row(2, track_file="../../etc/passwd"), track_row(3, track_file="")],
+    )
+    with _mirror(write_manifest, _fma(meta, audio_base_url="http://127.0.0.1:9/a/")) as m:
+        harvest(m)
+        items, files = _items(m), _files(m)
+    assert items["000002"]["status"] == "empty" and "unsafe" in items["000002"]["reason"]
+    assert items["000003"]["status"] == "empty" and not files
+
+
+def test_max_items_takes_the_most_listened(dataset, write_manifest):
+    body = _fma(dataset["meta"], audio_root=str(dataset["tree"]), max_items=2)
+    with _mirror(write_manifest, body) as m:
+        result = harvest(m)
+        items = _items(m)
+    assert set(items) == {"002002", "001001"} and result["items"] == 2
+
+
+def test_unreachable_metadata_url_is_exit_4(tmp_path, write_manifest):
+    with FileServer(tmp_path) as server:
+        body = _fma(server.url + "missing/fma_metadata.zip", audio_base_url=server.url)
+        with _mirror(write_manifest, body) as m, pytest.raises(SourceUnreachable) as e:
+            harvest_source(m, m.manifest.sources[0])
+    assert e.value.exit_code == 4 and "404" in str(e.value)
+
+
+def test_not_raw_tracks_is_a_clear_error(tmp_path, write_manifest):
+    meta = tmp_path / "genres.csv"
+    meta.write_text("genre_id,#tracks,parent,title,top_level\n21,1,0,Hip-Hop,21\n")
+    with _mirror(write_manifest, _fma(meta, audio_base_url="http://127.0.0.1:9/")) as m:
+        with pytest.raises(UsageError, match="not raw_tracks.csv"):
+            harvest(m)
+        assert _items(m) == {}
+    empty_zip = tmp_path / "other.zip"
+    with zipfile.ZipFile(empty_zip, "w") as zf:
+        zf.writestr("fma_metadata/genres.csv", "genre_id\n")
+    body = _fma(empty_zip, audio_base_url="http://127.0.0.1:9/")
+    with _mirror(write_manifest, body) as m, pytest.raises(UsageError, match="no raw_tracks"):
+        harvest(m)
