@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
+import queue
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -153,6 +157,77 @@ def web_seed_server(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+class SeedProcess:
+    """`ccmirror seed --json` as a real child process, its JSON status lines read by a thread."""
+
+    def __init__(self, manifest: Path, *args: str, status_interval: float = 0.2) -> None:
+        env = dict(os.environ)
+        env.pop("CCMIRROR_DATA_DIR", None)
+        cmd = [
+            sys.executable, "-m", "ccmirror", "seed", str(manifest), "--json",
+            "--interface", "127.0.0.1", "--port", "0", "--no-dht",
+            "--status-interval", str(status_interval), "--rescan-interval", "0.5", *args,
+        ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        self.lines: queue.Queue[dict] = queue.Queue()
+        self.seen: list[dict] = []
+        self.stderr = ""
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+
+    def next_status(self, predicate, timeout: float, what: str) -> dict:
+        """The first status line (new or already seen) for which `predicate` holds."""
+        for s in self.seen:
+            if predicate(s):
+                return s
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            if self.proc.poll() is not None and self.lines.empty():
+                raise AssertionError(
+                    f"seed exited {self.proc.returncode}: {self.proc.stderr.read()}"
+                )
+            try:
+                s = self.lines.get(timeout=min(left, 0.5))
+            except queue.Empty:
+                continue
+            self.seen.append(s)
+            if predicate(s):
+                return s
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the seeder and wait for it; returns its exit code, keeps its last lines."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise AssertionError("seed did not stop within its deadline") from None
+        self.stderr = self.proc.stderr.read()
+        self.reader.join(5)  # stdout is closed: the reader has queued every line
+        while not self.lines.empty():
+            self.seen.append(self.lines.get_nowait())
+        return rc
+
+    def __enter__(self) -> SeedProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
 
 
 def make_sealed_pack(
