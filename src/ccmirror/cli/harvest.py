@@ -1,0 +1,118 @@
+"""`ccmirror harvest` and `ccmirror fetch`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ccmirror.cli.common import (
+    emit,
+    format_table,
+    lock_option,
+    manifest_argument,
+    mirror_for,
+    output_options,
+    reporter,
+)
+from ccmirror.sizes import format_size, parse_size
+
+
+def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _harvest_table(r: dict[str, Any]) -> str:
+    keys = ("found", "new", "updated", "unchanged", "dark", "empty", "missing", "files", "failed")
+    rows: list[tuple[Any, ...]] = [(k, r.get(k, 0)) for k in keys]
+    rows += [(f"refused: {reason}", n) for reason, n in r.get("refused", {}).items()]
+    return format_table(("items", "count"), rows)
+
+
+def _fetch_table(r: dict[str, Any]) -> str:
+    rows: list[tuple[Any, ...]] = [
+        (k, r[k])
+        for k in ("considered", "fetched", "adopted", "failed", "refused", "skipped_budget")
+    ]
+    rows.append(("bytes added", format_size(r["bytes"])))
+    rows.append(("store", format_size(r["store_bytes"])))
+    if r.get("max_bytes") is not None:
+        rows.append(("budget", format_size(r["max_bytes"])))
+    text = format_table(("files", "count"), rows)
+    if r.get("failures"):
+        text += "\n\n" + format_table(
+            ("item", "file", "reason"),
+            [(f["source_id"], f["name"], f["reason"]) for f in r["failures"]],
+        )
+    return text
+
+
+@click.command()
+@manifest_argument
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Item metadata requests in flight at most.",
+)
+@lock_option
+@output_options
+def harvest(manifest: str, workers: int) -> None:
+    """Discover the manifest's items and files into the catalogue.
+
+    Searches each source, reads the metadata of new or changed items (unchanged ones are
+    not read again), records dark, empty and refused items (excluded collections, licences
+    the policy does not allow) with their reason. Nothing is downloaded.
+
+    \b
+    Example:
+      ccmirror harvest manifests/netlabels.toml --workers 8 --json
+    """
+    from ccmirror.harvest import harvest as run
+
+    with mirror_for(manifest, write=True) as mirror:
+        result = run(mirror, workers=workers, reporter=reporter())
+    emit(result, _harvest_table)
+
+
+@click.command()
+@manifest_argument
+@click.option(
+    "--max-bytes",
+    callback=_size,
+    metavar="SIZE",
+    help="Keep the store (already fetched + new) within SIZE, e.g. 50GiB; the rest waits.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Downloads in flight at most.",
+)
+@lock_option
+@output_options
+def fetch(manifest: str, max_bytes: int | None, workers: int) -> None:
+    """Download and verify the harvested files, most popular items first.
+
+    Each file is resumed if interrupted, checked against its size and checksums, and
+    renamed into store/ only when it matches. Exit 1 when some file failed (run again).
+
+    \b
+    Example:
+      ccmirror fetch manifests/netlabels.toml --max-bytes 200GiB
+    """
+    from ccmirror.fetch import fetch as run
+
+    with mirror_for(manifest, write=True) as mirror:
+        result = run(mirror, max_bytes=max_bytes, workers=workers, reporter=reporter())
+    emit(result, _fetch_table)
+
+
+COMMANDS = [harvest, fetch]

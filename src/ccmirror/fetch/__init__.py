@@ -1,0 +1,277 @@
+"""`fetch`: download the catalogue's pending files, most popular first, every byte verified.
+
+Each file goes to `<store path>.part` (resumed with Range over http), is checked against
+what the source promised (size, md5, sha1: whatever is known), fsynced and renamed into
+`store/<source>/<item>/<name>`; only then does the catalogue say `fetched`. Bytes that do
+not match after a second full try are moved to `quarantine/` with a `.reason.json` and the
+file is `failed` (the run exits 1; the next run tries again). A file already in the store
+with the right bytes (a crash between rename and catalogue update) is adopted, not fetched.
+
+`max_bytes` bounds the store: bytes already fetched plus the files this run would add. The
+first file that would pass it stops the plan; it and everything after stay pending
+(`skipped_budget`). Downloads run on `workers` threads; the catalogue is written only by
+the calling thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ccmirror.catalogue import transaction, utcnow
+from ccmirror.errors import UnsafeName
+from ccmirror.fetch.transport import Failed, download, source_size
+from ccmirror.fsutil import atomic_write_json, hash_file, promote, safe_join
+from ccmirror.mirror import Mirror
+from ccmirror.progress import NullReporter, Reporter
+
+__all__ = ["fetch"]
+
+log = logging.getLogger("ccmirror.fetch")
+VERIFY_TRIES = 2  # a mismatch earns one more full download before the file is failed
+MAX_LISTED_FAILURES = 50
+
+
+@dataclass
+class _Task:
+    file_id: int
+    source: str
+    source_id: str
+    name: str
+    url: str
+    size: int | None
+    md5: str | None
+    sha1: str | None
+    relpath: str
+    dest: Path
+
+
+@dataclass
+class _Outcome:
+    task: _Task
+    status: str  # fetched | failed
+    reason: str | None = None
+    hashes: dict[str, str] = field(default_factory=dict)
+    size: int = 0
+    adopted: bool = False
+
+
+def _mismatch(task: _Task, size: int, hashes: dict[str, str]) -> str | None:
+    if task.size is not None and size != task.size:
+        return f"size mismatch: expected {task.size}, got {size}"
+    for algo in ("md5", "sha1"):
+        want = getattr(task, algo)
+        if want and hashes[algo] != want.lower():
+            return f"{algo} mismatch"
+    return None
+
+
+def _verify(task: _Task, path: Path) -> tuple[str | None, int, dict[str, str]]:
+    size = path.stat().st_size
+    hashes = hash_file(path, ("md5", "sha1", "sha256"))
+    return _mismatch(task, size, hashes), size, hashes
+
+
+def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
+    """Keep the bad bytes for an operator to look at, never in the store."""
+    try:
+        target = safe_join(mirror.quarantine_dir, task.source, task.source_id, task.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(part, target)
+        atomic_write_json(
+            target.with_name(target.name + ".reason.json"),
+            {
+                "url": task.url,
+                "reason": reason,
+                "at": utcnow(),
+                "expected": {"size": task.size, "md5": task.md5, "sha1": task.sha1},
+            },
+        )
+    except (OSError, UnsafeName) as e:
+        log.warning("fetch: cannot quarantine %s: %s", part, e)
+        part.unlink(missing_ok=True)
+
+
+def _run_one(mirror: Mirror, task: _Task, stop: threading.Event, reporter: Reporter) -> _Outcome:
+    part = task.dest.with_name(task.dest.name + ".part")
+    try:
+        task.dest.parent.mkdir(parents=True, exist_ok=True)
+        # Re-check after creating folders: a symlink planted in the store must not lead out.
+        safe_join(mirror.data_dir, task.relpath)
+        if task.dest.is_file() and (task.size is not None or task.md5 or task.sha1):
+            bad, size, hashes = _verify(task, task.dest)
+            if bad is None:
+                return _Outcome(task, "fetched", None, hashes, size, adopted=True)
+        for attempt in range(1, VERIFY_TRIES + 1):
+            download(task.url, part, task.size, stop, reporter.advance)
+            bad, size, hashes = _verify(task, part)
+            if bad is None:
+                promote(part, task.dest)
+                return _Outcome(task, "fetched", None, hashes, size)
+            log.warning("fetch: %s/%s: %s (try %d)", task.source_id, task.name, bad, attempt)
+            if attempt < VERIFY_TRIES:
+                part.unlink()  # start over: the bad bytes may be anywhere in the file
+            else:
+                _quarantine(mirror, task, part, bad)
+        return _Outcome(task, "failed", bad)
+    except Failed as e:
+        return _Outcome(task, "failed", e.reason)
+    except UnsafeName as e:
+        return _Outcome(task, "failed", f"unsafe path: {e.message}")
+    except OSError as e:
+        return _Outcome(task, "failed", f"local error: {e.strerror or e}")
+
+
+def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    return db.execute(
+        """SELECT f.id, f.name, f.size, f.md5, f.sha1, f.url, i.source, i.source_id
+           FROM files f JOIN items i ON i.id = f.item_id
+           WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
+           ORDER BY i.popularity DESC, i.source, i.source_id, f.name"""
+    ).fetchall()
+
+
+def fetch(
+    mirror: Mirror,
+    *,
+    max_bytes: int | None = None,
+    workers: int = 4,
+    reporter: Reporter | None = None,
+) -> dict[str, Any]:
+    """Fetch pending (and previously failed) files; return counts.
+
+    Keys: considered, fetched, adopted, bytes (added to the store), failed, refused,
+    skipped_budget, store_bytes (after the run), max_bytes, failures (a sample of
+    {source_id, name, reason}). `failed > 0` means exit 1.
+    """
+    reporter = reporter or NullReporter()
+    db = mirror.db
+    counts: Counter[str] = Counter()
+    failures: list[dict[str, str]] = []
+    stored = db.execute(
+        "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
+    ).fetchone()[0]
+    rows = _candidates(db)
+    counts["considered"] = len(rows)
+
+    plan: list[_Task] = []
+    planned_bytes = 0
+    for n, r in enumerate(rows):
+        try:
+            relpath = mirror.store_relpath(r["source"], r["source_id"], r["name"])
+            dest = mirror.abspath(relpath)
+        except UnsafeName as e:
+            _set_status(db, r["id"], "refused", f"unsafe name: {e.message}")
+            counts["refused"] += 1
+            failures.append({"source_id": r["source_id"], "name": r["name"], "reason": e.message})
+            continue
+        size = r["size"]
+        if size is None and max_bytes is not None:
+            size = source_size(r["url"] or "")
+            if size is None:
+                counts["skipped_budget"] += 1  # cannot be placed under a budget unseen
+                continue
+        if max_bytes is not None and stored + planned_bytes + size > max_bytes:
+            counts["skipped_budget"] += len(rows) - n
+            break
+        planned_bytes += size or 0
+        plan.append(
+            _Task(
+                r["id"],
+                r["source"],
+                r["source_id"],
+                r["name"],
+                r["url"] or "",
+                r["size"],
+                r["md5"],
+                r["sha1"],
+                relpath,
+                dest,
+            )
+        )
+
+    stop = threading.Event()
+    reporter.start("fetch", planned_bytes or None, "bytes")
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
+            futures: set[Future[_Outcome]] = {
+                pool.submit(_run_one, mirror, t, stop, reporter) for t in plan
+            }
+            try:
+                while futures:
+                    done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        _record(mirror, fut.result(), counts, failures)
+            except BaseException:
+                # Interrupted: workers stop between chunks; .part files stay for resuming.
+                stop.set()
+                for fut in futures:
+                    fut.cancel()
+                raise
+    finally:
+        reporter.finish()
+    store_bytes = db.execute(
+        "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
+    ).fetchone()[0]
+    result: dict[str, Any] = {
+        k: counts[k]
+        for k in (
+            "considered",
+            "fetched",
+            "adopted",
+            "bytes",
+            "failed",
+            "refused",
+            "skipped_budget",
+        )
+    }
+    result["store_bytes"] = store_bytes
+    result["max_bytes"] = max_bytes
+    result["failures"] = failures[:MAX_LISTED_FAILURES]
+    return result
+
+
+def _set_status(db: sqlite3.Connection, file_id: int, status: str, reason: str | None) -> None:
+    with transaction(db):
+        db.execute(
+            "UPDATE files SET status = ?, reason = ?, attempts = attempts + 1 WHERE id = ?",
+            (status, reason, file_id),
+        )
+
+
+def _record(
+    mirror: Mirror, o: _Outcome, counts: Counter[str], failures: list[dict[str, str]]
+) -> None:
+    t = o.task
+    if o.status == "fetched":
+        with transaction(mirror.db):
+            mirror.db.execute(
+                """UPDATE files SET status = 'fetched', reason = NULL, store_path = ?,
+                       fetched_at = ?, attempts = attempts + 1, size = ?,
+                       md5 = coalesce(md5, ?), sha1 = coalesce(sha1, ?), sha256 = ?
+                   WHERE id = ?""",
+                (
+                    t.relpath,
+                    utcnow(),
+                    o.size,
+                    o.hashes["md5"],
+                    o.hashes["sha1"],
+                    o.hashes["sha256"],
+                    t.file_id,
+                ),
+            )
+        counts["fetched"] += 1
+        counts["adopted"] += o.adopted
+        counts["bytes"] += o.size
+    else:
+        _set_status(mirror.db, t.file_id, "failed", o.reason)
+        counts["failed"] += 1
+        failures.append({"source_id": t.source_id, "name": t.name, "reason": o.reason or "?"})
+        log.warning("fetch: %s/%s failed: %s", t.source_id, t.name, o.reason)
