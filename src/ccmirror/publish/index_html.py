@@ -19,10 +19,10 @@ CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
  color:#1d2433;background:#f6f7fb}
 main{max-width:1060px;margin:0 auto;padding:24px 28px 48px}
-h1{font-size:28px;margin:8px 0 4px}h2{font-size:20px;margin:34px 0 8px}
+h1{font-size:28px;margin:8px 0 4px}h1 .muted{font-size:18px;font-weight:400}h2{font-size:20px;margin:34px 0 8px}
 p.lede{font-size:16px;color:#3b4458;max-width:820px}
 .cards{display:flex;flex-wrap:wrap;gap:12px;margin:18px 0}
-.card{background:#fff;border:1px solid #dde1ea;border-radius:8px;padding:10px 16px;min-width:150px}
+.card{flex:1 1 150px;background:#fff;border:1px solid #dde1ea;border-radius:8px;padding:10px 16px;min-width:150px}
 .card b{display:block;font-size:22px}.card span{color:#5a6478;font-size:13px}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde1ea}
 th,td{padding:6px 10px;border-bottom:1px solid #e8ebf1;text-align:left;vertical-align:top}
@@ -77,9 +77,9 @@ def torrent_links(t: dict[str, Any]) -> str:
     )
 
 
-def chart(curve: list[tuple[int, float]], shares: list[float], tiers: list[dict]) -> str:
+def chart(curve: list[tuple[int, float]], tiers: list[dict[str, Any]]) -> str:
     """Cumulative share of listening (y) against storage (x), the tier boundaries marked."""
-    w, h, left, right, top, bottom = 760, 330, 64, 24, 20, 46
+    w, h, left, right, top, bottom = 1000, 380, 64, 24, 20, 46
     pw, ph = w - left - right, h - top - bottom
     max_x = max((p[0] for p in curve), default=0) or 1
 
@@ -90,8 +90,8 @@ def chart(curve: list[tuple[int, float]], shares: list[float], tiers: list[dict]
         return top + ph * (1 - v)
 
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" '
-        f'viewBox="0 0 {w} {h}" role="img" aria-labelledby="chart-title">',
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" '
+        'style="width:100%;height:auto" role="img" aria-labelledby="chart-title">',
         '<title id="chart-title">Share of all listening covered against storage needed</title>',
     ]
     for i in range(5):
@@ -113,19 +113,22 @@ def chart(curve: list[tuple[int, float]], shares: list[float], tiers: list[dict]
         f'transform="rotate(-90 14 {top + ph / 2})">share of listening</text>'
     )
     prev = 0.0
-    for k, share in enumerate(shares, start=1):
-        hit = next((p for p in curve if p[1] >= share - 1e-9), curve[-1] if curve else (0, 0))
-        colour = TIER_COLOURS[(k - 1) % len(TIER_COLOURS)]
+    for n, t in enumerate(x for x in tiers if x.get("cumulative_bytes") is not None):
+        end_x, end_y = t["cumulative_bytes"], min(t["cumulative_share"] or 0.0, 1.0)
+        colour = TIER_COLOURS[n % len(TIER_COLOURS)]
+        anchor = "end" if x(end_x) > left + 90 else "start"
+        label = f"tier {esc(t['tier'])}" if n == 0 else f"tiers 1–{esc(t['tier'])}"
         out.append(
-            f'<rect x="{x(prev):.1f}" y="{top}" width="{max(x(hit[0]) - x(prev), 0):.1f}" '
-            f'height="{ph}" fill="{colour}" fill-opacity="0.07"/>'
-            f'<line x1="{x(hit[0]):.1f}" y1="{top}" x2="{x(hit[0]):.1f}" y2="{top + ph}" '
+            f'<rect x="{x(prev):.1f}" y="{top}" width="{max(x(end_x) - x(prev), 0):.1f}" '
+            f'height="{ph}" fill="{colour}" fill-opacity="0.08"/>'
+            f'<line x1="{x(end_x):.1f}" y1="{top}" x2="{x(end_x):.1f}" y2="{top + ph}" '
             f'stroke="{colour}" stroke-dasharray="4 3"/>'
-            f'<text x="{x(hit[0]) - 4:.1f}" y="{y(min(hit[1], 1)) + 16:.1f}" font-size="12" '
-            f'text-anchor="end" fill="{colour}">tier {k}: {esc(pct(hit[1]))} in '
-            f"{esc(format_size(hit[0]))}</text>"
+            f'<text x="{x(end_x) + (-6 if anchor == "end" else 6):.1f}" '
+            f'y="{top + ph - 10 - 17 * n:.1f}" font-size="13" font-weight="600" '
+            f'text-anchor="{anchor}" fill="{colour}">{label}: '
+            f"{esc(pct(end_y))} in {esc(format_size(end_x))}</text>"
         )
-        prev = hit[0]
+        prev = end_x
     pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve)
     out.append(f'<polyline points="{pts}" fill="none" stroke="#1d2433" stroke-width="2"/>')
     out.append("</svg>")
@@ -134,7 +137,6 @@ def chart(curve: list[tuple[int, float]], shares: list[float], tiers: list[dict]
 
 def render(d: dict[str, Any], generated_at: str) -> str:
     name = esc(d["name"])
-    shares = d["shares"]
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -144,7 +146,7 @@ def render(d: dict[str, Any], generated_at: str) -> str:
         "style-src 'unsafe-inline'; img-src data:\">",
         f"<title>{name}: Creative Commons music mirror</title>",
         f"<style>{CSS}</style></head><body><main>",
-        f"<h1>{name}</h1>",
+        f'<h1>{name} <span class="muted">· Creative Commons music mirror</span></h1>',
         '<p class="lede">A mirror of <b>Creative Commons and public-domain recordings</b> '
         "from the Internet Archive and the Free Music Archive. Every file's licence was "
         "checked against its source and its own tags before it was packed. The recordings "
@@ -170,22 +172,26 @@ def render(d: dict[str, Any], generated_at: str) -> str:
         '<p class="muted">Recordings sorted from most to least listened: the curve shows '
         "what share of all listening you cover when you keep the top of the list, against "
         "the storage it takes. Shaded bands are the tiers.</p>",
-        chart(d["curve"], shares, d["tiers"]),
+        chart(d["curve"], d["tiers"]),
         "<h2>Tiers and torrents</h2>",
     ]
     if d["tiers"]:
         parts.append(
-            "<table><thead><tr><th>tier</th><th>closes at</th><th>recordings</th>"
-            "<th>size</th><th>share of listening</th><th>torrents</th></tr></thead><tbody>"
+            "<table><thead><tr><th>tier</th><th>recordings</th><th>size</th>"
+            "<th>share of listening</th><th>with the tiers above</th><th>torrents</th>"
+            "</tr></thead><tbody>"
         )
         for t in d["tiers"]:
-            k = t["tier"]
-            closes = pct(shares[k - 1]) if 0 < k <= len(shares) else ""
             links = "<br>".join(torrent_links(x) for x in t["torrents"]) or "not sealed yet"
+            items = f"{t['items']:,}"
+            if t["packed_items"] < t["items"]:
+                items += f'<br><span class="muted">{t["packed_items"]:,} packed so far</span>'
+            cum = "" if t["cumulative_share"] is None else pct(t["cumulative_share"])
             parts.append(
-                f'<tr><td class="tier">{esc(k)}</td><td class="n">{esc(closes)}</td>'
-                f'<td class="n">{t["items"]:,}</td><td class="n">{esc(format_size(t["bytes"]))}'
-                f'</td><td class="n">{esc(pct(t["share"]))}</td><td>{links}</td></tr>'
+                f'<tr><td class="tier">{esc(t["tier"])}</td><td class="n">{items}</td>'
+                f'<td class="n">{esc(format_size(t["bytes"]))}</td>'
+                f'<td class="n">{esc(pct(t["share"]))}</td><td class="n">{esc(cum)}</td>'
+                f"<td>{links}</td></tr>"
             )
         parts.append("</tbody></table>")
     else:

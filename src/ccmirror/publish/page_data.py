@@ -11,6 +11,7 @@ from typing import Any
 
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
+from ccmirror.tiers import RankedItem, ranked, tier_table
 
 CHART_POINTS = 400
 TOP_ITEMS = 10
@@ -61,31 +62,49 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
     verdicts = publishable_verdicts(mirror.manifest.licence.require_embedded)
     marks = ",".join("?" * len(verdicts))
 
-    total_pop = db.execute(
-        "SELECT coalesce(sum(popularity), 0) FROM items WHERE status = 'ok'"
-    ).fetchone()[0]
+    ranked_items = ranked(mirror)
+    summary = tier_table(mirror)["tiers"]
     packs = db.execute(
         "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
     ).fetchall()
     live = [p for p in packs if not p["is_metadata"] and not p["obsolete"]]
+    packed_items: dict[int, int] = {
+        r["tier"]: r["n"]
+        for r in db.execute(
+            "SELECT i.tier, count(DISTINCT i.id) AS n FROM items AS i WHERE i.status = 'ok'"
+            " AND EXISTS (SELECT 1 FROM files AS f JOIN pack_files AS pf ON pf.file_id = f.id"
+            " JOIN packs AS p ON p.id = pf.pack_id WHERE f.item_id = i.id AND p.obsolete = 0)"
+            " GROUP BY i.tier"
+        )
+    }
     tiers: dict[int, dict[str, Any]] = {}
+    for t in summary:
+        tiers[t["tier"]] = {
+            "tier": t["tier"],
+            "items": t["items"],
+            "packed_items": packed_items.get(t["tier"], 0),
+            "bytes": 0,
+            "share": t["popularity_share"],
+            "cumulative_share": t["cumulative_share"],
+            "cumulative_bytes": t["cumulative_bytes"],
+            "torrents": [],
+        }
     for p in live:
-        tiers.setdefault(
-            p["tier"], {"tier": p["tier"], "items": 0, "bytes": 0, "share": 0.0, "torrents": []}
-        )
-        tiers[p["tier"]]["bytes"] += p["data_size"] or 0
-        tiers[p["tier"]]["torrents"].append(_torrent(p, by_name, trackers))
-    for r in db.execute(
-        "SELECT i.tier, count(DISTINCT i.id) AS n, sum(i.popularity) AS pop FROM items AS i"
-        " WHERE i.status = 'ok' AND i.tier IS NOT NULL AND EXISTS (SELECT 1 FROM files AS f"
-        " JOIN pack_files AS pf ON pf.file_id = f.id JOIN packs AS p ON p.id = pf.pack_id"
-        " WHERE f.item_id = i.id AND p.obsolete = 0) GROUP BY i.tier"
-    ):
         t = tiers.setdefault(
-            r["tier"], {"tier": r["tier"], "items": 0, "bytes": 0, "share": 0.0, "torrents": []}
+            p["tier"],
+            {
+                "tier": p["tier"],
+                "items": 0,
+                "packed_items": packed_items.get(p["tier"], 0),
+                "bytes": 0,
+                "share": 0.0,
+                "cumulative_share": None,
+                "cumulative_bytes": None,
+                "torrents": [],
+            },
         )
-        t["items"] = r["n"]
-        t["share"] = (r["pop"] or 0) / total_pop if total_pop else 0.0
+        t["bytes"] += p["data_size"] or 0
+        t["torrents"].append(_torrent(p, by_name, trackers))
 
     licences = []
     for r in db.execute(
@@ -128,35 +147,24 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
         "tiers": [tiers[k] for k in sorted(tiers)],
         "shares": list(mirror.manifest.tiers.shares),
         "licences": licences,
-        "curve": coverage_curve(db, verdicts),
+        "curve": coverage_curve(ranked_items),
         "top": [dict(r) for r in top],
         "metadata": _torrent(meta[-1], by_name, trackers) if meta else None,
         "withdrawn": withdrawn,
     }
 
 
-def coverage_curve(db: sqlite3.Connection, verdicts: tuple[str, ...]) -> list[tuple[int, float]]:
-    """(cumulative bytes, cumulative share of listening), most popular item first.
-
-    Over every item that is 'ok' and has a publishable (or not yet checked) file: what a
-    mirror keeping the top of the ranking would hold. Thinned to at most CHART_POINTS.
-    """
-    marks = ",".join("?" * len(verdicts))
-    rows = db.execute(
-        "SELECT i.popularity AS pop, coalesce(sum(f.size), 0) AS bytes FROM items AS i"
-        " JOIN files AS f ON f.item_id = i.id WHERE i.status = 'ok' AND f.status != 'refused'"
-        f" AND (f.verdict IS NULL OR f.verdict IN ({marks}))"
-        " GROUP BY i.id ORDER BY i.popularity DESC, i.id",
-        verdicts,
-    ).fetchall()
-    total = sum(r["pop"] for r in rows)
+def coverage_curve(items: list[RankedItem]) -> list[tuple[int, float]]:
+    """(cumulative bytes, cumulative share of listening) in tier order, most listened
+    first within a tier: what a mirror keeping the top of the ranking holds. Thinned to at
+    most CHART_POINTS points."""
+    order = sorted(items, key=lambda it: (it.tier, -it.share, it.id))
     points = [(0, 0.0)]
-    size = 0
-    pop = 0.0
-    for r in rows:
-        size += r["bytes"]
-        pop += r["pop"]
-        points.append((size, pop / total if total else 0.0))
+    size, share = 0, 0.0
+    for it in order:
+        size += it.bytes
+        share += it.share
+        points.append((size, min(share, 1.0)))
     if len(points) > CHART_POINTS:
         step = len(points) / CHART_POINTS
         points = [points[int(i * step)] for i in range(CHART_POINTS)] + [points[-1]]
