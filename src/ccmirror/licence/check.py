@@ -1,0 +1,239 @@
+"""`check`: a licence verdict for every fetched file of the catalogue (DESIGN §5).
+
+A file already judged is read again only when its bytes (size, mtime), its item's declared
+licence or the policy changed. Conflict and unreadable files are moved, never deleted, to
+`quarantine/<source>/<item>/<file>` beside `<file>.reason.json`; the catalogue records where.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from ccmirror.catalogue.db import transaction, utcnow
+from ccmirror.errors import UnsafeName
+from ccmirror.fsutil import atomic_write_json, fsync_dir, safe_join, safe_relpath
+from ccmirror.licence import Declared, judge_declared
+from ccmirror.licence.normalise import by_id
+from ccmirror.licence.policy import NO_LICENCE, Policy
+from ccmirror.licence.tags import TagReport, read_tags
+from ccmirror.licence.verdict import Verdict, decide
+from ccmirror.mirror import Mirror
+from ccmirror.progress import NullReporter, Reporter
+
+log = logging.getLogger("ccmirror.licence")
+
+QUARANTINED = ("conflict", "unreadable")
+R_MISSING = "file missing from store"
+BATCH = 100
+
+_SELECT = """
+SELECT f.id, f.name, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
+       f.checked_key, f.quarantine_path, i.source, i.source_id, i.licence_url,
+       i.licence_title, i.declared_licence_id
+FROM files f JOIN items i ON i.id = f.item_id
+WHERE f.status = 'fetched' AND i.status = 'ok'
+ORDER BY f.id
+"""
+_UPDATE = """
+UPDATE files SET verdict = ?, licence_id = ?, licence_url = ?, verdict_reason = ?,
+       evidence = ?, isrc = ?, mbid = ?, checked_at = ?, checked_size = ?,
+       checked_mtime_ns = ?, checked_key = ?, quarantine_path = ?
+WHERE id = ?
+"""
+
+
+def _declared(row: sqlite3.Row, mirror: Mirror, policy: Policy) -> Declared:
+    d = judge_declared(row["licence_url"], row["licence_title"], mirror.manifest.licence)
+    if d.reason == NO_LICENCE and row["declared_licence_id"]:
+        # A source that stored only the normalised id (no URL or title to re-read).
+        lic = by_id(row["declared_licence_id"])
+        if lic is not None:
+            reason = policy.judge(lic.id)
+            return Declared(lic.id, lic.url, reason is None, reason)
+    return d
+
+
+def _source_evidence(row: sqlite3.Row) -> list[dict[str, str]]:
+    out = []
+    if row["licence_url"]:
+        out.append({"tag": f"{row['source']}:licence_url", "value": row["licence_url"]})
+    if row["licence_title"]:
+        out.append({"tag": f"{row['source']}:licence_title", "value": row["licence_title"]})
+    return out
+
+
+def _quarantine_rel(row: sqlite3.Row) -> Path:
+    rel = safe_relpath(f"{row['source']}/{row['source_id']}") / safe_relpath(row["name"])
+    return Path("quarantine") / rel
+
+
+def _free_name(path: Path) -> Path:
+    """The first of `path`, `path.1`, ... whose bytes and reason file do not exist yet."""
+    candidate, n = path, 0
+    while candidate.exists() or candidate.with_name(candidate.name + ".reason.json").exists():
+        n += 1
+        candidate = path.with_name(f"{path.name}.{n}")
+    return candidate
+
+
+def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict) -> str:
+    """Reason file first, then the bytes (a rename inside the data dir); returns the rel path."""
+    rel = _quarantine_rel(row)
+    dest = _free_name(safe_join(mirror.data_dir, str(rel)))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(
+        dest.with_name(dest.name + ".reason.json"),
+        {
+            "file": row["name"],
+            "source": row["source"],
+            "source_id": row["source_id"],
+            "store_path": row["store_path"],
+            "verdict": v.verdict,
+            "reason": v.reason,
+            "error": v.error,
+            "licence_id": v.licence_id,
+            "evidence": v.evidence,
+            "quarantined_at": utcnow(),
+        },
+    )
+    os.replace(src, dest)
+    fsync_dir(dest.parent)
+    fsync_dir(src.parent)
+    return str(dest.relative_to(mirror.data_dir))
+
+
+class _Run:
+    def __init__(self, mirror: Mirror, policy: Policy) -> None:
+        self.mirror, self.policy = mirror, policy
+        self.pending: list[tuple[Any, ...]] = []
+        self.counts: dict[str, Any] = {
+            "checked": 0,
+            "unchanged": 0,
+            "quarantined": 0,
+            "missing": 0,
+            "failed": 0,
+            "run": {},
+        }
+
+    def flush(self) -> None:
+        if self.pending:
+            with transaction(self.mirror.db) as db:
+                db.executemany(_UPDATE, self.pending)
+            self.pending.clear()
+
+    def record(self, row: sqlite3.Row, v: Verdict, size: int | None, mtime: int | None,
+               key: str, qpath: str | None) -> None:  # fmt: skip
+        self.pending.append(
+            (v.verdict, v.licence_id, v.licence_url, v.reason, json.dumps(v.evidence), v.isrc,
+             v.mbid, utcnow(), size, mtime, key, qpath, row["id"])
+        )  # fmt: skip
+        run = self.counts["run"]
+        run[v.verdict] = run.get(v.verdict, 0) + 1
+        self.counts["checked"] += 1
+        if len(self.pending) >= BATCH:
+            self.flush()
+
+    def judge(self, row: sqlite3.Row, path: Path, decl: Declared) -> Verdict:
+        return decide(
+            read_tags(path),
+            self.policy,
+            declared_id=decl.licence_id,
+            declared_reason=decl.reason,
+            source=True,
+            source_evidence=_source_evidence(row),
+        )
+
+    def one(self, row: sqlite3.Row) -> None:
+        decl = _declared(row, self.mirror, self.policy)
+        key = f"{self.policy.fingerprint()}|{decl.licence_id}|{decl.reason}"
+        try:
+            store = self.mirror.abspath(row["store_path"]) if row["store_path"] else None
+            qrel = row["quarantine_path"] or str(_quarantine_rel(row))
+            qabs = self.mirror.abspath(qrel)
+        except UnsafeName as e:
+            log.error("file %s: %s", row["id"], e)
+            self.counts["failed"] += 1
+            return
+        if store is not None and store.is_file():
+            st = store.stat()
+            if (
+                row["verdict"] is not None
+                and row["checked_size"] == st.st_size
+                and row["checked_mtime_ns"] == st.st_mtime_ns
+                and row["checked_key"] == key
+                and row["quarantine_path"] is None
+            ):
+                self.counts["unchanged"] += 1
+                return
+            v = self.judge(row, store, decl)
+            qpath = None
+            if v.verdict in QUARANTINED:
+                try:
+                    qpath = _move_to_quarantine(self.mirror, row, store, v)
+                    self.counts["quarantined"] += 1
+                except OSError as e:
+                    log.error("cannot quarantine %s: %s", store, e)
+                    self.counts["failed"] += 1
+            self.record(row, v, st.st_size, st.st_mtime_ns, key, qpath)
+            return
+        if qabs.is_file():
+            # Quarantined earlier (or moved just before a crash): judged where it lies.
+            if row["quarantine_path"] and row["verdict"] in QUARANTINED:
+                self.counts["unchanged"] += 1
+                return
+            st = qabs.stat()
+            v = self.judge(row, qabs, decl)
+            if v.verdict not in QUARANTINED and store is not None:
+                store.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(qabs, store)  # policy or source changed: back into the store
+                fsync_dir(store.parent)
+                self.record(row, v, st.st_size, st.st_mtime_ns, key, None)
+            else:
+                self.record(row, v, st.st_size, st.st_mtime_ns, key, qrel)
+            return
+        # The catalogue says fetched but the bytes are gone.
+        if row["verdict"] == "unreadable" and row["checked_size"] == -1:
+            self.counts["unchanged"] += 1
+            return
+        v = decide(TagReport(error="no such file"), self.policy, declared_id=decl.licence_id,
+                   declared_reason=decl.reason, source=True, source_evidence=_source_evidence(row))  # fmt: skip
+        v.reason = R_MISSING
+        self.counts["missing"] += 1
+        log.warning("fetched file missing: %s", row["store_path"])
+        self.record(row, v, -1, None, key, None)
+
+
+def totals(db: sqlite3.Connection) -> dict[str, Any]:
+    """Verdicts and licences of every fetched file of an ok item."""
+    verdicts: dict[str, int] = {}
+    licences: dict[str, dict[str, int]] = {}
+    for r in db.execute(
+        "SELECT coalesce(f.verdict, 'unchecked') AS v, coalesce(f.licence_id, '(none)') AS l,"
+        " count(*) AS n FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'fetched' AND i.status = 'ok' GROUP BY 1, 2 ORDER BY 2, 1"
+    ):
+        verdicts[r["v"]] = verdicts.get(r["v"], 0) + r["n"]
+        licences.setdefault(r["l"], {})[r["v"]] = r["n"]
+    return {"verdicts": verdicts, "licences": licences}
+
+
+def check(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
+    """Decide the verdict of every fetched file; returns counts (this run and in total)."""
+    reporter = reporter or NullReporter()
+    policy = Policy.from_config(mirror.manifest.licence)
+    rows = mirror.db.execute(_SELECT).fetchall()
+    run = _Run(mirror, policy)
+    reporter.start("check", total=len(rows), unit="files")
+    try:
+        for row in rows:
+            run.one(row)
+            reporter.advance()
+    finally:
+        run.flush()
+        reporter.finish()
+    return {**run.counts, **totals(mirror.db), "require_embedded": policy.require_embedded}
