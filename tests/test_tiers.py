@@ -1,0 +1,128 @@
+"""Tiers and the storage plan."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccmirror.catalogue import transaction
+from ccmirror.tiers import plan, rank_items, tier_of, tier_table
+from packhelpers import add_file, add_item, make_mirror
+
+
+def test_tiers_follow_cumulative_share(tmp_path):
+    m = make_mirror(tmp_path, shares=(0.5, 0.9, 1.0))
+    ids = [add_item(m, "ia", f"i{n}", popularity=p) for n, p in enumerate([50, 30, 10, 5, 5])]
+    ranked = rank_items(m.db, m.manifest.tiers.shares)
+    assert [r.id for r in ranked] == ids
+    # 0% before i0 -> t1; 50% before i1 -> t2; 80% -> t2; 90% -> t3; 95% -> t3.
+    assert [r.tier for r in ranked] == [1, 2, 2, 3, 3]
+    assert abs(sum(r.share for r in ranked) - 1.0) < 1e-9
+
+
+def test_ties_broken_by_id_and_sources_ranked_apart(tmp_path):
+    m = make_mirror(tmp_path, shares=(0.5, 1.0))
+    a = add_item(m, "fma", "b", popularity=10)
+    b = add_item(m, "fma", "a", popularity=10)
+    c = add_item(m, "ia", "x", popularity=1_000_000)
+    d = add_item(m, "ia", "y", popularity=1)
+    ranked = {r.id: r for r in rank_items(m.db, m.manifest.tiers.shares)}
+    # Equal popularity: the lower catalogue id ranks first, whatever the name.
+    assert (ranked[a].tier, ranked[b].tier) == (1, 2)
+    # FMA's small numbers are not swamped by IA's: each source has its own tier 1.
+    assert (ranked[c].tier, ranked[d].tier) == (1, 2)
+    assert abs(ranked[a].share - 0.25) < 1e-9
+    assert abs(ranked[c].share - 0.5 * 1_000_000 / 1_000_001) < 1e-9
+
+
+def test_packed_item_keeps_its_tier(tmp_path):
+    m = make_mirror(tmp_path, shares=(0.5, 1.0))
+    hot = add_item(m, "ia", "hot", popularity=90)
+    cold = add_item(m, "ia", "cold", popularity=10)
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET tier = 2 WHERE id = ?", (hot,))
+    ranked = {r.id: r for r in rank_items(m.db, m.manifest.tiers.shares)}
+    assert ranked[hot].tier == 2 and ranked[hot].pinned
+    assert ranked[cold].tier == 2 and not ranked[cold].pinned
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    pops=st.lists(st.integers(min_value=0, max_value=10_000), min_size=1, max_size=40),
+    shares=st.sampled_from([(0.5, 0.9, 0.99, 1.0), (0.3, 1.0), (1.0,), (0.5, 0.8)]),
+)
+def test_tiers_ordered_property(pops, shares):
+    """Tiers never decrease down the ranking, and each tier's items are the ones needed to
+    reach its share: before an item of tier k, less than shares[k-1] was reached."""
+    order = sorted(range(len(pops)), key=lambda i: (-pops[i], i))
+    total = sum(pops)
+    cum, last = 0, 1
+    for i in order:
+        k = tier_of(cum, total, shares)
+        assert k >= last
+        if total:
+            assert k == len(shares) + 1 or cum / total < shares[k - 1] + 1e-9
+            if k > 1 and k <= len(shares):
+                assert cum / total >= shares[k - 2] - 1e-9
+        last = k
+        cum += pops[i]
+
+
+def _sized_mirror(tmp_path):
+    m = make_mirror(tmp_path, shares=(0.5, 1.0))
+    # Tier 1: "big" (50%). Tier 2: three items; "dense" has the best share per byte.
+    spec = [("big", 50, 2.0), ("long", 25, 3.0), ("dense", 15, 0.5), ("mid", 10, 1.0)]
+    ids = {}
+    for n, (sid, pop, secs) in enumerate(spec):
+        ids[sid] = add_item(m, "ia", sid, popularity=pop)
+        add_file(m, ids[sid], "a.wav", seconds=secs, seed=n)
+    return m, ids
+
+
+def test_tier_table_counts(tmp_path):
+    m, _ = _sized_mirror(tmp_path)
+    r = tier_table(m)
+    assert [t["tier"] for t in r["tiers"]] == [1, 2]
+    assert [t["items"] for t in r["tiers"]] == [1, 3]
+    wav = 48000 * 2 * 2  # bytes per second, 16-bit stereo
+    assert abs(r["tiers"][0]["bytes"] - 2 * wav) < 4096
+    assert r["tiers"][1]["cumulative_bytes"] == r["bytes"]
+    assert r["tiers"][0]["popularity_share"] == 0.5
+    assert r["tiers"][1]["cumulative_share"] == 1.0
+
+
+def test_plan_fills_cut_tier_by_popularity_per_byte(tmp_path):
+    m, ids = _sized_mirror(tmp_path)
+    wav = 48000 * 2 * 2
+    # Room for tier 1 (2 s) plus 1.6 s: "long" (3 s) does not fit; "dense" (0.5 s, the best
+    # share per byte) and "mid" (1 s) do.
+    r = plan(m, int(3.6 * wav))
+    assert r["cut_tier"] == 2
+    assert [t["included"] for t in r["tiers"]] == ["full", "partial"]
+    assert r["tiers"][1]["items"] == 2
+    assert abs(r["popularity_share"] - 0.75) < 1e-6
+    assert r["bytes"] <= 3.6 * wav
+    assert "popularity per byte" in r["note"]
+    everything = plan(m, 10**12)
+    assert everything["cut_tier"] is None and everything["popularity_share"] == 1.0
+    nothing = plan(m, 0)
+    assert nothing["items"] == 0 and nothing["tiers"][0]["included"] == "none"
+
+
+def test_cli_tiers_and_plan(tmp_path, cli):
+    m, _ = _sized_mirror(tmp_path)
+    m.close()
+    manifest = str(tmp_path / "mirror.toml")
+    r = cli("tiers", manifest, "--json")
+    assert r.returncode == 0, r.stderr
+    assert [t["items"] for t in json.loads(r.stdout)["tiers"]] == [1, 3]
+    r = cli("plan", manifest, "--budget", "1MB", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["budget"] == 1_000_000 and doc["cut_tier"] == 2
+    r = cli("plan", manifest, "--budget", "lots")
+    assert r.returncode == 2 and "--budget" in r.stderr and "Traceback" not in r.stderr
+    r = cli("plan", manifest, "--budget", "2TB")
+    assert r.returncode == 0 and "everything fits" in r.stdout
