@@ -283,9 +283,13 @@ def _consistent(data_dir: Path) -> None:
         " WHERE p.obsolete = 0 GROUP BY pf.file_id HAVING count(*) > 1"
     ).fetchall()
     assert twice == []
-    for f in conn.execute("SELECT store_path, size, md5 FROM files WHERE status = 'fetched'"):
-        path = data_dir / f["store_path"]
-        assert path.is_file(), f["store_path"]
+    for f in conn.execute(
+        "SELECT store_path, quarantine_path, size, md5 FROM files WHERE status = 'fetched'"
+    ):
+        # check moves unreadable/conflicting files to quarantine/ and records where.
+        rel = f["quarantine_path"] or f["store_path"]
+        path = data_dir / rel
+        assert path.is_file(), rel
         data = path.read_bytes()
         assert len(data) == f["size"] and hashlib.md5(data).hexdigest() == f["md5"]
     for p in conn.execute("SELECT id, name, torrent_path FROM packs WHERE status = 'sealed'"):
@@ -321,9 +325,8 @@ def test_kill_9_during_sync_then_clean_sync(cli, ia, write_manifest, data_dir, w
         from ccmirror.mirror import open_mirror
 
         with DataLock(data_dir), open_mirror(manifest) as mirror:
-            from ccmirror.licence.check import check
-
             from ccmirror.fetch import fetch
+            from ccmirror.licence.check import check
 
             fetch(mirror)
             check(mirror)
