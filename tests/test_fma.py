@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ccmirror.audio import write_audio
 from ccmirror.errors import SourceUnreachable, UsageError
 from ccmirror.harvest import harvest
 from ccmirror.mirror import open_mirror
@@ -87,7 +88,8 @@ def test_zip_metadata_and_tree_audio(dataset, write_manifest):
         result = harvest(m)
         items, files = _items(m), _files(m)
 
-    assert result["items"] == 8 and result["new"] == 8 and result["malformed"] == 0
+    assert result["found"] == 8 and result["new"] == 8 and result["malformed"] == 0
+    assert result["failed"] == 0
     assert set(items) == {"000002", "000003", "000005", "000010", "000020", "000134"} | {
         "001001",
         "002002",
@@ -112,7 +114,7 @@ def test_zip_metadata_and_tree_audio(dataset, write_manifest):
         assert items[sid]["status"] == "refused", sid
         assert items[sid]["reason"], sid
         assert files[sid]["status"] == "refused"
-    assert sum(result["refused"].values()) == 4
+    assert sum(result["refused"].values()) == 4 == result["refused_items"]
     # No audio in the tree: the track is recorded, empty, with the reason; no file row.
     assert items["002002"]["status"] == "empty" and "audio_root" in items["002002"]["reason"]
     assert "002002" not in files and result["empty"] == 1
@@ -123,8 +125,7 @@ def test_zip_metadata_and_tree_audio(dataset, write_manifest):
     assert f["url"] == src.resolve().as_uri()
     assert f["size"] == src.stat().st_size
     assert f["sha1"] == hashlib.sha1(src.read_bytes()).hexdigest()
-    assert f["store_path"] == "store/fma/000002/000002.mp3"
-    assert files["001001"]["store_path"] == "store/fma/001001/001001.mp3"
+    assert f["store_path"] is None  # set by fetch, once the bytes are in the store
     assert result["files"] == 3 and result["ok"] == 3
     assert result["bytes"] == sum(dataset["paths"][t].stat().st_size for t in (2, 3, 1001))
 
@@ -316,7 +317,7 @@ def test_max_items_takes_the_most_listened(dataset, write_manifest):
     with _mirror(write_manifest, body) as m:
         result = harvest(m)
         items = _items(m)
-    assert set(items) == {"002002", "001001"} and result["items"] == 2
+    assert set(items) == {"002002", "001001"} and result["found"] == 2
 
 
 def test_unreachable_metadata_url_is_exit_4(tmp_path, write_manifest):
@@ -340,3 +341,109 @@ def test_not_raw_tracks_is_a_clear_error(tmp_path, write_manifest):
     body = _fma(empty_zip, audio_base_url="http://127.0.0.1:9/")
     with _mirror(write_manifest, body) as m, pytest.raises(UsageError, match="no raw_tracks"):
         harvest(m)
+
+
+# --- harvest + fetch through the CLI, as an operator runs them ---------------------------
+
+
+def _run(cli, *args: str) -> tuple[int, dict]:
+    p = cli(*args, "--json")
+    assert p.stdout.strip(), p.stderr
+    return p.returncode, json.loads(p.stdout)
+
+
+def _store(data_dir: Path) -> dict[str, bytes]:
+    root = data_dir / "store"
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def test_cli_tree_harvest_then_fetch(dataset, data_dir, write_manifest, cli):
+    manifest = write_manifest(_fma(dataset["meta"], audio_root=str(dataset["tree"])))
+    code, h = _run(cli, "harvest", str(manifest))
+    assert code == 0 and h["found"] == 8 and h["files"] == 3 and h["refused_items"] == 4
+    for key in ("new", "updated", "unchanged", "dark", "empty", "missing", "failed", "refused"):
+        assert key in h, key  # the IA source's summary keys
+    code, f = _run(cli, "fetch", str(manifest))
+    assert code == 0 and f["fetched"] == 3 and f["failed"] == 0
+    store = _store(data_dir)
+    assert set(store) == {"fma/000002/000002.mp3", "fma/000003/000003.mp3", "fma/001001/001001.mp3"}
+    assert store["fma/001001/001001.mp3"] == dataset["paths"][1001].read_bytes()
+    # Again: nothing changed, nothing fetched.
+    code, h2 = _run(cli, "harvest", str(manifest))
+    assert code == 0 and h2["unchanged"] == 8 and h2["new"] == h2["updated"] == h2["files"] == 0
+    code, f2 = _run(cli, "fetch", str(manifest))
+    assert code == 0 and f2["fetched"] == 0
+    with open_mirror(manifest) as m:
+        paths = {r[0] for r in m.db.execute("SELECT store_path FROM files WHERE status='fetched'")}
+    assert "store/fma/000002/000002.mp3" in paths
+
+
+def test_cli_checksum_mismatch_never_reaches_the_store(tmp_path, data_dir, write_manifest, cli):
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", [track_row(2), track_row(3)])
+    tree = tmp_path / "fma_full"
+    write_audio_tree(tree, [2, 3], wrong_sums=[3])
+    manifest = write_manifest(_fma(meta, audio_root=str(tree)))
+    assert _run(cli, "harvest", str(manifest))[0] == 0
+    code, f = _run(cli, "fetch", str(manifest))
+    assert code == 1 and f["fetched"] == 1 and f["failed"] == 1
+    assert [x["source_id"] for x in f["failures"]] == ["000003"]
+    assert "sha1" in f["failures"][0]["reason"]
+    assert set(_store(data_dir)) == {"fma/000002/000002.mp3"}  # no file, no .part
+    assert list((data_dir / "quarantine").rglob("000003.mp3.reason.json"))
+
+
+def test_cli_zip_audio_fetch_and_mismatch(tmp_path, data_dir, write_manifest, cli):
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", [track_row(2), track_row(1001)])
+    tree = tmp_path / "tree"
+    paths = write_audio_tree(tree, [2, 1001], wrong_sums=[1001])
+    audio_zip = write_audio_zip(tmp_path / "fma_full.zip", tree)
+    manifest = write_manifest(_fma(meta, audio_root=str(audio_zip)))
+    assert _run(cli, "harvest", str(manifest))[0] == 0
+    code, f = _run(cli, "fetch", str(manifest))
+    assert code == 1 and f["fetched"] == 1 and f["failed"] == 1
+    assert _store(data_dir) == {"fma/000002/000002.mp3": paths[2].read_bytes()}
+
+
+def test_cli_missing_audio_file_fails_the_fetch(dataset, data_dir, write_manifest, cli):
+    manifest = write_manifest(_fma(dataset["meta"], audio_root=str(dataset["tree"])))
+    assert _run(cli, "harvest", str(manifest))[0] == 0
+    dataset["paths"][3].unlink()  # gone between harvest and fetch
+    code, f = _run(cli, "fetch", str(manifest))
+    assert code == 1 and f["failed"] == 1 and f["fetched"] == 2
+    assert f["failures"][0]["source_id"] == "000003"
+    assert "fma/000003/000003.mp3" not in _store(data_dir)
+
+
+def test_cli_http_audio_base_url(tmp_path, data_dir, write_manifest, cli):
+    host = tmp_path / "host"
+    rows = [track_row(2), track_row(3), track_row(4)]
+    audio = {
+        r["track_id"]: write_audio(host / "storage" / r["track_file"], "mp3", seed=n)
+        for n, r in enumerate(rows[:2])
+    }
+    write_metadata_zip(host / "fma_metadata.zip", rows)
+    with FileServer(host) as server:
+        manifest = write_manifest(
+            _fma(server.url + "fma_metadata.zip", audio_base_url=server.url + "storage/")
+        )
+        code, h = _run(cli, "harvest", str(manifest))
+        assert code == 0 and h["found"] == 3 and h["files"] == 3
+        code, f = _run(cli, "fetch", str(manifest))
+    # Track 4's file is not on the host: HTTP 404, exit 1, the others are in the store.
+    assert code == 1 and f["fetched"] == 2 and f["failed"] == 1
+    assert "404" in f["failures"][0]["reason"]
+    store = _store(data_dir)
+    assert store["fma/000002/000002.mp3"] == audio["2"].read_bytes()
+    assert store["fma/000003/000003.mp3"] == audio["3"].read_bytes()
+    assert "/storage/music/Artist_2/Album_2/Track_2.mp3" in server.requests
+
+
+def test_cli_unreachable_metadata_is_exit_4(tmp_path, write_manifest, cli):
+    with FileServer(tmp_path) as server:
+        url = server.url
+    # The server is gone: nothing listens on its port any more.
+    manifest = write_manifest(_fma(url + "fma_metadata.zip", audio_base_url=url))
+    p = cli("harvest", str(manifest))
+    assert p.returncode == 4
+    assert p.stderr.strip().startswith("ccmirror: cannot download FMA metadata")
+    assert "Traceback" not in p.stderr

@@ -63,7 +63,6 @@ class Planned:
     source_id: str
     item: dict[str, Any]
     audio: Audio | None
-    store_path: str | None = None
 
     def fingerprint(self) -> str:
         return _fingerprint(self.item, self.audio)
@@ -101,15 +100,20 @@ def harvest_source(
     )
     existing = _existing(mirror.db)
     stats = ReadStats()
+    # The IA source's keys (found ... refused), then FMA's own.
     result: dict[str, Any] = {
-        "items": 0,
+        "found": 0,
         "new": 0,
         "updated": 0,
         "unchanged": 0,
-        "ok": 0,
+        "dark": 0,
         "empty": 0,
-        "refused": {},
+        "missing": 0,
         "files": 0,
+        "failed": 0,
+        "refused_items": 0,
+        "refused": {},
+        "ok": 0,
         "bytes": 0,
     }
     gate = _Gate(mirror.manifest.licence)
@@ -138,11 +142,11 @@ def harvest_source(
     log.info(
         "FMA: %d tracks (%d new, %d updated, %d unchanged), %d refused, %d without audio,"
         " %d malformed rows skipped",
-        result["items"],
+        result["found"],
         result["new"],
         result["updated"],
         result["unchanged"],
-        sum(result["refused"].values()),
+        result["refused_items"],
         result["empty"],
         stats.malformed,
     )
@@ -303,15 +307,16 @@ def _write(
                 _update_item(db, item_id, p, now)
                 result["updated"] += 1
             if p.audio is not None:
-                p.store_path = mirror.store_relpath(SOURCE, p.source_id, p.audio.name)
-            _sync_file(db, item_id, p)
+                # Refuse, before writing anything, a name the store could not hold.
+                mirror.store_relpath(SOURCE, p.source_id, p.audio.name)
+            result["files"] += _sync_file(db, item_id, p)
             known[p.source_id] = _Known(
                 item_id, p.fingerprint(), p.item["status"], p.item["reason"]
             )
 
 
 def _count(p: Planned, result: dict[str, Any]) -> None:
-    result["items"] += 1
+    result["found"] += 1
     status = p.item["status"]
     if status == "ok":
         result["ok"] += 1
@@ -320,8 +325,8 @@ def _count(p: Planned, result: dict[str, Any]) -> None:
     elif status == "refused":
         reason = p.item["reason"] or "refused"
         result["refused"][reason] = result["refused"].get(reason, 0) + 1
+        result["refused_items"] += 1
     if p.audio is not None and status == "ok":
-        result["files"] += 1
         result["bytes"] += p.audio.size or 0
 
 
@@ -342,8 +347,11 @@ def _update_item(db: sqlite3.Connection, item_id: int, p: Planned, now: str) -> 
     )
 
 
-def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
-    """Make the item's file row match the plan without losing fetched or packed bytes."""
+def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> int:
+    """Make the item's file row match the plan without losing fetched or packed bytes.
+
+    Returns 1 when the file is new or changed and waits to be fetched, else 0.
+    """
     a = p.audio
     # Rows for a file the dataset no longer names: drop them unless they hold bytes.
     db.execute(
@@ -352,7 +360,7 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
         (item_id, a.name if a else None),
     )
     if a is None:
-        return
+        return 0
     status = p.item["status"]
     want, why = (
         ("pending", None) if status == "ok" else ("refused", f"item {status}: {p.item['reason']}")
@@ -363,11 +371,11 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
     ).fetchone()
     if row is None:
         db.execute(
-            "INSERT INTO files (item_id, name, size, sha1, format, origin, url, status, reason,"
-            " store_path) VALUES (?, ?, ?, ?, ?, 'original', ?, ?, ?, ?)",
-            (item_id, a.name, a.size, a.sha1, a.format, a.url, want, why, p.store_path),
+            "INSERT INTO files (item_id, name, size, sha1, format, origin, url, status, reason)"
+            " VALUES (?, ?, ?, ?, ?, 'original', ?, ?, ?)",
+            (item_id, a.name, a.size, a.sha1, a.format, a.url, want, why),
         )
-        return
+        return int(want == "pending")
     changed = (a.size is not None and a.size != row["size"]) or (
         a.sha1 is not None and a.sha1 != row["sha1"]
     )
@@ -376,14 +384,14 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
             "UPDATE files SET url = ?, size = ?, sha1 = ?, format = ? WHERE id = ?",
             (a.url, a.size, a.sha1, a.format, row["id"]),
         )
-        return
+        return 0
     if row["status"] == "failed" and want == "pending" and not changed:
         want, why = "failed", None  # keep the fetcher's reason; it retries failed files
         db.execute(
             "UPDATE files SET url = ?, size = ?, sha1 = ?, format = ? WHERE id = ?",
             (a.url, a.size, a.sha1, a.format, row["id"]),
         )
-        return
+        return 0
     # New bytes, or a pending/refused row: fetch (and check) again from scratch.
     db.execute(
         "UPDATE files SET url = ?, size = ?, sha1 = ?, format = ?, status = ?, reason = ?,"
@@ -391,3 +399,4 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
         " checked_at = NULL WHERE id = ?",
         (a.url, a.size, a.sha1, a.format, want, why, row["id"]),
     )
+    return int(want == "pending")
