@@ -1,0 +1,289 @@
+"""Licence evidence from real encoded files, tagged with mutagen in every convention."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+from mutagen import id3
+from mutagen.aiff import AIFF
+from mutagen.apev2 import APEv2
+
+from ccmirror.audio import RATE, signal, write_audio
+from ccmirror.licence import VERDICTS, inspect
+from ccmirror.licence.tags import read_tags
+from ccmirror.manifest import LicenceConfig
+
+KINDS = ["flac", "ogg", "opus", "mp3", "wav", "aiff"]
+VORBIS = {"flac", "ogg", "opus"}
+BYSA3 = "http://creativecommons.org/licenses/by-sa/3.0/"
+MBID = "b1a9c0e9-d987-4042-ae91-78d6a3267d69"
+
+
+def make(path: Path, seconds: float = 0.3, seed: int = 0) -> Path:
+    kind = path.suffix[1:]
+    if kind == "aiff":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, signal(seconds, seed), RATE, format="AIFF", subtype="PCM_16")
+        return path
+    return write_audio(path, seconds=seconds, seed=seed)
+
+
+def id3_frames(path: Path, *frames: id3.Frame) -> None:
+    kind = path.suffix[1:]
+    if kind in ("wav", "aiff"):
+        from mutagen.wave import WAVE
+
+        f = WAVE(path) if kind == "wav" else AIFF(path)
+        if f.tags is None:
+            f.add_tags()
+        for fr in frames:
+            f.tags.add(fr)
+        f.save()
+    else:
+        try:
+            tags = id3.ID3(path)
+        except id3.ID3NoHeaderError:
+            tags = id3.ID3()
+        for fr in frames:
+            tags.add(fr)
+        tags.save(path)
+
+
+def vorbis(path: Path, **pairs: str) -> None:
+    import mutagen
+
+    f = mutagen.File(path)
+    if f.tags is None:
+        f.add_tags()
+    for k, v in pairs.items():
+        f.tags[k] = [v]
+    f.save()
+
+
+def tcop(text: str) -> id3.Frame:
+    return id3.TCOP(encoding=3, text=[text])
+
+
+def ids(report) -> set[str]:
+    return {lic.id for _, lic in report.licences}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_untagged_files_read_clean(tmp_path, kind):
+    r = read_tags(make(tmp_path / f"a.{kind}"))
+    assert r.error is None
+    assert r.licences == [] and not r.rights_reserved
+
+
+@pytest.mark.parametrize("kind", ["mp3", "wav", "aiff"])
+@pytest.mark.parametrize(
+    ("frame", "tag"),
+    [
+        (lambda: tcop(f"2008 Foo. Licensed to the public under {BYSA3} verify at http://foo.example/licence.html"), "TCOP"),
+        (lambda: id3.WCOP(url=BYSA3), "WCOP"),
+        (lambda: id3.WOAF(url="https://creativecommons.org/licenses/by-sa/3.0/deed.en"), "WOAF"),
+        (lambda: id3.WXXX(encoding=3, desc="Licence", url=BYSA3 + "legalcode"), "WXXX:Licence"),
+        (lambda: id3.TXXX(encoding=3, desc="LICENSE", text=["CC BY-SA 3.0"]), "TXXX:LICENSE"),
+        (lambda: id3.TXXX(encoding=3, desc="Copyright message", text=["Attribution-ShareAlike 3.0 Unported"]), "TXXX:Copyright message"),
+        (lambda: id3.TXXX(encoding=3, desc="license", text=["www.creativecommons.org/licenses/by-sa/3.0"]), "TXXX:license"),
+        (lambda: id3.COMM(encoding=3, lang="eng", desc="", text=[f"Released under {BYSA3}"]), "COMM"),
+        (lambda: id3.USER(encoding=3, lang="eng", text="Creative Commons Attribution-ShareAlike 3.0"), "USER"),
+    ],
+)  # fmt: skip
+def test_id3_conventions(tmp_path, kind, frame, tag):
+    path = make(tmp_path / f"a.{kind}")
+    id3_frames(path, frame())
+    r = read_tags(path)
+    assert r.error is None
+    assert ids(r) == {"CC-BY-SA-3.0"}
+    assert tag in {e["tag"] for e in r.evidence}
+    row = inspect([path])["files"][0]
+    assert (row["verdict"], row["licence_id"]) == ("verified", "CC-BY-SA-3.0")
+
+
+def test_tcop_keeps_the_web_statement(tmp_path):
+    path = make(tmp_path / "a.mp3")
+    id3_frames(path, tcop(f"2008 Foo. Licensed to the public under {BYSA3} verify at https://foo.example/rights"))  # fmt: skip
+    r = read_tags(path)
+    assert {"tag": "TCOP:verify", "value": "https://foo.example/rights"} in r.evidence
+
+
+@pytest.mark.parametrize("kind", sorted(VORBIS))
+@pytest.mark.parametrize("key", ["LICENSE", "COPYRIGHT", "CONTACT", "license"])
+def test_vorbis_conventions(tmp_path, kind, key):
+    path = make(tmp_path / f"a.{kind}")
+    vorbis(path, **{key: "Licensed under https://creativecommons.org/licenses/by-nc/4.0/ by Foo"})
+    r = read_tags(path)
+    assert ids(r) == {"CC-BY-NC-4.0"}
+    assert r.evidence[0]["tag"].lower() == f"vorbis:{key.lower()}"
+
+
+def test_vorbis_title_text_and_ports(tmp_path):
+    path = make(tmp_path / "a.flac")
+    vorbis(path, LICENSE="Creative Commons Attribution-NonCommercial-ShareAlike 2.0 UK: England & Wales")  # fmt: skip
+    assert ids(read_tags(path)) == {"CC-BY-NC-SA-2.0-UK"}
+
+
+def test_apev2_on_mp3(tmp_path):
+    path = make(tmp_path / "a.mp3")
+    ape = APEv2()
+    ape["License"] = "http://creativecommons.org/publicdomain/zero/1.0/"
+    ape["Copyright"] = "2010 Somebody"
+    ape.save(path)
+    r = read_tags(path)
+    assert ids(r) == {"CC0-1.0"}
+    assert {"APEv2:License", "APEv2:Copyright"} <= {e["tag"] for e in r.evidence}
+
+
+def test_isrc_and_musicbrainz_id3(tmp_path):
+    path = make(tmp_path / "a.mp3")
+    id3_frames(
+        path,
+        id3.TSRC(encoding=3, text=["US-RC1-76-07839"]),
+        id3.UFID(owner="http://musicbrainz.org", data=MBID.encode()),
+    )
+    r = read_tags(path)
+    assert (r.isrc, r.mbid) == ("USRC17607839", MBID)
+
+
+@pytest.mark.parametrize("kind", sorted(VORBIS))
+def test_isrc_and_musicbrainz_vorbis(tmp_path, kind):
+    path = make(tmp_path / f"a.{kind}")
+    vorbis(path, ISRC="GBAYE0601498", MUSICBRAINZ_TRACKID=MBID.upper())
+    r = read_tags(path)
+    assert (r.isrc, r.mbid) == ("GBAYE0601498", MBID)
+    assert inspect([path])["files"][0]["isrc"] == "GBAYE0601498"
+
+
+def test_musicbrainz_txxx(tmp_path):
+    path = make(tmp_path / "a.wav")
+    id3_frames(path, id3.TXXX(encoding=3, desc="MusicBrainz Track Id", text=[MBID]))
+    assert read_tags(path).mbid == MBID
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_contradicting_tags_are_a_conflict(tmp_path, kind):
+    path = make(tmp_path / f"a.{kind}")
+    if kind in VORBIS:
+        vorbis(path, LICENSE=BYSA3, COPYRIGHT="CC BY-NC-ND 4.0")
+    else:
+        id3_frames(path, id3.WCOP(url=BYSA3), tcop("2011 Foo, CC BY-NC-ND 4.0"))
+    row = inspect([path])["files"][0]
+    assert (row["verdict"], row["reason"]) == ("conflict", "tags state two licences")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_all_rights_reserved(tmp_path, kind):
+    path = make(tmp_path / f"a.{kind}")
+    text = "(P) 1998 Big Label. All Rights Reserved."
+    if kind in VORBIS:
+        vorbis(path, COPYRIGHT=text)
+    else:
+        id3_frames(path, tcop(text))
+    row = inspect([path])["files"][0]
+    assert row["rights_reserved"] is True
+    assert (row["verdict"], row["reason"]) == ("rejected", "tags say all rights reserved")
+    # ... and next to a CC licence the tags contradict themselves
+    if kind in VORBIS:
+        vorbis(path, LICENSE=BYSA3)
+    else:
+        id3_frames(path, id3.WCOP(url=BYSA3))
+    row = inspect([path])["files"][0]
+    assert (row["verdict"], row["licence_id"]) == ("conflict", "CC-BY-SA-3.0")
+
+
+def test_same_licence_twice_is_one_licence(tmp_path):
+    path = make(tmp_path / "a.mp3")
+    id3_frames(path, id3.WCOP(url=BYSA3), tcop("Attribution-ShareAlike 3.0 Unported"))
+    assert inspect([path])["files"][0]["verdict"] == "verified"
+
+
+def test_inspect_policy_and_denied(tmp_path):
+    a = make(tmp_path / "a.flac")
+    vorbis(a, LICENSE="https://creativecommons.org/licenses/by-nc/4.0/")
+    b = make(tmp_path / "b.flac", seed=1)
+    vorbis(b, LICENSE="https://creativecommons.org/licenses/sampling/1.0/")
+    res = inspect([a, b])
+    assert [r["verdict"] for r in res["files"]] == ["verified", "rejected"]
+    assert res["files"][1]["reason"] == "licence never allowed"
+    strict = inspect([a], LicenceConfig(allow=("CC-BY-*",), deny=("CC-BY-NC-*",)))
+    assert strict["files"][0]["verdict"] == "rejected"
+
+
+def test_inspect_keeps_order_and_never_stops(tmp_path):
+    good = make(tmp_path / "good.ogg")
+    vorbis(good, LICENSE=BYSA3)
+    junk = tmp_path / "junk.mp3"
+    junk.write_bytes(b"this is not audio at all" * 10)
+    paths = [tmp_path / "missing.flac", junk, tmp_path, good]
+    res = inspect(paths)
+    rows = res["files"]
+    assert [r["path"] for r in rows] == [str(p) for p in paths]
+    assert [r["verdict"] for r in rows] == ["unreadable"] * 3 + ["verified"]
+    assert rows[0]["error"] == "no such file"
+    assert all(rows[i]["error"] for i in range(3)) and rows[3]["error"] is None
+    json.dumps(res)  # one JSON document
+    assert set(rows[0]) >= {"path", "licence_id", "licence_url", "rights_reserved", "verdict", "reason", "evidence", "isrc", "error"}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("fraction", [0.05, 0.5, 0.9])
+def test_truncated_files_are_unreadable(tmp_path, kind, fraction):
+    path = make(tmp_path / f"a.{kind}", seconds=0.5)
+    id3_frames(path, id3.WCOP(url=BYSA3)) if kind not in VORBIS else vorbis(path, LICENSE=BYSA3)
+    assert inspect([path])["files"][0]["verdict"] == "verified"
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+    row = inspect([path])["files"][0]
+    assert row["verdict"] == "unreadable", row
+    assert row["error"]
+
+
+# The bytes that say what a file is: flipping a bit in them leaves nothing to parse.
+MAGIC = {"flac": b"fLaC", "ogg": b"OggS", "opus": b"OggS", "wav": b"RIFF", "aiff": b"FORM"}
+
+
+@pytest.mark.parametrize("kind", sorted(MAGIC))
+def test_bit_flipped_headers_are_unreadable(tmp_path, kind):
+    path = make(tmp_path / f"a.{kind}")
+    data = bytearray(path.read_bytes())
+    at = data.find(MAGIC[kind])
+    assert at >= 0
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+    row = inspect([path])["files"][0]
+    assert row["verdict"] == "unreadable", row
+
+
+def test_bit_flipped_flac_audio_is_unreadable(tmp_path):
+    # FLAC frames carry CRCs: damage in the audio itself is found by decoding
+    path = make(tmp_path / "a.flac", seconds=1.0)
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert inspect([path])["files"][0]["verdict"] == "unreadable"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_random_damage_never_escapes(tmp_path, kind):
+    src = make(tmp_path / f"src.{kind}")
+    id3_frames(src, id3.WCOP(url=BYSA3)) if kind not in VORBIS else vorbis(src, LICENSE=BYSA3)
+    data = src.read_bytes()
+    rng = random.Random(kind)
+    paths = []
+    for n in range(12):
+        b = bytearray(data)
+        for _ in range(rng.randrange(1, 40)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        p = tmp_path / f"d{n}.{kind}"
+        p.write_bytes(bytes(b[: rng.randrange(1, len(b) + 1)]))
+        paths.append(p)
+    rows = inspect(paths)["files"]
+    assert len(rows) == 12
+    assert all(r["verdict"] in VERDICTS for r in rows)
+    assert all((r["error"] is not None) == (r["verdict"] == "unreadable") for r in rows)
