@@ -447,3 +447,33 @@ def test_cli_unreachable_metadata_is_exit_4(tmp_path, write_manifest, cli):
     assert p.returncode == 4
     assert p.stderr.strip().startswith("ccmirror: cannot download FMA metadata")
     assert "Traceback" not in p.stderr
+
+
+def test_title_only_licence_goes_through_the_gate(tmp_path, write_manifest):
+    by_nc_sa = "Attribution-NonCommercial-ShareAlike 3.0 International"
+    meta = write_raw_tracks_csv(
+        tmp_path / "raw_tracks.csv",
+        [
+            track_row(2, licence=(by_nc_sa, "")),
+            track_row(3, licence=("FMA-Limited: Download Only", "")),
+            track_row(4, licence=("", "")),
+        ],
+    )
+    with _mirror(write_manifest, _fma(meta, audio_base_url="http://127.0.0.1:9/")) as m:
+        result = harvest(m)
+        items = _items(m)
+    assert items["000002"]["status"] == "ok"
+    assert items["000002"]["declared_licence_id"] == "CC-BY-NC-SA-3.0"
+    assert items["000002"]["licence_title"] == by_nc_sa and items["000002"]["licence_url"] is None
+    assert items["000003"]["status"] == "refused" and items["000004"]["status"] == "refused"
+    assert items["000003"]["reason"] != items["000004"]["reason"]  # never allowed vs none
+    assert result["refused_items"] == 2
+
+
+def test_shipped_manifest_loads():
+    from ccmirror.manifest import FMASource, load_manifest
+
+    m = load_manifest(Path(__file__).parent.parent / "manifests" / "fma.toml", data_dir="/tmp/x")
+    (source,) = m.sources
+    assert isinstance(source, FMASource) and m.name == "fma"
+    assert source.metadata.endswith("/fma_metadata.zip") and source.audio_base_url
