@@ -32,7 +32,7 @@ R_MISSING = "file missing from store"
 BATCH = 100
 
 _SELECT = """
-SELECT f.id, f.name, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
+SELECT f.id, f.name, f.size, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
        f.checked_key, f.quarantine_path, i.source, i.source_id, i.licence_url,
        i.licence_title, i.declared_licence_id
 FROM files f JOIN items i ON i.id = f.item_id
@@ -138,9 +138,15 @@ class _Run:
         if len(self.pending) >= BATCH:
             self.flush()
 
-    def judge(self, row: sqlite3.Row, path: Path, decl: Declared) -> Verdict:
+    def judge(self, row: sqlite3.Row, path: Path, decl: Declared, size: int) -> Verdict:
+        if row["size"] is not None and row["size"] != size:
+            # Not the bytes the source listed: unreadable, whatever the tags say.
+            tags = TagReport(error=f"size {size} differs from catalogue size {row['size']}")
+            tags.evidence.append({"tag": "catalogue:size", "value": tags.error})
+        else:
+            tags = read_tags(path)
         return decide(
-            read_tags(path),
+            tags,
             self.policy,
             declared_id=decl.licence_id,
             declared_reason=decl.reason,
@@ -170,7 +176,7 @@ class _Run:
             ):
                 self.counts["unchanged"] += 1
                 return
-            v = self.judge(row, store, decl)
+            v = self.judge(row, store, decl, st.st_size)
             qpath = None
             if v.verdict in QUARANTINED:
                 try:
@@ -187,7 +193,7 @@ class _Run:
                 self.counts["unchanged"] += 1
                 return
             st = qabs.stat()
-            v = self.judge(row, qabs, decl)
+            v = self.judge(row, qabs, decl, st.st_size)
             if v.verdict not in QUARANTINED and store is not None:
                 store.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(qabs, store)  # policy or source changed: back into the store
