@@ -14,10 +14,10 @@ import hashlib
 import heapq
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
@@ -230,16 +230,28 @@ def _duration(text: str) -> int | None:
     return seconds
 
 
+_STAMP = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?: (\d{1,2}):(\d{2}):(\d{2}) ?([AaPp][Mm]))?$")
+
+
 def _when(text: str) -> str | None:
-    """The dataset's US-style stamps ('11/26/2008 01:48:12 AM', '11/26/2008') as ISO 8601."""
+    """The dataset's US-style stamps ('11/26/2008 01:48:12 AM', '11/26/2008') as ISO 8601.
+
+    A regex, not strptime: this runs twice per row and strptime is the harvest's
+    slowest step.
+    """
     if not text:
         return None
-    for fmt, out in (("%m/%d/%Y %I:%M:%S %p", "%Y-%m-%dT%H:%M:%S"), ("%m/%d/%Y", "%Y-%m-%d")):
-        try:
-            return datetime.strptime(text, fmt).strftime(out)
-        except ValueError:
-            continue
-    return text  # already ISO, or a free-form year: kept as given
+    m = _STAMP.match(text)
+    if m is None:
+        return text  # already ISO, or a free-form year: kept as given
+    month, day, year = int(m[1]), int(m[2]), m[3]
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return text
+    date = f"{year}-{month:02d}-{day:02d}"
+    if m[4] is None:
+        return date
+    hour = int(m[4]) % 12 + (12 if m[7].upper() == "PM" else 0)
+    return f"{date}T{hour:02d}:{m[5]}:{m[6]}"
 
 
 def _batches(plans: Iterable[Planned]) -> Iterator[list[Planned]]:
@@ -306,9 +318,6 @@ def _write(
                 item_id = old.item_id
                 _update_item(db, item_id, p, now)
                 result["updated"] += 1
-            if p.audio is not None:
-                # Refuse, before writing anything, a name the store could not hold.
-                mirror.store_relpath(SOURCE, p.source_id, p.audio.name)
             result["files"] += _sync_file(db, item_id, p)
             known[p.source_id] = _Known(
                 item_id, p.fingerprint(), p.item["status"], p.item["reason"]

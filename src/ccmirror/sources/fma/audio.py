@@ -68,8 +68,17 @@ def _format(ext: str) -> str | None:
     return {".mp3": "MP3", ".flac": "FLAC", ".ogg": "Ogg Vorbis", ".wav": "WAV"}.get(ext.lower())
 
 
+_EXT = re.compile(r"^\.[a-z0-9]{1,5}$")
+
+
 def _file_name(track_id: int, ext: str) -> str:
-    return f"{track_id:06d}{ext.lower()}"
+    """`<track_id:06d><ext>`: the name in the store, whatever the source calls the file.
+
+    The extension is the only part taken from the source; anything odd becomes .mp3
+    (the dataset's only format), so the name is always safe in store/fma/<id>/.
+    """
+    ext = ext.lower()
+    return f"{track_id:06d}{ext if _EXT.match(ext) else '.mp3'}"
 
 
 class AudioIndex:
@@ -104,7 +113,7 @@ class AudioIndex:
             rel = safe_relpath(track_file.lstrip("/"))
         except UnsafeName as e:
             return None, f"unsafe track_file: {e}"
-        ext = PurePosixPath(rel).suffix or ".mp3"
+        ext = os.path.splitext(rel.name)[1]
         base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
         url = base + urllib.parse.quote(str(rel), safe="/%~!$&'()*+,;=:@")
         return Audio(_file_name(track_id, ext), url, None, None, _format(ext)), None
