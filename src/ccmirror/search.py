@@ -23,8 +23,9 @@ def fts_query(text: str) -> str:
 
 
 def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
-    """Items matching `query`, best match first (then most popular); each with its licence,
-    verdicts, tier and the packs that hold it."""
+    """Items matching every word of `query`, most popular first (text relevance breaks
+    ties: bm25 over such short fields says little); each with its licence, verdicts, tier
+    and the packs that hold it."""
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     db = mirror.db
@@ -36,7 +37,7 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
         rows = db.execute(
             "SELECT i.*, bm25(items_fts) AS score FROM items_fts"
             " JOIN items AS i ON i.id = items_fts.rowid"
-            " WHERE items_fts MATCH ? ORDER BY score, i.popularity DESC, i.id LIMIT ?",
+            " WHERE items_fts MATCH ? ORDER BY i.popularity DESC, score, i.id LIMIT ?",
             (match, limit),
         ).fetchall()
     except sqlite3.OperationalError as e:

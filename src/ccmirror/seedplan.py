@@ -22,7 +22,7 @@ log = logging.getLogger("ccmirror.seedplan")
 SCRAPE_TIMEOUT = 20.0  # seconds for all scrapes together; trackers answer in well under one
 
 
-def _session(scratch: Path) -> Any:
+def _session() -> Any:
     import libtorrent as lt
 
     return lt.session(
@@ -50,31 +50,28 @@ def scrape(
     }
     if not torrents:
         return out
+    # Paused torrents never touch their save path; this one does not even exist.
     scratch = scratch or Path("/nonexistent-ccmirror-seed-plan")
-    ses = _session(scratch)
+    ses = _session()
     by_hash: dict[str, str] = {}
     pending: dict[str, int] = {}  # name -> trackers not yet answered
     for name, path in torrents:
         try:
-            ti = lt.torrent_info(str(path))
+            params = lt.load_torrent_file(str(path))
         except (RuntimeError, OSError) as e:
             out[name]["error"] = f"cannot read {path.name}: {e}"
             continue
-        trackers = [t.url for t in ti.trackers()]
+        trackers = list(params.trackers)
         if not trackers:
             out[name]["error"] = "no tracker in the torrent"
             continue
-        params = lt.add_torrent_params()
-        params.ti = ti
         params.save_path = str(scratch)
         # Paused, not auto-managed: never announce, connect to peers or touch the disk.
-        params.flags = (
-            (params.flags & ~lt.torrent_flags.auto_managed & ~lt.torrent_flags.paused)
-            | lt.torrent_flags.paused
-            | lt.torrent_flags.upload_mode
+        params.flags = (params.flags & ~lt.torrent_flags.auto_managed) | (
+            lt.torrent_flags.paused | lt.torrent_flags.upload_mode
         )
         handle = ses.add_torrent(params)
-        by_hash[str(handle.info_hash())] = name
+        by_hash[str(handle.info_hashes().get_best())] = name
         pending[name] = len(trackers)
         for idx in range(len(trackers)):
             handle.scrape_tracker(idx)
@@ -83,7 +80,7 @@ def scrape(
         ses.wait_for_alert(200)
         for a in ses.pop_alerts():
             if isinstance(a, lt.scrape_reply_alert | lt.scrape_failed_alert):
-                name = by_hash.get(str(a.handle.info_hash()))
+                name = by_hash.get(str(a.handle.info_hashes().get_best()))
                 if name is None or name not in pending:
                     continue
                 rec = out[name]
@@ -91,6 +88,11 @@ def scrape(
                     # Several trackers: the largest swarm any of them reports.
                     rec["seeders"] = max(rec["seeders"] or 0, a.complete)
                     rec["leechers"] = max(rec["leechers"] or 0, a.incomplete)
+                    rec["error"] = None
+                elif _not_listed(a):
+                    # The tracker answered without the torrent: nobody announced it yet.
+                    rec["seeders"] = max(rec["seeders"] or 0, 0)
+                    rec["leechers"] = max(rec["leechers"] or 0, 0)
                     rec["error"] = None
                 elif rec["seeders"] is None:
                     rec["error"] = a.error_message() or str(a.error.message())
@@ -102,6 +104,16 @@ def scrape(
             out[name]["error"] = f"no tracker answered within {timeout:.0f}s"
     del ses
     return out
+
+
+def _not_listed(alert: Any) -> bool:
+    """A scrape reply whose `files` dictionary lacks our info-hash (opentracker's answer for
+    a torrent no peer has announced); libtorrent reports it as a failure."""
+    try:
+        err = alert.error
+        return err.category().name() == "libtorrent" and "'hash' entry" in err.message()
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def _rank_key(t: dict[str, Any]) -> tuple[float, float, str]:
@@ -134,7 +146,7 @@ def seed_plan(
             files.append((r["name"], path))
         else:
             missing.append(r["name"])
-    counts = scrape(files, timeout=timeout, scratch=mirror.packs_dir)
+    counts = scrape(files, timeout=timeout)
     candidates = []
     for r in rows:
         c = counts.get(r["name"], {"seeders": None, "leechers": None, "error": "no .torrent"})

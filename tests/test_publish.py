@@ -1,0 +1,241 @@
+"""publish (torrents.json, metadata dump and torrent) and seed-plan (real opentracker)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import libtorrent as lt
+import pytest
+
+from ccmirror.catalogue import transaction
+from ccmirror.errors import UsageError
+from ccmirror.mirror import open_mirror
+from ccmirror.packs import pack
+from ccmirror.publish.metadata import dump_lines, gzip_reproducible
+from ccmirror.publish.run import publish
+from ccmirror.seedplan import seed_plan
+from conftest import run_cli
+from packhelpers import add_file, add_item, sample_mirror, write_manifest
+from trackerhelpers import free_port, wait_for
+
+
+def _torrents(m):
+    return json.loads((m.public_dir / "torrents.json").read_text("utf-8"))
+
+
+def test_publish_writes_torrents_json_and_metadata_torrent(tmp_path):
+    m = sample_mirror(tmp_path, pack_size="300KiB")
+    pack(m, seal_partial=True)
+    r = publish(m)
+    meta = r["metadata"]
+    assert meta["created"] and meta["name"] == "test-metadata-0001"
+    torrents = _torrents(m)
+    packs = [t for t in torrents if not t["is_metadata"]]
+    metas = [t for t in torrents if t["is_metadata"]]
+    assert r["torrents"] == len(packs) + 1 and len(metas) == 1
+    assert metas[0]["btih"] == meta["btih"] and metas[0]["tier"] == 0
+    assert metas[0]["magnet_link"].startswith(f"magnet:?xt=urn:btih:{meta['btih']}")
+    for key in (
+        "name",
+        "tier",
+        "btih",
+        "magnet_link",
+        "torrent_path",
+        "torrent_size",
+        "num_files",
+        "data_size",
+        "popularity_share",
+        "licences",
+        "added_at",
+        "obsolete",
+        "is_metadata",
+    ):
+        assert all(key in t for t in torrents), key
+
+    # The torrent is real: libtorrent reads it and its two files hash to the payload.
+    ti = lt.torrent_info(str(m.data_dir / meta["torrent_path"]))
+    assert str(ti.info_hashes().v1) == meta["btih"]
+    fs = ti.layout()
+    names = sorted(fs.file_path(i) for i in range(ti.num_files()))
+    assert names == ["test-metadata-0001/catalogue.jsonl.gz", "test-metadata-0001/catalogue.sqlite"]
+    show = subprocess.run(
+        ["transmission-show", str(m.data_dir / meta["torrent_path"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert show.returncode == 0 and meta["btih"] in show.stdout.lower()
+
+    # The dump rebuilds the catalogue: every item, file, pack and pack_file row.
+    root = m.packs_dir / meta["name"]
+    lines = [
+        json.loads(x)
+        for x in gzip.decompress((root / "catalogue.jsonl.gz").read_bytes()).decode().splitlines()
+    ]
+    by_table: dict[str, list] = {}
+    for line in lines:
+        by_table.setdefault(line["table"], []).append(line["row"])
+    for table in ("items", "files", "packs", "pack_files"):
+        n = m.db.execute(
+            f"SELECT count(*) FROM {table}" + (" WHERE is_metadata = 0" if table == "packs" else "")
+        ).fetchone()[0]
+        assert len(by_table[table]) == n, table
+    item = next(i for i in by_table["items"] if i["source_id"] == "ia-item-1")
+    assert (
+        item["popularity"] == 1000 and item["tier"] == 1 and isinstance(item["collections"], list)
+    )
+    assert any(f["evidence"] == [] and f["verdict"] == "conflict" for f in by_table["files"])
+    snap = sqlite3.connect(root / "catalogue.sqlite")
+    assert snap.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert snap.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    assert snap.execute("SELECT count(*) FROM items").fetchone()[0] == len(by_table["items"])
+    snap.close()
+
+    # Unchanged catalogue: no new torrent. A change: a new one, the old one obsolete.
+    assert publish(m)["metadata"] == {**meta, "created": False}
+    assert sorted(p.name for p in m.packs_dir.iterdir() if "metadata" in p.name) == [meta["name"]]
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET title = 'Renamed' WHERE source_id = 'ia-item-3'")
+    second = publish(m)["metadata"]
+    assert second["created"] and second["name"] == "test-metadata-0002"
+    state = {t["name"]: t["obsolete"] for t in _torrents(m) if t["is_metadata"]}
+    assert state == {"test-metadata-0001": True, "test-metadata-0002": False}
+
+
+def test_dump_is_reproducible_and_skips_bookkeeping(tmp_path):
+    m = sample_mirror(tmp_path)
+    first = gzip_reproducible(dump_lines(m.db, m.name))
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET harvested_at = '2030-01-01T00:00:00Z'")
+        m.db.execute("UPDATE files SET attempts = attempts + 1")
+    assert gzip_reproducible(dump_lines(m.db, m.name)) == first
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET popularity = popularity + 1 WHERE id = 1")
+    assert gzip_reproducible(dump_lines(m.db, m.name)) != first
+
+
+def test_publish_cli_json_and_lock(tmp_path):
+    manifest = write_manifest(tmp_path)
+    m = open_mirror(manifest)
+    item = add_item(m, "ia", "one", popularity=3)
+    add_file(m, item, "a.flac", seed=1)
+    pack(m, seal_partial=True)
+    m.close()
+    r = run_cli("publish", str(manifest), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["metadata"]["created"] and doc["torrents"] == 2
+    for name in ("torrents.json", "index.html", "withdrawn.json"):
+        assert (tmp_path / "data" / "public" / name).is_file()
+    r = run_cli("publish", str(manifest))
+    assert r.returncode == 0 and "unchanged" in r.stdout
+    with open(tmp_path / "data" / "lock", "a") as f:
+        import fcntl
+
+        fcntl.flock(f, fcntl.LOCK_EX)
+        r = run_cli("publish", str(manifest))
+    assert r.returncode == 3 and r.stderr.startswith("ccmirror: ")
+
+
+# --- seed-plan against a real opentracker ------------------------------------------------
+
+
+def _start_opentracker(port: int, info_hashes: list[str]) -> tuple[subprocess.Popen, Path]:
+    folder = Path(tempfile.mkdtemp(prefix="ccmirror-seedplan-"))
+    folder.chmod(0o755)
+    whitelist = folder / "whitelist"
+    whitelist.write_text("".join(h + "\n" for h in info_hashes), encoding="ascii")
+    whitelist.chmod(0o644)
+    cmd = ["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", str(whitelist)]
+    if os.geteuid() == 0:  # Debian's opentracker refuses root
+        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
+    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return proc, folder
+
+
+def _announce_seeder(port: int, btih: str) -> bool:
+    """Announce a finished peer over HTTP; False until the tracker accepts the hash."""
+    q = urllib.parse.urlencode(
+        {
+            "info_hash": bytes.fromhex(btih),
+            "peer_id": b"-CC0001-seedplantest",
+            "port": 51413,
+            "uploaded": 0,
+            "downloaded": 0,
+            "left": 0,
+            "event": "completed",
+            "compact": 1,
+        }
+    )
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/announce?{q}", timeout=2) as resp:
+            return b"failure reason" not in resp.read()
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def test_seed_plan_ranks_by_swarm_counts_from_a_real_tracker(tmp_path):
+    port = free_port()
+    m = sample_mirror(tmp_path, pack_size="300KiB", trackers=(f"http://127.0.0.1:{port}/announce",))
+    pack(m, seal_partial=True)
+    publish(m)
+    torrents = [t for t in _torrents(m) if not t["obsolete"]]
+    proc, folder = _start_opentracker(port, [t["btih"] for t in torrents])
+    try:
+        seeded = next(t for t in torrents if t["name"] == "test-t1-0001")
+        wait_for(lambda: _announce_seeder(port, seeded["btih"]), 10, "the tracker to accept")
+        r = seed_plan(m, "10GB", timeout=10)
+        counts = {c["name"]: c["seeders"] for c in r["plan"]}
+        assert counts["test-t1-0001"] == 1
+        assert all(v == 0 for k, v in counts.items() if k != "test-t1-0001")
+        order = [c["name"] for c in r["plan"]]
+        assert order[-1] == "test-t1-0001"  # the only torrent with a seeder comes last
+        # Among the unseeded, the most listened first (tier 2 before tier 3).
+        assert order.index("test-t2-0001") < order.index("test-t3-0001")
+        assert r["unknown_counts"] == 0 and r["torrents_chosen"] == len(torrents)
+
+        # Little space: only what fits, still most needed first.
+        small = seed_plan(m, "400KiB", timeout=10)
+        assert small["used"] <= 400 * 1024
+        assert [c["name"] for c in small["plan"]] == [order[0]] or small["plan"][0]["name"] == (
+            order[0]
+        )
+        assert "test-t1-0001" in small["not_fitting"]
+
+        r = run_cli("seed-plan", str(m.manifest.path), "--space", "2TB", "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["plan"][-1]["name"] == "test-t1-0001"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_seed_plan_unreachable_tracker_gives_unknown_counts(tmp_path):
+    port = free_port()  # nothing listens there
+    m = sample_mirror(tmp_path, pack_size="300KiB", trackers=(f"http://127.0.0.1:{port}/announce",))
+    pack(m, seal_partial=True)
+    publish(m)
+    t0 = time.monotonic()
+    r = seed_plan(m, "2TB", timeout=5)
+    assert time.monotonic() - t0 < 30
+    assert r["unknown_counts"] == r["torrents_considered"] >= 6
+    assert all(c["seeders"] is None and c["error"] for c in r["plan"])
+    # Unknown counts still rank: by listening share, most listened first.
+    shares = [c["popularity_share"] for c in r["plan"]]
+    assert shares == sorted(shares, reverse=True)
+    with pytest.raises(UsageError):
+        seed_plan(m, "lots")
+    out = run_cli("seed-plan", str(m.manifest.path), "--space", "1TB", "--timeout", "2")
+    assert out.returncode == 0 and "?" in out.stdout
