@@ -14,6 +14,9 @@ a manifest `endpoint`. It binds 127.0.0.1 on a free port and runs in a thread.
         ia.requests      # [Request(method, path, range), ...] in arrival order
         ia.max_in_flight # highest number of requests served at once
 
+`IAServer(latency=0.05, page_size=100, bandwidth=200_000)`: per-request delay, scrape page
+size cap, and a per-response byte rate for file bodies (to interrupt a download midway).
+
 Endpoints:
 - POST/GET `/services/search/v1/scrape?q=&fields=&count=&cursor=&total_only=`: a small
   query language (`field:value`, `field:(a OR b)`, `AND`, `OR`, `NOT`, parentheses, implicit
@@ -233,9 +236,12 @@ def _match(node: Any, doc: Mapping[str, Any]) -> bool:
 class IAServer:
     """The loopback IA API. See the module docstring for the endpoints and faults."""
 
-    def __init__(self, latency: float = 0.0, page_size: int = 10000) -> None:
-        self.latency = latency
-        self.page_size = page_size
+    def __init__(
+        self, latency: float = 0.0, page_size: int = 10000, bandwidth: float | None = None
+    ) -> None:
+        self.latency = latency  # seconds added to every request
+        self.page_size = page_size  # scrape results per page at most
+        self.bandwidth = bandwidth  # bytes/second per file response (None: unthrottled)
         self.items: dict[str, _Item] = {}
         self.requests: list[Request] = []
         self.in_flight = 0
@@ -602,4 +608,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.flush()
             self._reset()
             return
-        self.wfile.write(body)
+        if not self.ia.bandwidth:
+            self.wfile.write(body)
+            return
+        step = 16384
+        for i in range(0, len(body), step):
+            self.wfile.write(body[i : i + step])
+            self.wfile.flush()
+            time.sleep(len(body[i : i + step]) / self.ia.bandwidth)

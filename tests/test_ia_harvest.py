@@ -1,0 +1,240 @@
+"""IA harvest against the loopback IA server, through the real `internetarchive` library."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from ccmirror.errors import SourceUnreachable
+from ccmirror.harvest import harvest
+from ccmirror.iaserver import IAServer
+from ccmirror.lock import DataLock
+from ccmirror.mirror import open_mirror
+from ccmirror.sources.ia import make_session
+from iahelpers import CC0, CC_BY, SAMPLING, ia_manifest, make_ia_archive
+
+
+@pytest.fixture
+def ia():
+    with IAServer() as server:
+        yield server
+
+
+def _items(mirror):
+    return {r["source_id"]: r for r in mirror.db.execute("SELECT * FROM items")}
+
+
+def _metadata_requests(server):
+    return [r.path for r in server.requests if r.path.startswith("/metadata/")]
+
+
+def test_scrape_paging_query_language_and_consistent_total():
+    with IAServer(page_size=3) as ia:
+        make_ia_archive(ia, 8)
+        make_ia_archive(
+            ia,
+            [
+                {"identifier": "old-78", "collection": ["78rpm", "netlabels"]},
+                {"identifier": "live-1", "collection": ["etree"]},
+                {"identifier": "other", "collection": ["opensource_audio"]},
+            ],
+            kinds=("ogg",),
+        )
+        session = make_session(ia.url)
+        query = "collection:netlabels AND mediatype:audio AND NOT collection:(78rpm OR etree)"
+        search = session.search_items(query, fields=["identifier", "downloads", "collection"])
+        found = [d for d in search]  # noqa: C416 - list() would ask len() (a total_only call)
+        assert [d["identifier"] for d in found] == [f"item-{i:03d}" for i in range(8)]
+        assert found[0]["downloads"] == 80 and found[0]["collection"] == ["netlabels"]
+        assert set(found[0]) == {"identifier", "downloads", "collection"}  # fields honoured
+        scrapes = [r for r in ia.requests if r.path == "/services/search/v1/scrape"]
+        assert len(scrapes) == 3  # 3 + 3 + 2, cursor paging
+        # The total is the same on every page.
+        doc = ia.scrape({"q": query, "count": "3"})
+        again = ia.scrape({"q": query, "count": "3", "cursor": doc["cursor"]})
+        assert doc["total"] == again["total"] == 8
+        assert session.search_items("collection:etree").num_found == 1
+        assert [d["identifier"] for d in session.search_items("NOT collection:netlabels")] == [
+            "live-1",
+            "other",
+        ]
+        assert ia.scrape({"q": "collection:(netlabels"})["error"].startswith("invalid query")
+
+
+def test_harvest_records_items_refusals_dark_and_empty(ia, write_manifest):
+    make_ia_archive(ia, 3)
+    make_ia_archive(
+        ia,
+        [
+            {"identifier": "rpm", "collection": ["78rpm", "netlabels"], "downloads": 5},
+            {"identifier": "gb", "collection": ["georgeblood", "netlabels"]},
+            {"identifier": "nolicence", "licenseurl": None},
+            {"identifier": "sampling", "licenseurl": SAMPLING},
+            {"identifier": "dark", "dark": True},
+            {"identifier": "textonly", "kinds": (), "licenseurl": CC0},
+        ],
+    )
+    with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+        result = harvest(mirror, workers=4)
+        items = _items(mirror)
+        assert result["found"] == 9 and result["new"] == 7 and result["failed"] == 0
+        assert result["dark"] == 1 and result["empty"] == 1
+        assert result["refused"]["excluded collection: 78rpm"] == 1
+        assert result["refused"]["excluded collection: georgeblood"] == 1
+        assert result["refused"]["no licence declared"] == 1
+        assert sum(result["refused"].values()) == 4
+        # Excluded collections are refused from the search alone: no metadata request.
+        assert "/metadata/rpm" not in _metadata_requests(ia)
+        assert items["rpm"]["status"] == "refused"
+        assert items["sampling"]["status"] == "refused"
+        assert items["dark"]["status"] == "dark" and items["textonly"]["status"] == "empty"
+        ok = items["item-000"]
+        assert ok["status"] == "ok" and ok["title"] == "Album item-000"
+        assert ok["downloads"] == 30 and ok["popularity"] == 30.0
+        assert json.loads(ok["collections"]) == ["netlabels"]
+        assert ok["licence_url"] == CC_BY and ok["source_updated"]
+        files = mirror.db.execute(
+            "SELECT name, size, md5, sha1, format, origin, status, url FROM files"
+            " WHERE item_id = ? ORDER BY name",
+            (ok["id"],),
+        ).fetchall()
+        # Audio originals only; the text file is not selected.
+        assert [f["name"] for f in files] == ["item-000-01.flac", "item-000-02.mp3"]
+        data = ia.file_bytes("item-000", "item-000-01.flac")
+        assert files[0]["size"] == len(data) and files[0]["status"] == "pending"
+        assert files[0]["format"] == "Flac" and files[0]["origin"] == "original"
+        assert files[0]["url"] == f"{ia.url}/download/item-000/item-000-01.flac"
+        # Refused and dark items have no files to fetch.
+        assert not mirror.db.execute(
+            "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id WHERE i.status != 'ok'"
+        ).fetchone()[0]
+
+
+def test_files_by_format_names(ia, write_manifest):
+    make_ia_archive(ia, 2, kinds=("flac", "mp3", "ogg"))
+    path = ia_manifest(write_manifest, ia, extra='files = ["VBR MP3", "Ogg Vorbis"]')
+    with open_mirror(path) as mirror:
+        harvest(mirror)
+        names = [r[0] for r in mirror.db.execute("SELECT name FROM files ORDER BY name")]
+    assert names == ["item-000-02.mp3", "item-000-03.ogg", "item-001-02.mp3", "item-001-03.ogg"]
+
+
+def test_incremental_harvest_reads_only_changed_items(ia, write_manifest):
+    make_ia_archive(ia, 6)
+    path = ia_manifest(write_manifest, ia)
+    with open_mirror(path) as mirror:
+        first = harvest(mirror)
+        assert first["new"] == 6 and len(_metadata_requests(ia)) == 6
+        ia.requests.clear()
+        second = harvest(mirror)
+        assert second["unchanged"] == 6 and second["new"] == second["updated"] == 0
+        assert _metadata_requests(ia) == []
+        ia.touch("item-002", title="Remastered")
+        ia.add_item(
+            "item-004",
+            {"title": "New take", "collection": "netlabels", "licenseurl": CC_BY},
+            {"new.flac": ia.file_bytes("item-000", "item-000-01.flac")},
+            downloads=7,
+        )
+        ia.requests.clear()
+        third = harvest(mirror)
+        assert sorted(_metadata_requests(ia)) == ["/metadata/item-002", "/metadata/item-004"]
+        assert third["updated"] == 2 and third["unchanged"] == 4 and third["files"] == 1
+        items = _items(mirror)
+        assert items["item-002"]["title"] == "Remastered"
+        assert items["item-004"]["downloads"] == 7
+
+
+def test_licence_policy_change_rereads_refused_items(ia, write_manifest):
+    make_ia_archive(ia, [{"identifier": "pd", "licenseurl": CC0}, {"identifier": "by"}])
+    source = f'[[source]]\nkind = "ia"\nquery = "collection:netlabels"\nendpoint = "{ia.url}"\n'
+    path = write_manifest(source + '[licence]\nallow = ["CC-BY-*"]\n')
+    with open_mirror(path) as mirror:
+        first = harvest(mirror)
+        assert _items(mirror)["pd"]["status"] == "refused"
+        # The reason is the licence engine's (short, stable, countable).
+        [(reason, n)] = first["refused"].items()
+        assert n == 1 and "licence" in reason
+    write_manifest(source + '[licence]\nallow = ["CC-BY-*", "CC0-1.0"]\n')
+    ia.requests.clear()
+    with open_mirror(path) as mirror:
+        result = harvest(mirror)
+        assert _items(mirror)["pd"]["status"] == "ok"
+    assert _metadata_requests(ia) == ["/metadata/pd"]
+    assert result["updated"] == 1 and result["unchanged"] == 1 and result["refused"] == {}
+
+
+def test_metadata_fetched_concurrently_but_bounded(write_manifest):
+    with IAServer(latency=0.05) as ia:
+        make_ia_archive(ia, 24, kinds=("mp3",), variety=2)
+        with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+            ia.max_in_flight = 0
+            result = harvest(mirror, workers=4)
+        assert result["new"] == 24
+        assert 2 <= ia.max_in_flight <= 4
+
+
+def test_harvest_rides_out_429_503_and_resets(ia, write_manifest):
+    make_ia_archive(ia, 4, kinds=("mp3",))
+    ia.fault("503", path="/services/search/v1/scrape")
+    ia.fault("429", path="/metadata/item-001", retry_after=1)
+    ia.fault("reset", path="/metadata/item-002")
+    with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+        result = harvest(mirror, workers=2)
+        assert result["new"] == 4 and result["failed"] == 0
+    paths = [r.path for r in ia.requests]
+    assert paths.count("/services/search/v1/scrape") == 2
+    assert paths.count("/metadata/item-001") == 2
+    assert paths.count("/metadata/item-002") == 2
+
+
+def test_metadata_that_never_comes_is_failed_and_retried_next_run(ia, write_manifest):
+    make_ia_archive(ia, 3, kinds=("mp3",))
+    ia.fault("500", path="/metadata/item-001", times=None)
+    path = ia_manifest(write_manifest, ia)
+    with open_mirror(path) as mirror:
+        result = harvest(mirror, workers=2)
+        assert result["failed"] == 1 and result["new"] == 2
+        assert "item-001" not in _items(mirror)
+        ia.clear_faults()
+        again = harvest(mirror, workers=2)
+        assert again["new"] == 1 and again["unchanged"] == 2 and again["failed"] == 0
+
+
+def test_unreachable_source_is_exit_4(write_manifest, cli):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    path = write_manifest(
+        f'[[source]]\nkind = "ia"\nquery = "collection:x"\nendpoint = "http://127.0.0.1:{port}"\n'
+    )
+    with open_mirror(path) as mirror, pytest.raises(SourceUnreachable):
+        harvest(mirror)
+    r = cli("harvest", str(path))
+    assert r.returncode == 4, r.stderr
+    assert r.stderr.strip().startswith("ccmirror: cannot search") and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_harvest_json_lock_and_manifest_errors(ia, write_manifest, data_dir, cli):
+    make_ia_archive(ia, 2, kinds=("mp3",))
+    make_ia_archive(ia, [{"identifier": "rpm", "collection": ["78rpm"]}])
+    path = ia_manifest(write_manifest, ia, query="collection:netlabels OR collection:78rpm")
+    r = cli("harvest", str(path), "--json", "--workers", "2")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["found"] == 3 and doc["new"] == 2
+    assert doc["refused"] == {"excluded collection: 78rpm": 1}
+    assert r.stderr == ""  # no progress bars off a terminal
+    with DataLock(data_dir):
+        r = cli("harvest", str(path))
+    assert r.returncode == 3 and "lock" in r.stderr and len(r.stderr.splitlines()) == 1
+    bad = write_manifest('[[source]]\nkind = "ia"\nquery = "x"\nendpoint = "ftp://x"\nfoo = 1\n')
+    r = cli("harvest", str(bad))
+    assert r.returncode == 2 and "source[0]" in r.stderr and str(bad) in r.stderr
+    r = cli("harvest", str(path), "--workers", "0")
+    assert r.returncode == 2
+    r = cli("harvest", "--help")
+    assert r.returncode == 0 and "Example" in r.stdout
