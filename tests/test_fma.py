@@ -477,3 +477,23 @@ def test_shipped_manifest_loads():
     (source,) = m.sources
     assert isinstance(source, FMASource) and m.name == "fma"
     assert source.metadata.endswith("/fma_metadata.zip") and source.audio_base_url
+
+
+def test_audio_gone_from_source_keeps_the_fetched_copy(dataset, data_dir, write_manifest):
+    from ccmirror.fetch import fetch
+
+    body = _fma(dataset["meta"], audio_root=str(dataset["tree"]))
+    with _mirror(write_manifest, body) as m:
+        harvest(m)
+        assert fetch(m)["fetched"] == 3
+    dataset["paths"][2].unlink()  # the source loses a file we hold
+    dataset["paths"][3].unlink()
+    with _mirror(write_manifest, body) as m:
+        m.db.execute("UPDATE files SET status = 'pending' WHERE name = '000003.mp3'")
+        result = harvest(m)
+        items, files = _items(m), _files(m)
+    assert items["000002"]["status"] == "ok" and files["000002"]["status"] == "fetched"
+    assert (data_dir / files["000002"]["store_path"]).is_file()
+    # A file not yet in the store is gone for good: the track has no audio.
+    assert items["000003"]["status"] == "empty" and "000003" not in files
+    assert result["updated"] == 1 and result["unchanged"] == 7

@@ -271,23 +271,27 @@ class _Known:
     fingerprint: str
     status: str
     reason: str | None
+    stored: Audio | None = None  # the file row, when its bytes are already in the store
 
 
 def _existing(db: sqlite3.Connection) -> dict[str, _Known]:
     """Fingerprints of what the catalogue holds for FMA, to skip unchanged tracks."""
     files: dict[int, tuple[Any, ...]] = {}
+    stored: dict[int, Audio] = {}
     for r in db.execute(
-        "SELECT f.item_id, f.name, f.url, f.size, f.sha1, f.format FROM files f"
+        "SELECT f.item_id, f.name, f.url, f.size, f.sha1, f.format, f.status FROM files f"
         " JOIN items i ON i.id = f.item_id WHERE i.source = ? ORDER BY f.id",
         (SOURCE,),
     ):
-        files.setdefault(r[0], tuple(r)[1:])
+        files.setdefault(r[0], tuple(r)[1:6])
+        if r["status"] == "fetched":
+            stored.setdefault(r[0], Audio(*tuple(r)[1:6]))
     known: dict[str, _Known] = {}
     cols = ", ".join(ITEM_COLUMNS)
     for r in db.execute(f"SELECT id, source_id, {cols} FROM items WHERE source = ?", (SOURCE,)):
         item = {c: r[c] for c in ITEM_COLUMNS}
         fp = _fingerprint(item, files.get(r["id"]))
-        known[r["source_id"]] = _Known(r["id"], fp, r["status"], r["reason"])
+        known[r["source_id"]] = _Known(r["id"], fp, r["status"], r["reason"], stored.get(r["id"]))
     return known
 
 
@@ -302,6 +306,10 @@ def _write(
         if old is not None and old.status == "withdrawn":
             # A takedown outlives every later harvest.
             p.item["status"], p.item["reason"] = old.status, old.reason
+        if p.item["status"] == "empty" and old is not None and old.stored is not None:
+            # The audio source lost a file we already hold (an unmounted disk, a partial
+            # tree): the verified copy in the store still counts.
+            p.item["status"], p.item["reason"], p.audio = "ok", None, old.stored
         _count(p, result)
         if old is not None and old.fingerprint == p.fingerprint():
             result["unchanged"] += 1
@@ -320,7 +328,7 @@ def _write(
                 result["updated"] += 1
             result["files"] += _sync_file(db, item_id, p)
             known[p.source_id] = _Known(
-                item_id, p.fingerprint(), p.item["status"], p.item["reason"]
+                item_id, p.fingerprint(), p.item["status"], p.item["reason"], old and old.stored
             )
 
 
