@@ -110,6 +110,8 @@ def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict)
 class _Run:
     def __init__(self, mirror: Mirror, policy: Policy) -> None:
         self.mirror, self.policy = mirror, policy
+        self.fingerprint = policy.fingerprint()
+        self.declared: dict[tuple[Any, ...], Declared] = {}  # items share few licences
         self.pending: list[tuple[Any, ...]] = []
         self.counts: dict[str, Any] = {
             "checked": 0,
@@ -155,12 +157,13 @@ class _Run:
         )
 
     def one(self, row: sqlite3.Row) -> None:
-        decl = _declared(row, self.mirror, self.policy)
-        key = f"{self.policy.fingerprint()}|{decl.licence_id}|{decl.reason}"
+        dkey = (row["licence_url"], row["licence_title"], row["declared_licence_id"])
+        decl = self.declared.get(dkey)
+        if decl is None:
+            decl = self.declared[dkey] = _declared(row, self.mirror, self.policy)
+        key = f"{self.fingerprint}|{decl.licence_id}|{decl.reason}"
         try:
             store = self.mirror.abspath(row["store_path"]) if row["store_path"] else None
-            qrel = row["quarantine_path"] or str(_quarantine_rel(row))
-            qabs = self.mirror.abspath(qrel)
         except UnsafeName as e:
             log.error("file %s: %s", row["id"], e)
             self.counts["failed"] += 1
@@ -186,6 +189,13 @@ class _Run:
                     log.error("cannot quarantine %s: %s", store, e)
                     self.counts["failed"] += 1
             self.record(row, v, st.st_size, st.st_mtime_ns, key, qpath)
+            return
+        try:
+            qrel = row["quarantine_path"] or str(_quarantine_rel(row))
+            qabs = self.mirror.abspath(qrel)
+        except UnsafeName as e:
+            log.error("file %s: %s", row["id"], e)
+            self.counts["failed"] += 1
             return
         if qabs.is_file():
             # Quarantined earlier (or moved just before a crash): judged where it lies.
