@@ -14,6 +14,7 @@ from typing import Any
 from ccmirror.sizes import format_size
 
 MAX_TEXT = 120  # characters of a source string shown; the full text is in the dump
+MAX_TOOLTIP = 300
 
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0;
@@ -49,7 +50,12 @@ def short(value: Any, limit: int = MAX_TEXT) -> str:
 
 def text(value: Any, limit: int = MAX_TEXT) -> str:
     """Source text, escaped, cut, and isolated so right-to-left runs stay in their cell."""
-    return f'<bdi title="{esc(str(value)[:500])}">{short(value, limit)}</bdi>' if value else ""
+    if not value:
+        return ""
+    full = str(value)
+    # A cut string keeps a longer tooltip; still bounded so a 10 KB title cannot bloat the page.
+    tip = f' title="{esc(full[:MAX_TOOLTIP])}"' if len(full) > limit else ""
+    return f"<bdi{tip}>{short(full, limit)}</bdi>"
 
 
 def safe_href(url: Any) -> str | None:
@@ -102,9 +108,10 @@ def chart(curve: list[tuple[int, float]], tiers: list[dict[str, Any]]) -> str:
             f'<text x="{left - 8}" y="{y(v) + 4:.1f}" font-size="12" text-anchor="end" '
             f'fill="#5a6478">{i * 25}%</text>'
         )
+        anchor = "end" if i == 4 else "start" if i == 0 else "middle"
         out.append(
             f'<text x="{x(max_x * v):.1f}" y="{h - bottom + 18}" font-size="12" '
-            f'text-anchor="middle" fill="#5a6478">{esc(format_size(max_x * v))}</text>'
+            f'text-anchor="{anchor}" fill="#5a6478">{esc(format_size(max_x * v))}</text>'
         )
     out.append(
         f'<text x="{left + pw / 2}" y="{h - 6}" font-size="13" text-anchor="middle" '
