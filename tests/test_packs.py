@@ -18,7 +18,7 @@ import pytest
 from ccmirror.catalogue import transaction
 from ccmirror.packs import pack
 from ccmirror.packs.torrent import make_torrent
-from packhelpers import add_file, add_item, sample_mirror
+from packhelpers import LICENCES, add_file, add_item, sample_mirror
 
 MANIFEST_HEADER = (
     "path,size,md5,sha1,sha256,source,source_id,source_url,title,creator,album,date,"
@@ -208,6 +208,7 @@ def test_attribution_credits_every_audio_file(mirror):
             assert f"- Title: {row['title']}" in sec
             assert f"- Creator: {row['creator']}" in sec
             assert "Unmodified copy." in sec
+            assert f"- Licence: {LICENCES[row['licence_id']][1]} ({row['licence_id']})" in sec
         assert len(sections) == len(rows)
 
 
@@ -464,3 +465,40 @@ def test_cli_pack(tmp_path, cli):
     assert "test-t1-0001" in r.stdout and "sealed 3 packs" in r.stdout
     r = cli("pack", str(tmp_path / "missing.toml"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_missing_store_file_is_left_out_and_reported(mirror):
+    pack(mirror)  # assigns everything; the last pack of each tier stays open
+    victim = mirror.db.execute(
+        "SELECT f.store_path, f.name FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        " JOIN files f ON f.id = pf.file_id WHERE p.status = 'open' LIMIT 1"
+    ).fetchone()
+    mirror.abspath(victim["store_path"]).unlink()
+    r = pack(mirror, seal_partial=True)
+    assert r["failed"] == 1
+    assert r["sealed"] and r["open"] == []
+    packed = mirror.db.execute(
+        "SELECT count(*) FROM pack_files pf JOIN files f ON f.id = pf.file_id"
+        " WHERE f.store_path = ?",
+        (victim["store_path"],),
+    ).fetchone()[0]
+    assert packed == 0
+
+
+def test_link_falls_back_to_copy_across_filesystems(tmp_path, monkeypatch):
+    import errno
+
+    from ccmirror.packs import payload
+
+    src = tmp_path / "a.bin"
+    src.write_bytes(os.urandom(100_000))
+
+    def exdev(a, b):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(payload.os, "link", exdev)
+    how = payload.link_or_copy(src, tmp_path / "b.bin")
+    assert how in ("reflink", "copy")
+    assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
+    assert os.stat(tmp_path / "b.bin").st_ino != os.stat(src).st_ino
+    assert not (tmp_path / "b.bin.part").exists()

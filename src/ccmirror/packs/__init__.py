@@ -109,9 +109,12 @@ def seal_pack(
                 ),
             )
         p = db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
-    rows = [dict(r) for r in pack_rows(db, pack_id)]
-    total = sum(r["size"] or 0 for r in rows)
-    reporter.start(p["name"], total * 2, "bytes")
+    rows, missing = _present_rows(mirror, pack_id)
+    if not rows:
+        return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
+    total = sum(r["size"] for r in rows)
+    to_hash = sum(r["size"] for r in rows if not (r["md5"] and r["sha1"] and r["sha256"]))
+    reporter.start(p["name"], total + to_hash, "bytes")
     try:
         hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
         if hashes:
@@ -172,7 +175,41 @@ def seal_pack(
             ),
         )
     log.info("sealed %s: %d files, %d bytes, btih %s", p["name"], len(rows), total, v1)
-    return {"name": p["name"], "files": len(rows), "bytes": total, "btih": v1, "btmh": v2, **links}
+    return {
+        "name": p["name"],
+        "files": len(rows),
+        "bytes": total,
+        "btih": v1,
+        "btmh": v2,
+        "missing": missing,
+        "sealed": True,
+        **links,
+    }
+
+
+def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], int]:
+    """The open pack's files; any whose store file vanished or changed size since it was
+    assigned is dropped from the pack (and tried again by a later run)."""
+    rows, gone = [], []
+    for r in pack_rows(mirror.db, pack_id):
+        try:
+            size = os.stat(mirror.abspath(r["store_path"])).st_size
+        except OSError:
+            size = None
+        if size is None or (r["size"] is not None and size != r["size"]):
+            log.error(
+                "%s: store file %s is missing or changed; left out", r["path"], r["store_path"]
+            )
+            gone.append(r["file_id"])
+            continue
+        rows.append(dict(r) | {"size": size})
+    if gone:
+        with transaction(mirror.db):
+            mirror.db.executemany(
+                "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
+                [(pack_id, fid) for fid in gone],
+            )
+    return rows, len(gone)
 
 
 def _repair(mirror: Mirror, reporter: Reporter) -> list[str]:
@@ -227,9 +264,12 @@ def pack(
     retired = retire_unpublishable(mirror)
     assigned = assign(mirror)
     repaired = _repair(mirror, reporter)
-    sealed = []
+    sealed, missing = [], 0
     for p in _to_seal(mirror, seal_partial, seal_when_complete):
-        sealed.append(seal_pack(mirror, p["id"], reporter=reporter))
+        done = seal_pack(mirror, p["id"], reporter=reporter)
+        missing += done.pop("missing")
+        if done.pop("sealed"):
+            sealed.append(done)
     write_torrents_json(mirror)
     open_packs = mirror.db.execute(
         "SELECT name, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS files"
@@ -242,7 +282,7 @@ def pack(
         "open": [dict(r) for r in open_packs],
         "repaired": repaired,
         "obsoleted": retired["obsoleted"],
-        "failed": assigned["missing"],
+        "failed": assigned["missing"] + missing,
         "publishable_verdicts": list(
             publishable_verdicts(mirror.manifest.licence.require_embedded)
         ),

@@ -144,13 +144,14 @@ def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, An
         info = licence_info(r.get("licence_id"))
         lic_url = r.get("licence_url") or (info or {}).get("url") or ""
         lic_name = (info or {}).get("name") or r.get("licence_id") or "licence as declared"
+        lic_id = f" ({r['licence_id']})" if info and r.get("licence_id") else ""
         lines += [
             f"## {_md(r['path'])}",
             "",
             f"- Title: {_md(r.get('title') or r['path'].rsplit('/', 1)[-1])}",
             f"- Creator: {_md(r.get('creator') or 'unknown')}",
             f"- Source: {r.get('source_url') or ''}",
-            f"- Licence: {_md(lic_name)} <{lic_url}>",
+            f"- Licence: {_md(lic_name)}{lic_id} <{lic_url}>",
             "- Unmodified copy.",
             "",
         ]
