@@ -30,7 +30,6 @@ import hashlib
 import importlib
 import json
 import logging
-import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -349,41 +348,66 @@ def _plan(
         "bytes_to_check": unchecked[1] if unchecked else 0,
     }
 
-    # pack: publishable fetched files not yet in a live pack, per item tier where known.
+    # pack: publishable fetched files not yet in a live pack, grouped by tier.
     verdicts = publishable_verdicts(manifest.licence.require_embedded)
     marks = ",".join("?" * len(verdicts))
-    unpacked = one(
-        "SELECT count(*), coalesce(sum(f.size), 0) FROM files f JOIN items i ON i.id = f.item_id"
+    unpacked = rows(
+        "SELECT f.item_id, coalesce(f.size, 0) FROM files f JOIN items i ON i.id = f.item_id"
         f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
         " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
         "   WHERE pf.file_id = f.id AND p.obsolete = 0)",
         *verdicts,
     )
     open_packs = rows(
-        "SELECT name FROM packs WHERE status = 'open' AND obsolete = 0 ORDER BY tier, seq"
+        "SELECT p.name, p.tier, coalesce(sum(f.size), 0) FROM packs p"
+        " LEFT JOIN pack_files pf ON pf.pack_id = p.id LEFT JOIN files f ON f.id = pf.file_id"
+        " WHERE p.status = 'open' AND p.obsolete = 0 AND p.is_metadata = 0"
+        " GROUP BY p.id ORDER BY p.tier, p.seq"
     )
-    n_unpacked, b_unpacked = (unpacked[0], unpacked[1]) if unpacked else (0, 0)
-    nothing_pending = not pending and not (unchecked and unchecked[0])
+    waiting = rows(  # files whose tier cannot be sealed yet: still to fetch or to check
+        "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND (f.status = 'pending'"
+        "   OR (f.status = 'fetched' AND f.verdict IS NULL))"
+    )
+    tier_of = _item_tiers(manifest, db)
+    per_tier: dict[int, list[int]] = {}  # tier -> [files, bytes, open bytes]
+    for item_id, size in unpacked:
+        t = per_tier.setdefault(tier_of.get(item_id, 0), [0, 0, 0])
+        t[0] += 1
+        t[1] += size
+    for _name, tier, size in open_packs:
+        per_tier.setdefault(tier, [0, 0, 0])[2] += size
+    busy = {tier_of.get(r[0], 0) for r in waiting}
     size = manifest.torrents.pack_size
-    full = b_unpacked // size
-    # Estimate: full packs now, the partial remainder only once nothing is pending.
-    would_seal = full + (1 if nothing_pending and (b_unpacked % size or open_packs) else 0)
-    if not n_unpacked and not open_packs:
-        would_seal = 0
+    would_seal: dict[str, int] = {}
+    for tier, (_n, b, open_b) in sorted(per_tier.items()):
+        total = b + open_b
+        # Full packs now; the partial remainder once nothing of the tier is pending.
+        n = total // size + (1 if total % size and tier not in busy else 0)
+        if n:
+            would_seal[str(tier) if tier else "unranked"] = n
     stages["pack"] = {
-        "files_to_pack": n_unpacked,
-        "bytes_to_pack": b_unpacked,
+        "files_to_pack": sum(t[0] for t in per_tier.values()),
+        "bytes_to_pack": sum(t[1] for t in per_tier.values()),
         "open_packs": [r[0] for r in open_packs],
-        "would_seal_packs_estimate": would_seal,
-        "estimate_note": "files are grouped per tier, so the exact count can be higher "
-        f"(at most {math.ceil(b_unpacked / size) * len(manifest.tiers.shares)})"
-        if n_unpacked
-        else "",
+        "would_seal_packs_estimate": sum(would_seal.values()),
+        "would_seal_per_tier": would_seal,
     }
+    n_unpacked = stages["pack"]["files_to_pack"]
     stages["publish"] = {
         "would_publish": bool(would_seal or n_unpacked or would_files or not _published(manifest)),
     }
     return plan
+
+
+def _item_tiers(manifest: Manifest, db: sqlite3.Connection) -> dict[int, int]:
+    """Item id -> tier, as `pack` would assign it (read-only)."""
+    try:
+        from ccmirror.tiers import rank_items
+
+        return {it.id: it.tier for it in rank_items(db, manifest.tiers.shares)}
+    except (ImportError, sqlite3.OperationalError):
+        return {}
 
 
 def _published(manifest: Manifest) -> bool:

@@ -25,19 +25,23 @@ log = logging.getLogger("ccmirror.sync")
 
 # The numbers worth a glance per stage, in this order; the rest is in --json.
 _HEADLINE = (
-    "items",
+    "found",
     "new",
-    "changed",
+    "updated",
     "fetched",
     "bytes",
     "checked",
+    "quarantined",
+    "assigned_files",
     "sealed",
-    "packs",
+    "torrents",
     "failed",
-    "refused",
+    "refused_items",
     "skipped_budget",
     "pending_files",
+    "pending_bytes",
     "would_fetch_files",
+    "would_fetch_bytes",
     "files_to_check",
     "files_to_pack",
     "would_seal_packs_estimate",
@@ -47,6 +51,9 @@ _HEADLINE = (
 def _summary(stage: dict[str, Any]) -> str:
     if "error" in stage:
         return f"error: {stage['error']}"
+    errors = [f"{s['kind']} {s['where']}" for s in stage.get("sources", []) if "error" in s]
+    if errors:
+        return "error: " + "; ".join(errors)
     if stage.get("skipped"):
         return f"skipped: {stage['skipped']}"
     parts = []
@@ -63,6 +70,8 @@ def _summary(stage: dict[str, Any]) -> str:
             parts.append(f"{key} {shown}")
     if stage.get("open_packs"):
         parts.append(f"open {', '.join(stage['open_packs'])}")
+    if stage.get("would_publish"):
+        parts.append("would publish")
     if stage.get("note") and not parts:
         parts.append(stage["note"])
     return ", ".join(parts) or "nothing to do"
