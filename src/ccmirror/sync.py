@@ -233,8 +233,9 @@ def publish_fingerprint(mirror: Mirror) -> str:
     with contextlib.suppress(OSError):
         h.update(mirror.manifest.path.read_bytes())
     queries = (
+        # Popularity moves the page's shares and tiers even when nothing else changed.
         "SELECT count(*), coalesce(max(id), 0), coalesce(max(source_updated), ''),"
-        " coalesce(group_concat(DISTINCT status), '') FROM items",
+        " round(total(popularity), 3) FROM items",
         "SELECT status, count(*) FROM items GROUP BY status ORDER BY status",
         "SELECT status, coalesce(verdict, ''), count(*), coalesce(sum(size), 0),"
         " coalesce(max(checked_at), '') FROM files GROUP BY 1, 2 ORDER BY 1, 2",

@@ -18,7 +18,7 @@ from ccmirror.cli.common import (
     reporter,
     settings,
 )
-from ccmirror.errors import UsageError
+from ccmirror.errors import EXIT_UNREACHABLE, UsageError
 from ccmirror.sizes import format_size, parse_size
 
 log = logging.getLogger("ccmirror.sync")
@@ -151,7 +151,10 @@ def sync(manifest: str, dry_run: bool, max_bytes: str | None) -> None:
     elif not s.quiet and (dry_run or s.verbose or sys.stdout.isatty()):
         click.echo(_table(result))
     if code:
-        log.warning(
+        # A source down entirely is an error (shown even with --quiet); failed work that the
+        # next run retries is a warning.
+        log.log(
+            logging.ERROR if code == EXIT_UNREACHABLE else logging.WARNING,
             "sync: exit %d (%s)",
             code,
             "; ".join(result.get("unreachable") or [])
