@@ -11,6 +11,8 @@ import json
 import logging
 import os
 import sqlite3
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ log = logging.getLogger("ccmirror.licence")
 QUARANTINED = ("conflict", "unreadable")
 R_MISSING = "file missing from store"
 BATCH = 100
+WORKERS = min(4, os.cpu_count() or 1)
 
 _SELECT = """
 SELECT f.id, f.name, f.size, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
@@ -113,6 +116,7 @@ class _Run:
         self.fingerprint = policy.fingerprint()
         self.declared: dict[tuple[Any, ...], Declared] = {}  # items share few licences
         self.pending: list[tuple[Any, ...]] = []
+        self.lock = threading.Lock()  # workers share the counts and the pending batch
         self.counts: dict[str, Any] = {
             "checked": 0,
             "unchanged": 0,
@@ -122,6 +126,10 @@ class _Run:
             "run": {},
         }
 
+    def count(self, name: str) -> None:
+        with self.lock:
+            self.counts[name] += 1
+
     def flush(self) -> None:
         if self.pending:
             with transaction(self.mirror.db) as db:
@@ -130,15 +138,15 @@ class _Run:
 
     def record(self, row: sqlite3.Row, v: Verdict, size: int | None, mtime: int | None,
                key: str, qpath: str | None) -> None:  # fmt: skip
-        self.pending.append(
-            (v.verdict, v.licence_id, v.licence_url, v.reason, json.dumps(v.evidence), v.isrc,
-             v.mbid, utcnow(), size, mtime, key, qpath, row["id"])
-        )  # fmt: skip
-        run = self.counts["run"]
-        run[v.verdict] = run.get(v.verdict, 0) + 1
-        self.counts["checked"] += 1
-        if len(self.pending) >= BATCH:
-            self.flush()
+        values = (v.verdict, v.licence_id, v.licence_url, v.reason, json.dumps(v.evidence),
+                  v.isrc, v.mbid, utcnow(), size, mtime, key, qpath, row["id"])  # fmt: skip
+        with self.lock:
+            self.pending.append(values)
+            run = self.counts["run"]
+            run[v.verdict] = run.get(v.verdict, 0) + 1
+            self.counts["checked"] += 1
+            if len(self.pending) >= BATCH:
+                self.flush()
 
     def judge(self, row: sqlite3.Row, path: Path, decl: Declared, size: int) -> Verdict:
         if row["size"] is not None and row["size"] != size:
@@ -166,7 +174,7 @@ class _Run:
             store = self.mirror.abspath(row["store_path"]) if row["store_path"] else None
         except UnsafeName as e:
             log.error("file %s: %s", row["id"], e)
-            self.counts["failed"] += 1
+            self.count("failed")
             return
         if store is not None and store.is_file():
             st = store.stat()
@@ -177,17 +185,17 @@ class _Run:
                 and row["checked_key"] == key
                 and row["quarantine_path"] is None
             ):
-                self.counts["unchanged"] += 1
+                self.count("unchanged")
                 return
             v = self.judge(row, store, decl, st.st_size)
             qpath = None
             if v.verdict in QUARANTINED:
                 try:
                     qpath = _move_to_quarantine(self.mirror, row, store, v)
-                    self.counts["quarantined"] += 1
+                    self.count("quarantined")
                 except OSError as e:
                     log.error("cannot quarantine %s: %s", store, e)
-                    self.counts["failed"] += 1
+                    self.count("failed")
             self.record(row, v, st.st_size, st.st_mtime_ns, key, qpath)
             return
         try:
@@ -195,12 +203,12 @@ class _Run:
             qabs = self.mirror.abspath(qrel)
         except UnsafeName as e:
             log.error("file %s: %s", row["id"], e)
-            self.counts["failed"] += 1
+            self.count("failed")
             return
         if qabs.is_file():
             # Quarantined earlier (or moved just before a crash): judged where it lies.
             if row["quarantine_path"] and row["verdict"] in QUARANTINED:
-                self.counts["unchanged"] += 1
+                self.count("unchanged")
                 return
             st = qabs.stat()
             v = self.judge(row, qabs, decl, st.st_size)
@@ -214,12 +222,12 @@ class _Run:
             return
         # The catalogue says fetched but the bytes are gone.
         if row["verdict"] == "unreadable" and row["checked_size"] == -1:
-            self.counts["unchanged"] += 1
+            self.count("unchanged")
             return
         v = decide(TagReport(error="no such file"), self.policy, declared_id=decl.licence_id,
                    declared_reason=decl.reason, source=True, source_evidence=_source_evidence(row))  # fmt: skip
         v.reason = R_MISSING
-        self.counts["missing"] += 1
+        self.count("missing")
         log.warning("fetched file missing: %s", row["store_path"])
         self.record(row, v, -1, None, key, None)
 
@@ -238,18 +246,30 @@ def totals(db: sqlite3.Connection) -> dict[str, Any]:
     return {"verdicts": verdicts, "licences": licences}
 
 
-def check(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
-    """Decide the verdict of every fetched file; returns counts (this run and in total)."""
+def check(
+    mirror: Mirror, *, reporter: Reporter | None = None, workers: int = WORKERS
+) -> dict[str, Any]:
+    """Decide the verdict of every fetched file; returns counts (this run and in total).
+
+    Files are read by `workers` threads (decoding runs outside the GIL); the catalogue is
+    written in batches, each file's row only after its bytes are where it says.
+    """
     reporter = reporter or NullReporter()
     policy = Policy.from_config(mirror.manifest.licence)
     rows = mirror.db.execute(_SELECT).fetchall()
     run = _Run(mirror, policy)
     reporter.start("check", total=len(rows), unit="files")
+
+    def one(row: sqlite3.Row) -> None:
+        run.one(row)
+        reporter.advance()
+
     try:
-        for row in rows:
-            run.one(row)
-            reporter.advance()
+        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="check") as pool:
+            for start in range(0, len(rows), 256):  # bounded: never a future per row
+                list(pool.map(one, rows[start : start + 256]))
     finally:
-        run.flush()
+        with run.lock:
+            run.flush()
         reporter.finish()
     return {**run.counts, **totals(mirror.db), "require_embedded": policy.require_embedded}
