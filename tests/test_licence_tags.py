@@ -287,3 +287,29 @@ def test_random_damage_never_escapes(tmp_path, kind):
     assert len(rows) == 12
     assert all(r["verdict"] in VERDICTS for r in rows)
     assert all((r["error"] is not None) == (r["verdict"] == "unreadable") for r in rows)
+
+
+def test_mp4_and_asf_tag_objects():
+    # soundfile cannot write MP4 or ASF files, so these run on mutagen's own tag objects.
+    from mutagen.asf import ASFTags, ASFUnicodeAttribute
+    from mutagen.mp4 import MP4FreeForm, MP4Tags
+
+    from ccmirror.licence.tags import TagReport, _read_mp4, _read_pairs
+
+    t = MP4Tags()
+    t["cprt"] = ["2012 Foo. All Rights Reserved."]
+    t["----:com.apple.iTunes:LICENSE"] = [MP4FreeForm(b"https://creativecommons.org/licenses/by/3.0/")]  # fmt: skip
+    t["----:com.apple.iTunes:ISRC"] = [MP4FreeForm(b"USRC17607839")]
+    t["----:com.apple.iTunes:MusicBrainz Track Id"] = [MP4FreeForm(MBID.encode())]
+    r = TagReport()
+    _read_mp4(r, t)
+    assert ids(r) == {"CC-BY-3.0"} and r.rights_reserved
+    assert (r.isrc, r.mbid) == ("USRC17607839", MBID)
+    assert [e["tag"] for e in r.evidence] == ["MP4:cprt", "MP4:LICENSE"]
+
+    a = ASFTags()
+    a["Copyright"] = [ASFUnicodeAttribute("CC BY-SA 4.0")]
+    a["WM/ISRC"] = [ASFUnicodeAttribute("USRC17607839")]
+    r = TagReport()
+    _read_pairs(r, a.items(), "ASF")
+    assert ids(r) == {"CC-BY-SA-4.0"} and r.isrc == "USRC17607839"
