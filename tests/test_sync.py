@@ -374,3 +374,45 @@ def _progressed(data_dir: Path, when: str) -> bool:
     except sqlite3.Error:
         return False
     return n >= 1
+
+
+def test_new_material_goes_into_new_packs_and_is_published(
+    cli, ia, sample, write_manifest, data_dir
+):
+    manifest = _manifest(write_manifest, ia.url)
+    code, _ = _sync_json(cli, manifest)
+    assert code == 0
+    before = {p[1]: p for p in _rows(data_dir)["packs"]}
+    published = (data_dir / "public" / "torrents.json").read_bytes()
+    src = sample[0].files[0]
+    ia.add_item(
+        "demo-new-arrival",
+        {
+            "title": "New Arrival",
+            "creator": "Late Band",
+            "collection": ["netlabels"],
+            "licenseurl": "https://creativecommons.org/licenses/by/4.0/",
+        },
+        {"arrival.flac": {"path": src.path, "format": "Flac"}},
+        downloads=30000,
+    )
+    code, out = _sync_json(cli, manifest)
+    assert code == 0, out
+    assert out["stages"]["harvest"]["new"] == 1
+    assert out["stages"]["fetch"]["fetched"] == 1
+    after = {p[1]: p for p in _rows(data_dir)["packs"]}
+    for name, row in before.items():
+        if not row[5]:  # is_metadata: the metadata torrent is replaced when the catalogue grows
+            assert after[name] == row  # sealed packs never change
+    new = {name for name, row in after.items() if name not in before and not row[5]}
+    assert new
+    conn = _db(data_dir)
+    holder = conn.execute(
+        "SELECT p.name FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        " JOIN files f ON f.id = pf.file_id WHERE f.name = 'arrival.flac'"
+    ).fetchall()
+    conn.close()
+    assert [r[0] for r in holder] == sorted(new & {r[0] for r in holder})
+    torrents = json.loads((data_dir / "public" / "torrents.json").read_text())
+    assert (data_dir / "public" / "torrents.json").read_bytes() != published
+    assert holder[0][0] in {t["name"] for t in torrents}
