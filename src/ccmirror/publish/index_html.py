@@ -34,6 +34,9 @@ a{color:#1f5fbf}.tier{font-weight:600}.muted{color:#6a7386;font-size:13px}
 .help{background:#fff8e1;border:1px solid #f0d98a;border-radius:8px;padding:10px 16px}
 .torrent{white-space:nowrap}svg{background:#fff;border:1px solid #dde1ea;border-radius:8px}
 code{background:#eef1f7;padding:1px 4px;border-radius:3px}
+.legend{display:flex;flex-wrap:wrap;gap:6px 22px;margin:8px 0 0}
+.key i{display:inline-block;width:12px;height:12px;border-radius:2px;margin-right:6px;
+ vertical-align:-1px}
 """
 
 TIER_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -121,25 +124,40 @@ def chart(curve: list[tuple[int, float]], tiers: list[dict[str, Any]]) -> str:
     )
     prev = 0.0
     for n, t in enumerate(x for x in tiers if x.get("cumulative_bytes") is not None):
-        end_x, end_y = t["cumulative_bytes"], min(t["cumulative_share"] or 0.0, 1.0)
+        end_x = t["cumulative_bytes"]
         colour = TIER_COLOURS[n % len(TIER_COLOURS)]
-        anchor = "end" if x(end_x) > left + 90 else "start"
-        label = f"tier {esc(t['tier'])}" if n == 0 else f"tiers 1–{esc(t['tier'])}"
+        width = max(x(end_x) - x(prev), 0)
+        label = f"tier {esc(t['tier'])}" if width > 52 else esc(t["tier"])
         out.append(
-            f'<rect x="{x(prev):.1f}" y="{top}" width="{max(x(end_x) - x(prev), 0):.1f}" '
+            f'<rect x="{x(prev):.1f}" y="{top}" width="{width:.1f}" '
             f'height="{ph}" fill="{colour}" fill-opacity="0.08"/>'
             f'<line x1="{x(end_x):.1f}" y1="{top}" x2="{x(end_x):.1f}" y2="{top + ph}" '
             f'stroke="{colour}" stroke-dasharray="4 3"/>'
-            f'<text x="{x(end_x) + (-6 if anchor == "end" else 6):.1f}" '
-            f'y="{top + ph - 10 - 17 * n:.1f}" font-size="13" font-weight="600" '
-            f'text-anchor="{anchor}" fill="{colour}">{label}: '
-            f"{esc(pct(end_y))} in {esc(format_size(end_x))}</text>"
         )
+        if width > 10:
+            out.append(
+                f'<text x="{x(prev) + width / 2:.1f}" y="{top + ph - 8}" font-size="13" '
+                f'font-weight="600" text-anchor="middle" fill="{colour}">{label}</text>'
+            )
         prev = end_x
     pts = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in curve)
     out.append(f'<polyline points="{pts}" fill="none" stroke="#1d2433" stroke-width="2"/>')
     out.append("</svg>")
     return "".join(out)
+
+
+def legend(tiers: list[dict[str, Any]]) -> str:
+    """Below the chart, in words: what keeping tiers 1..k costs and covers."""
+    items = []
+    for n, t in enumerate(x for x in tiers if x.get("cumulative_bytes") is not None):
+        colour = TIER_COLOURS[n % len(TIER_COLOURS)]
+        which = "tier 1" if n == 0 else f"tiers 1–{esc(t['tier'])}"
+        items.append(
+            f'<span class="key"><i style="background:{colour}"></i>{which}: '
+            f"<b>{esc(pct(min(t['cumulative_share'] or 0.0, 1.0)))}</b> of listening in "
+            f"<b>{esc(format_size(t['cumulative_bytes']))}</b></span>"
+        )
+    return f'<p class="legend">{"".join(items)}</p>' if items else ""
 
 
 def render(d: dict[str, Any], generated_at: str) -> str:
@@ -180,6 +198,7 @@ def render(d: dict[str, Any], generated_at: str) -> str:
         "what share of all listening you cover when you keep the top of the list, against "
         "the storage it takes. Shaded bands are the tiers.</p>",
         chart(d["curve"], d["tiers"]),
+        legend(d["tiers"]),
         "<h2>Tiers and torrents</h2>",
     ]
     if d["tiers"]:
@@ -224,7 +243,7 @@ def render(d: dict[str, Any], generated_at: str) -> str:
     if d["top"]:
         parts.append(
             "<h2>Most listened</h2><table><thead><tr><th>title</th><th>creator</th>"
-            "<th>licence</th><th>tier</th><th>listens</th></tr></thead><tbody>"
+            "<th>licence</th><th>tier</th><th>share of listening</th></tr></thead><tbody>"
         )
         for r in d["top"]:
             title = text(r["title"] or f"{r['source']}:{r['source_id']}")
@@ -233,7 +252,7 @@ def render(d: dict[str, Any], generated_at: str) -> str:
                 f'<td class="t">{text(r["creator"])}</td>'
                 f'<td class="t">{short(r["declared_licence_id"])}</td>'
                 f'<td class="n">{esc(r["tier"] if r["tier"] is not None else "")}</td>'
-                f'<td class="n">{r["popularity"]:,.0f}</td></tr>'
+                f'<td class="n">{esc(pct(r["share"]))}</td></tr>'
             )
         parts.append("</tbody></table>")
 

@@ -125,13 +125,20 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
         " JOIN files AS f ON f.id = pf.file_id WHERE p.obsolete = 0 AND p.is_metadata = 0"
     ).fetchone()
     items_ok = db.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
-    top = db.execute(
-        "SELECT i.source, i.source_id, i.title, i.creator, i.source_url, i.tier,"
+    # The most listened recordings that can be published, by their share of the mirror's
+    # listening (raw counts of different sources are not comparable).
+    shares = {it.id: it.share for it in ranked_items if it.files}
+    top = []
+    for r in db.execute(
+        "SELECT i.id, i.source, i.source_id, i.title, i.creator, i.source_url, i.tier,"
         " i.declared_licence_id, i.popularity FROM items AS i WHERE i.status = 'ok'"
-        f" AND EXISTS (SELECT 1 FROM files AS f WHERE f.item_id = i.id AND f.verdict IN ({marks}))"
-        " ORDER BY i.popularity DESC, i.id LIMIT ?",
-        (*verdicts, TOP_ITEMS),
-    ).fetchall()
+        f" AND EXISTS (SELECT 1 FROM files AS f WHERE f.item_id = i.id AND f.verdict IN ({marks}))",
+        verdicts,
+    ):
+        if r["id"] in shares:
+            top.append({**dict(r), "share": shares[r["id"]]})
+    top.sort(key=lambda r: (-r["share"], r["id"]))
+    del top[TOP_ITEMS:]
     meta = [p for p in packs if p["is_metadata"] and not p["obsolete"]]
     withdrawn = db.execute("SELECT count(*) FROM withdrawals").fetchone()[0]
     return {
@@ -148,7 +155,7 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
         "shares": list(mirror.manifest.tiers.shares),
         "licences": licences,
         "curve": coverage_curve(ranked_items),
-        "top": [dict(r) for r in top],
+        "top": top,
         "metadata": _torrent(meta[-1], by_name, trackers) if meta else None,
         "withdrawn": withdrawn,
     }
