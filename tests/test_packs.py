@@ -14,6 +14,8 @@ from pathlib import Path
 
 import libtorrent as lt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ccmirror.catalogue import transaction
 from ccmirror.packs import pack
@@ -502,3 +504,34 @@ def test_link_falls_back_to_copy_across_filesystems(tmp_path, monkeypatch):
     assert (tmp_path / "b.bin").read_bytes() == src.read_bytes()
     assert os.stat(tmp_path / "b.bin").st_ino != os.stat(src).st_ino
     assert not (tmp_path / "b.bin.part").exists()
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    sizes=st.lists(st.integers(min_value=0, max_value=70_000), min_size=1, max_size=8),
+    piece=st.sampled_from([16384, 32768, 65536]),
+)
+def test_threaded_v1_hashing_equals_libtorrent_for_any_layout(tmp_path, sizes, piece):
+    """Empty files, files smaller than a piece, pieces spanning many files: our threaded
+    hashing gives the same torrent as libtorrent's own set_piece_hashes."""
+    root = tmp_path / f"r{len(sizes)}-{piece}-{sum(sizes)}"
+    name = "pk"
+    if root.exists():
+        shutil.rmtree(root)
+    for n, size in enumerate(sizes):
+        f = root / name / f"d{n % 3}" / f"f{n}.bin"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_bytes(os.urandom(size))
+    if sum(sizes) == 0:
+        return  # a torrent of only empty files is not a torrent
+    ours = make_torrent(root, name, piece_size=piece, creation_date=1, creator="t", workers=3)
+    files = sorted(
+        ((p.relative_to(root).as_posix(), p.stat().st_size) for p in (root / name).rglob("*")
+         if p.is_file()),
+        key=lambda e: e[0].split("/"),
+    )  # fmt: skip
+    ct = lt.create_torrent([lt.create_file_entry(f, s) for f, s in files], piece, 64)
+    lt.set_piece_hashes(ct, str(root))
+    assert lt.bdecode(ours)[b"info"] == ct.generate()[b"info"]

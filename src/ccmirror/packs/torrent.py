@@ -63,12 +63,14 @@ def _hash_v1(
     def job(first: int) -> list[bytes]:
         last = min(npieces, first + per_batch)
         fds: dict[int, int] = {}
+        # One reused buffer per job: no allocation (and page faults) per piece.
+        buf = bytearray(plen)
+        view = memoryview(buf)
         digests = []
         try:
             for p in range(first, last):
                 start = p * plen
                 end = min(total, start + plen)
-                h = hashlib.sha1()
                 pos = start
                 i = bisect.bisect_right(offsets, pos) - 1
                 while pos < end:
@@ -76,18 +78,21 @@ def _hash_v1(
                     while sizes[i] == 0 or offsets[i] + sizes[i] <= pos:
                         i += 1
                     take = min(end, offsets[i] + sizes[i]) - pos
+                    into = view[pos - start : pos - start + take]
                     if pads[i]:
-                        h.update(bytes(take))
+                        into[:] = bytes(take)
                     else:
                         fd = fds.get(i)
                         if fd is None:
                             fd = fds[i] = os.open(paths[i], os.O_RDONLY)
-                        data = os.pread(fd, take, pos - offsets[i])
-                        if len(data) != take:
-                            raise CCMirrorError(f"{paths[i]} is shorter than expected")
-                        h.update(data)
+                        got = 0
+                        while got < take:
+                            n = os.preadv(fd, [into[got:]], pos - offsets[i] + got)
+                            if n <= 0:
+                                raise CCMirrorError(f"{paths[i]} is shorter than expected")
+                            got += n
                     pos += take
-                digests.append(h.digest())
+                digests.append(hashlib.sha1(view[: end - start]).digest())
         finally:
             for fd in fds.values():
                 os.close(fd)
