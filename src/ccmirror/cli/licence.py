@@ -54,7 +54,12 @@ def check(manifest: str) -> None:
 
 @click.group()
 def licence() -> None:
-    """Licence tools that need no catalogue."""
+    """Licence tools that need no catalogue.
+
+    \b
+    Example:
+      ccmirror licence inspect song.mp3 --manifest manifests/netlabels.toml
+    """
 
 
 def _inspect_table(r: dict[str, Any]) -> str:
