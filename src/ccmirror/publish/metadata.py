@@ -14,11 +14,12 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import io
 import json
 import logging
+import os
 import shutil
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,10 @@ def metadata_name(mirror: Mirror, seq: int) -> str:
     return f"{mirror.name}-metadata-{seq:04d}"
 
 
-def dump_lines(db: sqlite3.Connection, mirror_name: str) -> bytes:
+def iter_lines(db: sqlite3.Connection, mirror_name: str) -> Iterator[bytes]:
     """The catalogue as JSON lines: `{"table": ..., "row": {...}}`, one row per line."""
-    out = io.StringIO()
     head = {"table": "_dump", "row": {"format": DUMP_FORMAT, "mirror": mirror_name}}
-    out.write(json.dumps(head, sort_keys=True, ensure_ascii=False) + "\n")
+    yield (json.dumps(head, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
     for table, order, skip in _TABLES:
         where = " WHERE is_metadata = 0" if table == "packs" else ""
         for row in db.execute(f"SELECT * FROM {table}{where} ORDER BY {order}"):
@@ -66,15 +66,23 @@ def dump_lines(db: sqlite3.Connection, mirror_name: str) -> bytes:
                         value = json.loads(value)
                 obj[key] = value
             line = {"table": table, "row": obj}
-            out.write(json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n")
-    return out.getvalue().encode("utf-8")
+            yield (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
-def gzip_reproducible(data: bytes) -> bytes:
-    buf = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=9) as gz:
-        gz.write(data)
-    return buf.getvalue()
+def write_dump(db: sqlite3.Connection, mirror_name: str, path: Path) -> tuple[str, int]:
+    """Stream the JSON lines into a reproducible gzip file (mtime 0, no file name), fsynced;
+    return the sha256 of the uncompressed lines and their count."""
+    digest = hashlib.sha256()
+    n = 0
+    with open(path, "wb") as raw:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+            for line in iter_lines(db, mirror_name):
+                digest.update(line)
+                gz.write(line)
+                n += 1
+        raw.flush()
+        os.fsync(raw.fileno())
+    return digest.hexdigest(), n
 
 
 def snapshot(db: sqlite3.Connection, dest: Path) -> None:
@@ -98,11 +106,14 @@ def current_metadata(db: sqlite3.Connection) -> sqlite3.Row | None:
 def _previous_digest(mirror: Mirror, pack: sqlite3.Row | None) -> str | None:
     if pack is None:
         return None
-    path = mirror.packs_dir / pack["name"] / DUMP_NAME
+    digest = hashlib.sha256()
     try:
-        return hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
-    except (OSError, EOFError, gzip.BadGzipFile):
+        with gzip.open(mirror.packs_dir / pack["name"] / DUMP_NAME, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except (OSError, EOFError):
         return None  # gone or damaged: publish a fresh one
+    return digest.hexdigest()
 
 
 def publish_metadata(mirror: Mirror) -> dict[str, Any]:
@@ -123,14 +134,12 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         snap = sqlite3.connect(f"file:{work / SNAPSHOT_NAME}?mode=ro", uri=True)
         snap.row_factory = sqlite3.Row
         try:
-            lines = dump_lines(snap, mirror.name)
+            digest, rows = write_dump(snap, mirror.name, work / DUMP_NAME)
         finally:
             snap.close()
-        digest = hashlib.sha256(lines).hexdigest()
         if digest == _previous_digest(mirror, previous):
             shutil.rmtree(work)
             return _result(previous, created=False, digest=digest)
-        atomic_write_bytes(work / DUMP_NAME, gzip_reproducible(lines))
         final = mirror.packs_dir / name
         if final.exists():
             shutil.rmtree(final)  # an earlier crash between rename and catalogue row
@@ -140,7 +149,7 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
         raise
     row = _seal(mirror, name, seq, final, previous)
-    log.info("metadata torrent %s (%d rows)", name, lines.count(b"\n"))
+    log.info("metadata torrent %s (%d rows)", name, rows)
     return _result(row, created=True, digest=digest)
 
 
