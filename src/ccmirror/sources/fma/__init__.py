@@ -113,7 +113,6 @@ def harvest_source(
         "failed": 0,
         "refused_items": 0,
         "refused": {},
-        "ok": 0,
         "bytes": 0,
     }
     gate = _Gate(mirror.manifest.licence)
@@ -335,9 +334,7 @@ def _write(
 def _count(p: Planned, result: dict[str, Any]) -> None:
     result["found"] += 1
     status = p.item["status"]
-    if status == "ok":
-        result["ok"] += 1
-    elif status == "empty":
+    if status == "empty":
         result["empty"] += 1
     elif status == "refused":
         reason = p.item["reason"] or "refused"
