@@ -173,13 +173,37 @@ def test_missing_bytes_and_crash_recovery(mirror, data_dir):
     moved = add_file(m, item, "moved.flac", tags={"license": "CC BY-NC 3.0"})
     q = data_dir / "quarantine/ia/item/moved.flac"
     q.parent.mkdir(parents=True)
+    reason = {"verdict": "conflict", "store_path": row(m, moved)["store_path"]}
+    q.with_name("moved.flac.reason.json").write_text(json.dumps(reason))
     os.replace(m.abspath(row(m, moved)["store_path"]), q)
+    # fetch's own quarantine (bad bytes of a download) at the same place is not the file
+    other = add_file(m, item, "other.flac", tags={"license": BYSA3})
+    bad = data_dir / "quarantine/ia/item/other.flac"
+    os.replace(m.abspath(row(m, other)["store_path"]), bad)
+    bad.with_name("other.flac.reason.json").write_text(json.dumps({"url": "x", "reason": "md5"}))
     res = check(m)
-    assert res["missing"] == 1 and res["failed"] == 0
+    assert res["missing"] == 2 and res["failed"] == 0
+    assert row(m, other)["verdict_reason"] == "file missing from store"
+    assert row(m, other)["quarantine_path"] is None and bad.is_file()
     g = row(m, gone)
     assert (g["verdict"], g["verdict_reason"]) == ("unreadable", "file missing from store")
     r = row(m, moved)
     assert (r["verdict"], r["quarantine_path"]) == ("conflict", "quarantine/ia/item/moved.flac")
+    assert check(m)["checked"] == 0
+
+
+def test_quarantined_file_returns_when_the_source_agrees(mirror, data_dir):
+    m = mirror
+    item = add_item(m, "item")
+    fid = add_file(m, item, "a.ogg", tags={"license": "https://creativecommons.org/licenses/by/4.0/"})  # fmt: skip
+    assert check(m)["run"] == {"conflict": 1}
+    store = m.abspath(row(m, fid)["store_path"])
+    assert not store.exists()
+    with transaction(m.db) as db:  # the source corrects its licence
+        db.execute("UPDATE items SET licence_url = ? WHERE id = ?", ("https://creativecommons.org/licenses/by/4.0/", item))  # fmt: skip
+    assert check(m)["run"] == {"verified": 1}
+    r = row(m, fid)
+    assert r["quarantine_path"] is None and store.is_file()
     assert check(m)["checked"] == 0
 
 

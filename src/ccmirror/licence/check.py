@@ -110,6 +110,20 @@ def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict)
     return str(dest.relative_to(mirror.data_dir))
 
 
+def _ours(path: Path, row: sqlite3.Row) -> bool:
+    """Did `check` put these bytes here? (fetch quarantines bad downloads at the same
+    place; those must never be taken for the file.)"""
+    try:
+        reason = json.loads(path.with_name(path.name + ".reason.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(reason, dict)
+        and "verdict" in reason
+        and reason.get("store_path") == row["store_path"]
+    )
+
+
 class _Run:
     def __init__(self, mirror: Mirror, policy: Policy) -> None:
         self.mirror, self.policy = mirror, policy
@@ -205,12 +219,18 @@ class _Run:
             log.error("file %s: %s", row["id"], e)
             self.count("failed")
             return
-        if qabs.is_file():
+        if qabs.is_file() and (row["quarantine_path"] or _ours(qabs, row)):
             # Quarantined earlier (or moved just before a crash): judged where it lies.
-            if row["quarantine_path"] and row["verdict"] in QUARANTINED:
+            st = qabs.stat()
+            if (
+                row["quarantine_path"]
+                and row["verdict"] in QUARANTINED
+                and row["checked_key"] == key
+                and row["checked_size"] == st.st_size
+                and row["checked_mtime_ns"] == st.st_mtime_ns
+            ):
                 self.count("unchanged")
                 return
-            st = qabs.stat()
             v = self.judge(row, qabs, decl, st.st_size)
             if v.verdict not in QUARANTINED and store is not None:
                 store.parent.mkdir(parents=True, exist_ok=True)
