@@ -61,8 +61,9 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
 
 
 @contextlib.contextmanager
-def opentracker(info_hashes: Sequence[str]) -> Iterator[str]:
-    """Run opentracker on 127.0.0.1 as nobody; yield its announce URL."""
+def opentracker(info_hashes: Sequence[str], port: int | None = None) -> Iterator[str]:
+    """Run opentracker on 127.0.0.1 (`port`, default a free one) as nobody; yield its
+    announce URL. Only the whitelisted info-hashes (hex) are tracked."""
     binary = shutil.which("opentracker")
     if binary is None:
         raise RuntimeError("opentracker is not installed (apt-get install opentracker)")
@@ -71,7 +72,7 @@ def opentracker(info_hashes: Sequence[str]) -> Iterator[str]:
     whitelist = folder / "whitelist"
     whitelist.write_text("".join(h.lower() + "\n" for h in info_hashes), encoding="ascii")
     whitelist.chmod(0o644)
-    port = free_port()
+    port = port or free_port()
     cmd = [binary, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", str(whitelist)]
     if os.geteuid() == 0:
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]

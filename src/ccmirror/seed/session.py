@@ -66,6 +66,9 @@ class SeedOptions:
             "enable_natpmp": self.natpmp,
             "upload_rate_limit": self.upload_rate_limit,
             "user_agent": f"ccmirror/{__version__} libtorrent/{lt.__version__}",
+            # Peers behind one NAT (carrier-grade NAT, a campus) share an address; without
+            # this, a second one is dropped while the first connection is open.
+            "allow_multiple_connections_per_ip": True,
             # A mirror seeds every pack at once; libtorrent's queue would idle all but 5.
             "active_seeds": 1_000_000,
             "active_limit": 1_000_000,
