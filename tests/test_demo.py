@@ -126,3 +126,58 @@ def test_demo_default_dir_prints_what_to_look_at(cli, tmp_path):
     assert r.returncode == 0, r.stderr
     plan = json.loads(r.stdout)["stages"]
     assert plan["fetch"]["pending_files"] == 0 and plan["check"]["files_to_check"] == 0
+
+
+_GUARD = """
+import socket
+
+_LOG = {log!r}
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
+
+
+def _note(what):
+    with open(_LOG, "a") as f:
+        f.write(repr(what) + "\\n")
+
+
+_connect = socket.socket.connect
+_getaddrinfo = socket.getaddrinfo
+
+
+def connect(self, address):
+    host = address[0] if isinstance(address, tuple) else None
+    if host is not None and host not in _LOOPBACK:
+        _note(("connect", address))
+        raise OSError("network disabled by test_demo")
+    return _connect(self, address)
+
+
+def getaddrinfo(host, *args, **kw):
+    if host not in _LOOPBACK and host is not None:
+        _note(("getaddrinfo", host))
+        raise socket.gaierror("network disabled by test_demo")
+    return _getaddrinfo(host, *args, **kw)
+
+
+socket.socket.connect = connect
+socket.getaddrinfo = getaddrinfo
+"""
+
+
+def test_demo_needs_no_network(cli, tmp_path):
+    # Every connection or name lookup beyond loopback fails and is written down.
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    log = tmp_path / "attempts.log"
+    (guard / "sitecustomize.py").write_text(_GUARD.format(log=str(log)))
+    r = cli("demo", str(tmp_path / "d"), "--json", env={"PYTHONPATH": str(guard)})
+    assert r.returncode == 0, r.stderr
+    assert not log.exists(), log.read_text()
+    assert json.loads(r.stdout)["magnet"]["magnet_link"].startswith("magnet:")
+    # The guard works: a lookup of a real host is refused and recorded.
+    probe = "import socket\ntry: socket.getaddrinfo('archive.org', 443)\nexcept OSError: pass"
+    import subprocess
+    import sys
+
+    subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(guard)}, check=True)
+    assert "archive.org" in log.read_text()
