@@ -203,6 +203,7 @@ class _Run:
                 return
             v = self.judge(row, store, decl, st.st_size)
             qpath = None
+            size, mtime = st.st_size, st.st_mtime_ns
             if v.verdict in QUARANTINED:
                 try:
                     qpath = _move_to_quarantine(self.mirror, row, store, v)
@@ -210,7 +211,8 @@ class _Run:
                 except OSError as e:
                     log.error("cannot quarantine %s: %s", store, e)
                     self.count("failed")
-            self.record(row, v, st.st_size, st.st_mtime_ns, key, qpath)
+                    size = mtime = None  # not publishable either way; retried next run
+            self.record(row, v, size, mtime, key, qpath)
             return
         try:
             qrel = row["quarantine_path"] or str(_quarantine_rel(row))
