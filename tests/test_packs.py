@@ -535,3 +535,27 @@ def test_threaded_v1_hashing_equals_libtorrent_for_any_layout(tmp_path, sizes, p
     ct = lt.create_torrent([lt.create_file_entry(f, s) for f, s in files], piece, 64)
     lt.set_piece_hashes(ct, str(root))
     assert lt.bdecode(ours)[b"info"] == ct.generate()[b"info"]
+
+
+def test_rebuild_refuses_a_changed_pack_and_reports_it(mirror):
+    pack(mirror, seal_partial=True)
+    p = sealed(mirror)[0]
+    (mirror.data_dir / p["torrent_path"]).unlink()
+    with transaction(mirror.db):  # the catalogue changed since sealing: title edited
+        mirror.db.execute(
+            "UPDATE items SET title = 'Renamed' WHERE id IN (SELECT f.item_id FROM pack_files pf"
+            " JOIN files f ON f.id = pf.file_id WHERE pf.pack_id = ?)",
+            (p["id"],),
+        )
+    # Only the .torrent was lost: it is rebuilt from the payload, which is intact.
+    r = pack(mirror)
+    assert r["failed"] == 0 and r["repaired"] == [p["name"]]
+    # The payload is lost too: rebuilt from the changed catalogue, the info-hash would
+    # differ, so nothing is written and the run reports a failure.
+    (mirror.data_dir / p["torrent_path"]).unlink()
+    shutil.rmtree(mirror.packs_dir / p["name"])
+    r = pack(mirror)
+    assert r["failed"] == 1 and r["repaired"] == []
+    assert not (mirror.data_dir / p["torrent_path"]).exists()
+    assert not (mirror.packs_dir / p["name"]).exists()
+    assert sealed(mirror)[0]["info_hash_v1"] == p["info_hash_v1"]

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from ccmirror import __version__
@@ -212,40 +214,54 @@ def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], i
     return rows, len(gone)
 
 
-def _repair(mirror: Mirror, reporter: Reporter) -> list[str]:
+def _repair(mirror: Mirror) -> tuple[list[str], int]:
     """Sealed packs whose .torrent or payload went missing: rebuilt from the catalogue
     and checked against the recorded info-hash (a sealed pack never changes)."""
-    repaired = []
+    repaired, failed = [], 0
     for p in mirror.db.execute(
         "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 AND is_metadata = 0"
     ).fetchall():
         tpath = mirror.data_dir / (p["torrent_path"] or f"torrents/{p['name']}.torrent")
         if tpath.exists() and (mirror.packs_dir / p["name"]).is_dir():
             continue
-        rows = [dict(r) for r in pack_rows(mirror.db, p["id"])]
-        build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
-        torrent = make_torrent(
-            mirror.packs_dir,
-            p["name"],
-            fmt=p["format"],
-            piece_size=p["piece_size"],
-            trackers=json.loads(p["trackers"] or "[]"),
-            web_seeds=json.loads(p["web_seeds"] or "[]"),
-            comment=p["comment"],
-            creation_date=p["creation_date"],
-            creator=p["creator"],
-        )
-        v1, v2 = info_hashes(torrent)
-        if (v1, v2) != (p["info_hash_v1"], p["info_hash_v2"]):
-            raise CCMirrorError(
-                f"pack {p['name']}: the rebuilt torrent has info-hash {v1 or v2}, not the"
-                f" sealed {p['info_hash_v1'] or p['info_hash_v2']}; its files or catalogue"
-                " rows changed since sealing"
-            )
-        atomic_write_bytes(tpath, torrent)
+        try:
+            _rebuild(mirror, p, tpath)
+        except (CCMirrorError, OSError) as e:
+            log.error("pack %s cannot be rebuilt: %s", p["name"], e)
+            failed += 1
+            continue
         log.warning("rebuilt sealed pack %s (same info-hash)", p["name"])
         repaired.append(p["name"])
-    return repaired
+    return repaired, failed
+
+
+def _rebuild(mirror: Mirror, p: Any, tpath: Path) -> None:
+    built = not (mirror.packs_dir / p["name"]).is_dir()
+    if built:
+        # The payload's MANIFEST.csv and ATTRIBUTION.md come from the catalogue: the
+        # info-hash check below catches rows edited since sealing.
+        rows = [dict(r) for r in pack_rows(mirror.db, p["id"])]
+        build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
+    torrent = make_torrent(
+        mirror.packs_dir,
+        p["name"],
+        fmt=p["format"],
+        piece_size=p["piece_size"],
+        trackers=json.loads(p["trackers"] or "[]"),
+        web_seeds=json.loads(p["web_seeds"] or "[]"),
+        comment=p["comment"],
+        creation_date=p["creation_date"],
+        creator=p["creator"],
+    )
+    v1, v2 = info_hashes(torrent)
+    if (v1, v2) != (p["info_hash_v1"], p["info_hash_v2"]):
+        if built:  # do not leave a payload that does not match the published torrent
+            shutil.rmtree(mirror.packs_dir / p["name"], ignore_errors=True)
+        raise CCMirrorError(
+            f"the rebuilt torrent has info-hash {v1 or v2}, not the sealed"
+            f" {p['info_hash_v1'] or p['info_hash_v2']}: its files or catalogue rows changed"
+        )
+    atomic_write_bytes(tpath, torrent)
 
 
 def pack(
@@ -263,7 +279,7 @@ def pack(
     reporter = reporter or NullReporter()
     retired = retire_unpublishable(mirror)
     assigned = assign(mirror)
-    repaired = _repair(mirror, reporter)
+    repaired, repair_failed = _repair(mirror)
     sealed, missing = [], 0
     for p in _to_seal(mirror, seal_partial, seal_when_complete):
         done = seal_pack(mirror, p["id"], reporter=reporter)
@@ -282,7 +298,7 @@ def pack(
         "open": [dict(r) for r in open_packs],
         "repaired": repaired,
         "obsoleted": retired["obsoleted"],
-        "failed": assigned["missing"] + missing,
+        "failed": assigned["missing"] + missing + repair_failed,
         "publishable_verdicts": list(
             publishable_verdicts(mirror.manifest.licence.require_embedded)
         ),
