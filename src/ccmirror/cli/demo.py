@@ -87,6 +87,9 @@ def demo(folder: str) -> None:
     few licence problems on purpose, serves it on 127.0.0.1 with a built-in IA-compatible
     server, runs the real `sync` against it and shows the tiers, the packs, a magnet link
     and an ATTRIBUTION.md. Needs no network at all; re-running in the same DIR is fine.
+    The sample server runs only while the demo does: afterwards the read-only commands
+    (status, tiers, search, seed) work on DIR/demo.toml, and `sync` on it exits 4
+    (source unreachable) until the demo serves it again.
 
     \b
     Example:
