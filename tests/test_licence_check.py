@@ -277,3 +277,19 @@ def test_store_paths_stay_inside(mirror, data_dir):
     assert res["failed"] == 1
     assert row(m, fid)["verdict"] is None
     assert Path("/etc/passwd").exists()  # untouched, never moved
+
+
+def test_quarantine_failure_is_reported_and_retried(mirror, data_dir):
+    m = mirror
+    item = add_item(m, "item")
+    fid = add_file(m, item, "a.mp3", tags={"copyright": "All rights reserved"})
+    blocker = data_dir / "quarantine"
+    blocker.write_text("not a folder")
+    res = check(m)
+    assert (res["failed"], res["quarantined"]) == (1, 0)
+    assert row(m, fid)["verdict"] == "conflict"
+    assert m.abspath(row(m, fid)["store_path"]).is_file()
+    blocker.unlink()
+    res = check(m)
+    assert (res["failed"], res["quarantined"]) == (0, 1)
+    assert (data_dir / row(m, fid)["quarantine_path"]).is_file()
