@@ -271,3 +271,14 @@ def test_judge_declared():
     strict = LicenceConfig(allow=("CC0-1.0",))
     d = judge_declared("https://creativecommons.org/licenses/by/4.0/", None, strict)
     assert (d.allowed, d.reason) == (False, "licence not in allow list")
+
+
+def test_judge_declared_lists_and_odd_values():
+    cfg = LicenceConfig()
+    assert judge_declared([BY4, BY4], None, cfg).licence_id == "CC-BY-4.0"  # type: ignore[arg-type]
+    two = judge_declared([BY4, "https://creativecommons.org/licenses/by-nc/4.0/"], None, cfg)  # type: ignore[arg-type]
+    assert (two.licence_id, two.allowed) == (None, False)
+    assert judge_declared("   ", "", cfg).reason == "no licence declared"
+
+
+BY4 = "https://creativecommons.org/licenses/by/4.0/"

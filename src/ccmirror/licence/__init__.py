@@ -35,6 +35,14 @@ class Declared:
 _NEVER = re.compile(r"fma[\s_-]*limited|common[\s_-]*law", re.IGNORECASE)
 
 
+def _one_text(value: object) -> str | None:
+    """Metadata as one string: IA sometimes repeats a field as a list."""
+    if isinstance(value, list | tuple):
+        value = " ".join(str(v) for v in value if v)
+    text = str(value).strip() if value is not None else ""
+    return text or None
+
+
 def judge_declared(url: str | None, title: str | None, config: LicenceConfig) -> Declared:
     """The harvest's licence gate: is an item's declared licence one the policy allows?
 
@@ -44,8 +52,7 @@ def judge_declared(url: str | None, title: str | None, config: LicenceConfig) ->
     from ccmirror.licence import policy as pol
     from ccmirror.licence.normalise import normalise_title, normalise_url
 
-    url = (url or "").strip() or None
-    title = (title or "").strip() or None
+    url, title = _one_text(url), _one_text(title)
     if not (url or title):
         return Declared(None, None, False, pol.NO_LICENCE)
     if _NEVER.search(f"{url or ''} {title or ''}"):
