@@ -1,8 +1,10 @@
 """End to end on loopback: packs downloaded by real clients, bytes compared with the payload.
 
+The packs are made by the real pipeline (`ccmirror.packs.pack` over a catalogue of real
+audio, as `sync` does; the metadata torrent by `publish_metadata`), then:
 - through a real tracker (Debian's opentracker, as nobody, whitelisting our info-hashes)
   from `ccmirror seed` running as a real process, by a second libtorrent session;
-- from the BEP 19 web seed alone (python's http.server over packs/), by aria2c.
+- from the BEP 19 web seed alone (python's http.server over packs/, no tracker), by aria2c.
 """
 
 from __future__ import annotations
@@ -10,28 +12,24 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import libtorrent as lt
 
-from trackerhelpers import (
-    SeedProcess,
-    free_port,
-    make_sealed_pack,
-    opentracker,
-    payload_of,
-    web_seed_server,
-)
-
-SOURCE = """
-[[source]]
-kind = "ia"
-query = "collection:test"
-endpoint = "http://127.0.0.1:9"
-"""
+from ccmirror.packs import pack
+from ccmirror.publish.metadata import publish_metadata
+from packhelpers import sample_mirror
+from trackerhelpers import SeedProcess, free_port, opentracker, payload_of, web_seed_server
 
 
-def _download_with_libtorrent(torrent: bytes, save_path, timeout: float = 90) -> dict:
-    """A leecher on loopback that only learns peers from the tracker; returns its status."""
+def _sealed(mirror) -> list:
+    return mirror.db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 ORDER BY is_metadata, name"
+    ).fetchall()
+
+
+def _download_with_libtorrent(torrents: list[bytes], save_path: Path, timeout: float = 90):
+    """A leecher on loopback that learns peers only from the tracker."""
     ses = lt.session(
         {
             "listen_interfaces": "127.0.0.1:0",
@@ -42,51 +40,79 @@ def _download_with_libtorrent(torrent: bytes, save_path, timeout: float = 90) ->
             "alert_mask": lt.alert_category.error | lt.alert_category.tracker,
         }
     )
-    atp = lt.add_torrent_params()
-    atp.ti = lt.torrent_info(lt.bdecode(torrent))
-    atp.save_path = str(save_path)
-    handle = ses.add_torrent(atp)
+    handles = []
+    for torrent in torrents:
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(lt.bdecode(torrent))
+        atp.save_path = str(save_path)
+        handles.append(ses.add_torrent(atp))
     deadline = time.monotonic() + timeout
-    errors = []
+    messages: list[str] = []
     try:
-        while not handle.status().is_seeding:
+        while not all(h.status().is_seeding for h in handles):
             if time.monotonic() > deadline:
-                st = handle.status()
-                raise AssertionError(
-                    f"download incomplete after {timeout}s: progress {st.progress:.2f}, "
-                    f"peers {st.num_peers}, state {st.state}, alerts {errors[-5:]}"
-                )
+                states = [(h.name(), round(h.status().progress, 2)) for h in handles]
+                raise AssertionError(f"incomplete after {timeout}s: {states}; {messages[-5:]}")
             ses.wait_for_alert(250)
-            errors += [a.message() for a in ses.pop_alerts()]
-        st = handle.status()
-        return {"progress": st.progress, "downloaded": st.total_payload_download}
+            messages += [a.message() for a in ses.pop_alerts()]
     finally:
-        ses.remove_torrent(handle)
+        for h in handles:
+            ses.remove_torrent(h)
         del ses
 
 
-def test_pack_downloaded_through_tracker_from_ccmirror_seed(write_manifest, data_dir, tmp_path):
-    manifest = write_manifest(SOURCE)
+def test_packs_downloaded_through_tracker_from_ccmirror_seed(tmp_path):
     port = free_port()
     announce = f"http://127.0.0.1:{port}/announce"
-    pack = make_sealed_pack(data_dir, "test-t1-0001", files=3, seconds=4.0, trackers=[announce])
-    torrent = (data_dir / pack["torrent_path"]).read_bytes()
+    (tmp_path / "m").mkdir()
+    mirror = sample_mirror(tmp_path / "m", trackers=(announce,), pack_size="1MiB")
+    data_dir = mirror.data_dir
+    manifest = mirror.manifest.path
+    pack(mirror, seal_partial=True)
+    publish_metadata(mirror)
+    sealed = _sealed(mirror)
+    audio = [p for p in sealed if not p["is_metadata"]]
+    meta = [p for p in sealed if p["is_metadata"]]
+    assert audio and len(meta) == 1
+    wanted = [audio[0], meta[0]]  # a tier-1 pack and the catalogue dump
+    torrents = [(data_dir / p["torrent_path"]).read_bytes() for p in wanted]
     fresh = tmp_path / "leecher"
     fresh.mkdir()
-    with opentracker([pack["info_hash"]], port), SeedProcess(manifest) as seeder:
-        seeder.next_status(lambda s: s["states"] == {"seeding": 1}, 30, "the pack to seed")
-        result = _download_with_libtorrent(torrent, fresh)
+
+    hashes = [p["info_hash_v1"] for p in sealed]
+    with opentracker(hashes, port), SeedProcess(manifest) as seeder:
+        seeder.next_status(
+            lambda s: s["states"] == {"seeding": len(sealed)}, 60, "every pack to seed"
+        )
+        _download_with_libtorrent(torrents, fresh)
         up = seeder.next_status(lambda s: s["uploaded"] > 0, 30, "the upload to be counted")
         assert seeder.stop() == 0, seeder.stderr
-    assert result["progress"] == 1.0
-    assert payload_of(fresh) == pack["files"]
-    assert up["uploaded"] >= sum(len(b) for b in pack["files"].values())
     assert seeder.seen[-1]["event"] == "stopped"
 
+    for p in wanted:
+        got = payload_of(fresh / p["name"])
+        assert got == payload_of(data_dir / "packs" / p["name"])
+        assert len(got) == p["num_files"]
+    # The audio in the download is the verified store copy, byte for byte.
+    for row in mirror.db.execute(
+        "SELECT pf.path, f.store_path FROM pack_files pf JOIN files f ON f.id = pf.file_id"
+        " WHERE pf.pack_id = ?",
+        (audio[0]["id"],),
+    ):
+        assert (fresh / audio[0]["name"] / row["path"]).read_bytes() == (
+            data_dir / row["store_path"]
+        ).read_bytes()
+    assert up["uploaded"] >= sum(p["data_size"] for p in wanted)
+    mirror.close()
 
-def test_pack_downloaded_by_aria2c_from_web_seed_alone(data_dir, tmp_path):
-    with web_seed_server(data_dir / "packs") as base:
-        pack = make_sealed_pack(data_dir, "test-t2-0001", tier=2, files=3, web_seeds=[base])
+
+def test_pack_downloaded_by_aria2c_from_web_seed_alone(tmp_path):
+    packs_dir = tmp_path / "m" / "data" / "packs"
+    packs_dir.mkdir(parents=True)
+    with web_seed_server(packs_dir) as base:
+        mirror = sample_mirror(tmp_path / "m", trackers=(), web_seeds=(base,), pack_size="1MiB")
+        pack(mirror, seal_partial=True)
+        target = [p for p in _sealed(mirror) if p["tier"] == 2][0]
         out = tmp_path / "aria2"
         out.mkdir()
         r = subprocess.run(
@@ -95,10 +121,13 @@ def test_pack_downloaded_by_aria2c_from_web_seed_alone(data_dir, tmp_path):
                 "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
                 "--enable-peer-exchange=false", "--seed-time=0", "--bt-stop-timeout=60",
                 "--follow-torrent=false", "--console-log-level=warn", "--summary-interval=0",
-                "--listen-port=" + str(free_port()), "-d", str(out),
-                str(data_dir / pack["torrent_path"]),
+                f"--listen-port={free_port()}", "-d", str(out),
+                str(mirror.data_dir / target["torrent_path"]),
             ],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
-    assert payload_of(out) == pack["files"]
+    got = payload_of(out / target["name"])
+    assert got == payload_of(packs_dir / target["name"])
+    assert len(got) == target["num_files"]
+    mirror.close()
