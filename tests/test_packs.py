@@ -9,8 +9,11 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import libtorrent as lt
 import pytest
@@ -446,7 +449,7 @@ def test_hybrid_and_v2(tmp_path, fmt):
 
 
 def test_web_seeds_written(tmp_path):
-    m = sample_mirror(tmp_path, pack_size="10MiB", web_seeds=("http://127.0.0.1:8080/packs/",))
+    m = sample_mirror(tmp_path, pack_size="10MiB", web_seeds=("http://127.0.0.1:8080/packs",))
     pack(m, seal_partial=True)
     t = decode(m.data_dir / sealed(m)[0]["torrent_path"])
     urls = t[b"url-list"]
@@ -559,3 +562,72 @@ def test_rebuild_refuses_a_changed_pack_and_reports_it(mirror):
     assert not (mirror.data_dir / p["torrent_path"]).exists()
     assert not (mirror.packs_dir / p["name"]).exists()
     assert sealed(mirror)[0]["info_hash_v1"] == p["info_hash_v1"]
+
+
+class _RangeHandler(BaseHTTPRequestHandler):
+    """Static files with single Range requests, as a web server over packs/ would serve."""
+
+    root: Path
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        rel = unquote(self.path.split("?", 1)[0]).lstrip("/")
+        path = self.root / rel
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        rng = self.headers.get("Range")
+        if rng and rng.startswith("bytes="):
+            a, _, b = rng[6:].partition("-")
+            start, end = int(a), int(b) if b else len(data) - 1
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
+            data = data[start : end + 1]
+        else:
+            self.send_response(200)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_web_seed_serves_a_client_from_packs_folder(tmp_path):
+    """BEP 19: libtorrent downloads a whole pack from a plain web server over packs/."""
+    handler = type("H", (_RangeHandler,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        m = sample_mirror(tmp_path, pack_size="10MiB", web_seeds=(base,), trackers=())
+        handler.root = m.packs_dir
+        pack(m, seal_partial=True)
+        p = sealed(m)[0]
+        ses = lt.session(
+            {
+                "listen_interfaces": "127.0.0.1:0",
+                "enable_dht": False,
+                "enable_lsd": False,
+                "enable_upnp": False,
+                "enable_natpmp": False,
+            }
+        )
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(str(m.data_dir / p["torrent_path"]))
+        atp.save_path = str(tmp_path / "download")
+        h = ses.add_torrent(atp)
+        deadline = time.monotonic() + 60
+        while h.status().progress < 1.0:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"web seed download stalled: {h.status().progress}")
+            ses.wait_for_alert(200)
+            ses.pop_alerts()
+        got = tmp_path / "download" / p["name"]
+        for f in (m.packs_dir / p["name"]).rglob("*"):
+            if f.is_file():
+                assert (got / f.relative_to(m.packs_dir / p["name"])).read_bytes() == f.read_bytes()
+        del ses
+        m.close()
+    finally:
+        server.shutdown()
