@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+from pathlib import Path
 
 import pytest
 
@@ -239,3 +241,38 @@ def test_export_refuses_a_file_as_target(manifest, data_dir, tmp_path, cli):
     assert r.returncode == 2
     assert "is a file" in r.stderr and "Traceback" not in r.stderr
     assert target.read_text() == "x"
+
+
+CONTRIB = Path(__file__).resolve().parent.parent / "contrib"
+
+
+def _contrib_commands() -> dict[str, list[str]]:
+    """The ccmirror command lines in contrib/ (cron line, ExecStart=), as argument lists."""
+    found = {}
+    for line in (CONTRIB / "cron" / "ccmirror").read_text().splitlines():
+        if line and not line.startswith(("#", "SHELL=", "PATH=")):
+            found["cron"] = shlex.split(line)[6:]  # 5 time fields and the user
+    for unit in sorted((CONTRIB / "systemd").glob("*.service")):
+        for line in unit.read_text().splitlines():
+            if line.startswith("ExecStart="):
+                found[unit.name] = shlex.split(line.removeprefix("ExecStart="))
+    return found
+
+
+def test_contrib_command_lines_run(write_manifest, data_dir, tmp_path, cli):
+    commands = _contrib_commands()
+    assert set(commands) == {"cron", "ccmirror-sync@.service", "ccmirror-seed@.service"}
+    manifest = write_manifest(SOURCE)
+    make_sealed_pack(data_dir, "test-t1-0001")
+    for where, argv in commands.items():
+        assert Path(argv[0]).name == "ccmirror", where
+        local = {"/etc/ccmirror/": str(manifest), "/var/log/ccmirror/": str(tmp_path / "log")}
+        args = [next((v for k, v in local.items() if a.startswith(k)), a) for a in argv[1:]]
+        if args[0] == "sync":
+            args += ["--dry-run"]  # the real options, checked by the real parser
+        else:
+            args += ["--duration", "0.5", "--no-dht", "--interface", "127.0.0.1", "--port", "0"]
+        r = cli(*args)
+        assert r.returncode == 0, (where, args, r.stderr)
+    unit = (CONTRIB / "systemd" / "ccmirror-sync@.timer").read_text()
+    assert "OnCalendar=" in unit and "Persistent=true" in unit
