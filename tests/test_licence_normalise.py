@@ -117,6 +117,8 @@ def test_uncertain_urls_map_to_nothing(url):
         ("Public Domain Mark 1.0", "CC-PDM-1.0"),
         ("CC0 1.0 Universal", "CC0-1.0"),
         ("Attribution 3.0", "CC-BY-3.0"),
+        ("Attribution-NonCommercial-NoDerivatives (aka Music Sharing) 3.0 International", "CC-BY-NC-ND-3.0"),
+        ("Attribution 2.5 (Argentina)", "LicenseRef-CC-BY-2.5-AR"),
         ("CC BY-NC-SA 2.0 UK", "CC-BY-NC-SA-2.0-UK"),
         ("Attribution-ShareAlike 2.0 England and Wales", "CC-BY-SA-2.0-UK"),
         ("Attribution 3.0 Germany", "CC-BY-3.0-DE"),

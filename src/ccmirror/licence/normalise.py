@@ -170,6 +170,7 @@ _PHRASES = [
     (r"\bdevnations\b", " DEVNATIONS "),
 ]
 _PHRASES_RE = [(re.compile(p, re.IGNORECASE), r) for p, r in _PHRASES]
+_ASIDE = re.compile(r"\([^()]*\)")
 _WORD_RE = re.compile(r"[A-Za-z0-9.+]+")
 _VER_TOKEN = re.compile(r"^v?(\d\.\d)$", re.IGNORECASE)
 _FULL = {"BY", "NC", "SA", "ND", "PDM", "ZERO", "SAMPLINGPLUS", "SAMPLING", "DEVNATIONS"}
@@ -254,7 +255,8 @@ def licences_in_text(text: str) -> list[Licence]:
     t = table()
     for m in re.finditer(r"\bv?(\d\.\d)(?![\d.]*\d)", marked):
         version = m.group(1)
-        before = _WORD_RE.findall(marked[max(0, m.start() - 200) : m.start()])
+        # "(aka Music Sharing)" and other asides between the name and the version are skipped
+        before = _WORD_RE.findall(_ASIDE.sub(" ", marked[max(0, m.start() - 200) : m.start()]))
         markers: list[str] = []
         has_cc = False
         for word in reversed(before):
