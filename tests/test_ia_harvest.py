@@ -12,6 +12,7 @@ from ccmirror.harvest import harvest
 from ccmirror.iaserver import IAServer
 from ccmirror.lock import DataLock
 from ccmirror.mirror import open_mirror
+from ccmirror.sources import ia as ia_source
 from ccmirror.sources.ia import make_session
 from iahelpers import CC0, CC_BY, SAMPLING, ia_manifest, make_ia_archive
 
@@ -190,7 +191,8 @@ def test_harvest_rides_out_429_503_and_resets(ia, write_manifest):
     assert paths.count("/metadata/item-002") == 2
 
 
-def test_metadata_that_never_comes_is_failed_and_retried_next_run(ia, write_manifest):
+def test_metadata_that_never_comes_is_failed_and_retried_next_run(ia, write_manifest, monkeypatch):
+    monkeypatch.setattr(ia_source, "BACKOFF_FACTOR", 0.01)  # the same policy, faster
     make_ia_archive(ia, 3, kinds=("mp3",))
     ia.fault("500", path="/metadata/item-001", times=None)
     path = ia_manifest(write_manifest, ia)
@@ -198,6 +200,8 @@ def test_metadata_that_never_comes_is_failed_and_retried_next_run(ia, write_mani
         result = harvest(mirror, workers=2)
         assert result["failed"] == 1 and result["new"] == 2
         assert "item-001" not in _items(mirror)
+        attempts = [r for r in ia.requests if r.path == "/metadata/item-001"]
+        assert len(attempts) == 1 + ia_source.MAX_RETRIES
         ia.clear_faults()
         again = harvest(mirror, workers=2)
         assert again["new"] == 1 and again["unchanged"] == 2 and again["failed"] == 0

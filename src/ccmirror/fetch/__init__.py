@@ -166,10 +166,16 @@ def fetch(
     for n, r in enumerate(rows):
         try:
             relpath = mirror.store_relpath(r["source"], r["source_id"], r["name"])
-            dest = mirror.abspath(relpath)
-        except UnsafeName as e:
+        except UnsafeName as e:  # the name itself: refused for good
             _set_status(db, r["id"], "refused", f"unsafe name: {e.message}")
             counts["refused"] += 1
+            failures.append({"source_id": r["source_id"], "name": r["name"], "reason": e.message})
+            continue
+        try:
+            dest = mirror.abspath(relpath)
+        except UnsafeName as e:  # something on disk (a symlink) leads out: fix and rerun
+            _set_status(db, r["id"], "failed", f"unsafe path: {e.message}")
+            counts["failed"] += 1
             failures.append({"source_id": r["source_id"], "name": r["name"], "reason": e.message})
             continue
         size = r["size"]

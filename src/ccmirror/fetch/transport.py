@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 import requests
+import urllib3
 
 from ccmirror import __version__
 
@@ -185,14 +186,23 @@ def _http(
                         last = "bad Content-Range"
                         continue
                     mode = "ab"
+                got = 0
                 with open(part, mode) as out:
-                    for chunk in r.iter_content(CHUNK):
+                    # read1: whatever has arrived, so a reset loses nothing already received.
+                    while chunk := r.raw.read1(CHUNK, decode_content=True):
                         if stop.is_set():
                             raise Stopped()
                         out.write(chunk)
+                        got += len(chunk)
                         progress(len(chunk))
+                length = r.headers.get("Content-Length")
+                if length and length.isdigit() and got < int(length):
+                    last = "connection closed mid-body"  # resume from what arrived
+                    _sleep(_backoff(attempt), stop)
+                    continue
                 return
         except (
+            urllib3.exceptions.HTTPError,
             requests.ConnectionError,
             requests.Timeout,
             requests.exceptions.ChunkedEncodingError,
@@ -210,6 +220,6 @@ def _reason(e: BaseException) -> str:
         return "connection reset"
     if isinstance(e, requests.Timeout):
         return "timeout"
-    if isinstance(e, requests.exceptions.ChunkedEncodingError):
+    if isinstance(e, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
         return "connection broken mid-body"
     return "connection error"

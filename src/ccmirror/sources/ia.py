@@ -38,6 +38,7 @@ log = logging.getLogger("ccmirror.sources.ia")
 
 SEARCH_FIELDS = ["identifier", "collection", "downloads", "month", "week", "oai_updatedate"]
 MAX_RETRIES = 5
+BACKOFF_FACTOR = 1.0  # urllib3: sleeps 0, 2, 4, 8, 16 s between retries (Retry-After wins)
 # IA format names of audio (originals are matched by format or by extension).
 AUDIO_FORMATS = {
     "flac",
@@ -78,7 +79,7 @@ def make_session(endpoint: str, retries: int = MAX_RETRIES) -> ArchiveSession:
         redirect=False,
         allowed_methods=["POST", "HEAD", "GET", "OPTIONS"],
         status_forcelist=[429, 500, 502, 503, 504],
-        backoff_factor=1,
+        backoff_factor=BACKOFF_FACTOR,
         backoff_max=30,
         respect_retry_after_header=True,
     )

@@ -1,0 +1,339 @@
+"""The verified fetcher: http (loopback IA server), file: and zip: sources, faults, budget."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from ccmirror.catalogue import transaction, utcnow
+from ccmirror.fetch import fetch, transport
+from ccmirror.harvest import harvest
+from ccmirror.iaserver import IAServer
+from ccmirror.mirror import open_mirror
+from iahelpers import audio_bytes, ia_manifest, make_ia_archive
+
+
+@pytest.fixture
+def ia():
+    with IAServer() as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def _fast_backoff(monkeypatch):
+    # The retry policy is unchanged; only its pauses are shorter (Retry-After still rules).
+    monkeypatch.setattr(transport, "_backoff", lambda attempt: 0.01 * attempt)
+
+
+def _files(mirror):
+    return {
+        (r["source_id"], r["name"]): r
+        for r in mirror.db.execute(
+            "SELECT f.*, i.source_id FROM files f JOIN items i ON i.id = f.item_id"
+        )
+    }
+
+
+def _served(server):
+    return [r for r in server.requests if r.path.startswith("/serve/")]
+
+
+def _store_files(data_dir: Path) -> list[Path]:
+    return sorted(p for p in (data_dir / "store").rglob("*") if p.is_file())
+
+
+def _harvested(ia, write_manifest, n=4, **kw):
+    make_ia_archive(ia, n, **kw)
+    path = ia_manifest(write_manifest, ia)
+    with open_mirror(path) as mirror:
+        harvest(mirror)
+    return path
+
+
+def test_fetch_verifies_stores_and_second_run_downloads_nothing(ia, write_manifest, data_dir):
+    path = _harvested(ia, write_manifest)
+    with open_mirror(path) as mirror:
+        result = fetch(mirror, workers=3)
+        assert result["fetched"] == 8 and result["failed"] == 0 and result["skipped_budget"] == 0
+        files = _files(mirror)
+        for (ident, name), row in files.items():
+            data = ia.file_bytes(ident, name)
+            stored = data_dir / row["store_path"]
+            assert row["status"] == "fetched"
+            assert row["store_path"] == f"store/ia/{ident}/{name}"
+            assert stored.read_bytes() == data
+            assert row["sha256"] == hashlib.sha256(data).hexdigest()
+        assert result["bytes"] == result["store_bytes"] == sum(f["size"] for f in files.values())
+        # Every download went through IA's redirect to the data server.
+        assert len([r for r in ia.requests if r.path.startswith("/download/")]) == 8
+        assert len(_served(ia)) == 8
+        assert not list((data_dir / "store").rglob("*.part"))
+        ia.requests.clear()
+        again = fetch(mirror, workers=3)
+        assert again["fetched"] == 0 and again["considered"] == 0 and ia.requests == []
+
+
+def test_most_popular_items_first(ia, write_manifest):
+    make_ia_archive(
+        ia,
+        [
+            {"identifier": "quiet", "downloads": 3},
+            {"identifier": "loud", "downloads": 900},
+            {"identifier": "middle", "downloads": 50},
+        ],
+        kinds=("mp3",),
+    )
+    path = ia_manifest(write_manifest, ia)
+    with open_mirror(path) as mirror:
+        harvest(mirror)
+        fetch(mirror, workers=1)
+    order = [r.path.split("/")[2] for r in _served(ia)]
+    assert order == ["loud", "middle", "quiet"]
+
+
+def test_resume_after_reset_uses_range(ia, write_manifest, data_dir):
+    path = _harvested(ia, write_manifest, n=2, kinds=("flac",), seconds=1.0)
+    ia.fault("reset", path="/serve/item-000/item-000-01.flac")
+    with open_mirror(path) as mirror:
+        result = fetch(mirror, workers=1)
+        assert result["fetched"] == 2 and result["failed"] == 0
+    hits = [r for r in _served(ia) if r.path == "/serve/item-000/item-000-01.flac"]
+    assert len(hits) == 2 and hits[0].range is None
+    data = ia.file_bytes("item-000", "item-000-01.flac")
+    start = int(hits[1].range.removeprefix("bytes=").rstrip("-"))
+    assert 0 < start < len(data)  # resumed where the reset left it, not from zero
+    assert (data_dir / "store/ia/item-000/item-000-01.flac").read_bytes() == data
+
+
+def test_429_and_503_are_retried(ia, write_manifest):
+    path = _harvested(ia, write_manifest, n=2, kinds=("mp3",))
+    ia.fault("429", path="/download/item-000/*", retry_after=1)
+    ia.fault("503", path="/serve/item-001/*", times=2)
+    with open_mirror(path) as mirror:
+        result = fetch(mirror, workers=2)
+        assert result["fetched"] == 2 and result["failed"] == 0
+    paths = [r.path for r in ia.requests]
+    assert paths.count("/download/item-000/item-000-01.mp3") == 2
+    assert paths.count("/serve/item-001/item-001-01.mp3") == 3
+
+
+def test_wrong_bytes_never_promoted(ia, write_manifest, data_dir, cli):
+    path = _harvested(ia, write_manifest, n=2, kinds=("flac",))
+    ia.fault("wrong", path="/serve/item-001/item-001-01.flac", times=None)
+    r = cli("fetch", str(path), "--json")
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["fetched"] == 1 and doc["failed"] == 1
+    assert doc["failures"] == [
+        {"source_id": "item-001", "name": "item-001-01.flac", "reason": "md5 mismatch"}
+    ]
+    assert not (data_dir / "store/ia/item-001").exists() or not any(
+        (data_dir / "store/ia/item-001").iterdir()
+    )
+    bad = data_dir / "quarantine/ia/item-001/item-001-01.flac"
+    assert bad.read_bytes() != ia.file_bytes("item-001", "item-001-01.flac")
+    assert json.loads(bad.with_name(bad.name + ".reason.json").read_text())["reason"] == (
+        "md5 mismatch"
+    )
+    with open_mirror(path) as mirror:
+        row = _files(mirror)[("item-001", "item-001-01.flac")]
+        assert row["status"] == "failed" and row["reason"] == "md5 mismatch"
+    # Two full downloads, then it gave up.
+    assert len([x for x in _served(ia) if x.path.startswith("/serve/item-001/")]) == 2
+    ia.clear_faults()
+    r = cli("fetch", str(path), "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["fetched"] == 1
+
+
+def test_budget_stops_before_passing_it(ia, write_manifest, data_dir, cli):
+    path = _harvested(ia, write_manifest, n=5, kinds=("flac", "mp3"))
+    with open_mirror(path) as mirror:
+        rows = mirror.db.execute(
+            "SELECT f.size FROM files f JOIN items i ON i.id = f.item_id"
+            " ORDER BY i.popularity DESC, i.source_id, f.name"
+        ).fetchall()
+    sizes = [r[0] for r in rows]
+    budget = sum(sizes[:3]) + sizes[3] // 2  # room for three files and half of the fourth
+    r = cli("fetch", str(path), "--json", "--max-bytes", str(budget))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["fetched"] == 3 and doc["skipped_budget"] == 7
+    assert doc["store_bytes"] == sum(sizes[:3]) <= budget
+    assert sum(p.stat().st_size for p in _store_files(data_dir)) <= budget
+    with open_mirror(path) as mirror:
+        statuses = [f["status"] for f in _files(mirror).values()]
+        assert statuses.count("pending") == 7
+    # The budget counts what is already stored: the same budget again adds nothing.
+    r = cli("fetch", str(path), "--json", "--max-bytes", str(budget))
+    assert json.loads(r.stdout)["fetched"] == 0
+    r = cli("fetch", str(path), "--json", "--max-bytes", "1GiB")
+    assert json.loads(r.stdout)["fetched"] == 7
+    r = cli("fetch", str(path), "--max-bytes", "lots")
+    assert r.returncode == 2 and "lots" in r.stderr
+
+
+def test_hostile_names_refused_and_nothing_written_outside(ia, write_manifest, tmp_path):
+    song = audio_bytes("mp3", seed=3)
+    hostile = [
+        "../../../../escaped.mp3",
+        "/tmp/absolute.mp3",
+        "ok/../../../up.mp3",
+        "bell\x07.mp3",
+        "nul\x00.mp3",
+        "back\\slash.mp3",
+    ]
+    make_ia_archive(
+        ia,
+        [{"identifier": "evil", "kinds": ("mp3",), "extra_files": dict.fromkeys(hostile, song)}],
+    )
+    before = {p for p in tmp_path.rglob("*")}
+    path = ia_manifest(write_manifest, ia)
+    with open_mirror(path) as mirror:
+        harvest(mirror)
+        result = fetch(mirror)
+        files = _files(mirror)
+    assert result["fetched"] == 1 and result["failed"] == 0
+    for name in hostile:
+        row = files[("evil", name)]
+        assert row["status"] == "refused" and row["reason"].startswith("unsafe name")
+        assert row["store_path"] is None
+    assert not any("escaped" in r.path or "absolute" in r.path for r in ia.requests)
+    assert not Path("/tmp/absolute.mp3").exists()
+    created = {p for p in tmp_path.rglob("*")} - before
+    data = tmp_path / "data"
+    assert all(p == data or data in p.parents or p.name == "mirror.toml" for p in created)
+
+
+def test_symlink_in_store_cannot_lead_outside(ia, write_manifest, data_dir, tmp_path):
+    path = _harvested(ia, write_manifest, n=1, kinds=("mp3",))
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (data_dir / "store/ia").mkdir(parents=True)
+    (data_dir / "store/ia/item-000").symlink_to(outside)
+    with open_mirror(path) as mirror:
+        result = fetch(mirror)
+    assert result["fetched"] == 0 and result["failed"] == 1
+    assert list(outside.iterdir()) == []
+
+
+def _local_item(mirror, files):
+    """An item whose files come from file:// and zip:// URLs (as the FMA harvest records)."""
+    now = utcnow()
+    with transaction(mirror.db):
+        cur = mirror.db.execute(
+            "INSERT INTO items (source, source_id, title, popularity, first_seen, harvested_at)"
+            " VALUES ('fma', '000002', 'Food', 10, ?, ?)",
+            (now, now),
+        )
+        for name, url, size, md5, sha1 in files:
+            mirror.db.execute(
+                "INSERT INTO files (item_id, name, url, size, md5, sha1) VALUES (?, ?, ?, ?, ?, ?)",
+                (cur.lastrowid, name, url, size, md5, sha1),
+            )
+
+
+def test_file_and_zip_sources(tmp_path, write_manifest, data_dir):
+    src = tmp_path / "fma"
+    src.mkdir()
+    ogg, flac = audio_bytes("ogg", seed=1), audio_bytes("flac", seed=2)
+    (src / "a.ogg").write_bytes(ogg)
+    archive = tmp_path / "fma full.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("000/000002 b.flac", flac)
+        zf.writestr("000/000003.flac", flac)
+    zurl = f"zip://{quote(str(archive))}#{quote('000/000002 b.flac')}"
+    sha1 = hashlib.sha1(flac).hexdigest()
+    path = write_manifest(
+        f'[[source]]\nkind = "fma"\nmetadata = "{archive}"\naudio_root = "{src}"\n'
+    )
+    with open_mirror(path) as mirror:
+        _local_item(
+            mirror,
+            [
+                ("a.ogg", (src / "a.ogg").as_uri(), None, None, None),
+                ("b.flac", zurl, None, None, sha1),
+                ("c.flac", f"zip://{quote(str(archive))}#000/000003.flac", None, None, "0" * 40),
+                ("d.flac", (src / "missing.flac").as_uri(), None, None, None),
+                ("e.flac", f"zip://{quote(str(archive))}#nope.flac", None, None, None),
+            ],
+        )
+        result = fetch(mirror, workers=2)
+        files = {name: row for (_, name), row in _files(mirror).items()}
+    assert result["fetched"] == 2 and result["failed"] == 3
+    assert (data_dir / "store/fma/000002/a.ogg").read_bytes() == ogg
+    assert (data_dir / "store/fma/000002/b.flac").read_bytes() == flac
+    # What the source did not give is filled in from the verified bytes.
+    assert files["a.ogg"]["md5"] == hashlib.md5(ogg).hexdigest()
+    assert files["a.ogg"]["size"] == len(ogg) and files["b.flac"]["sha1"] == sha1
+    assert files["c.flac"]["reason"] == "sha1 mismatch"
+    assert files["d.flac"]["reason"] == "source file missing"
+    assert files["e.flac"]["reason"] == "zip member missing"
+    assert not (data_dir / "store/fma/000002/c.flac").exists()
+
+
+def test_crash_after_rename_is_adopted_without_download(ia, write_manifest):
+    path = _harvested(ia, write_manifest, n=2, kinds=("mp3",))
+    with open_mirror(path) as mirror:
+        fetch(mirror)
+        # As if killed between the rename and the catalogue update.
+        with transaction(mirror.db):
+            mirror.db.execute("UPDATE files SET status = 'pending', store_path = NULL")
+        ia.requests.clear()
+        result = fetch(mirror)
+    assert result["fetched"] == result["adopted"] == 2 and ia.requests == []
+
+
+def _early(part: Path, ia: IAServer) -> bool:
+    try:
+        have = part.stat().st_size
+    except FileNotFoundError:  # renamed into place meanwhile
+        return False
+    return 0 < have < len(ia.file_bytes(part.parent.name, part.name[:-5])) // 2
+
+
+def test_kill_9_mid_fetch_then_clean_run(write_manifest, data_dir, cli):
+    with IAServer(bandwidth=300_000) as ia:
+        path = _harvested(ia, write_manifest, n=6, kinds=("wav",), seconds=1.0)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccmirror", "fetch", str(path), "--workers", "2"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        parts: list[Path] = []
+        while time.monotonic() < deadline and proc.poll() is None:
+            # A download well under way but far from done, so it is still partial at the kill.
+            parts = [p for p in (data_dir / "store").rglob("*.part") if _early(p, ia)]
+            done = [p for p in _store_files(data_dir) if p.suffix != ".part"]
+            if parts and done:
+                break
+            time.sleep(0.02)
+        assert parts, "the fetch never got under way"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        assert proc.returncode == -signal.SIGKILL
+        # Whatever is in the store proper (not .part) is complete and verified.
+        for p in _store_files(data_dir):
+            if p.suffix != ".part":
+                ident, name = p.parent.name, p.name
+                assert p.read_bytes() == ia.file_bytes(ident, name)
+        ia.requests.clear()
+        r = cli("fetch", str(path), "--json")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["failed"] == 0
+        # At least one interrupted download was resumed, not restarted.
+        assert any(x.range for x in _served(ia))
+        stored = _store_files(data_dir)
+        assert len(stored) == 6 and not [p for p in stored if p.suffix == ".part"]
+        for p in stored:
+            assert p.read_bytes() == ia.file_bytes(p.parent.name, p.name)
