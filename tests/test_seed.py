@@ -171,13 +171,14 @@ def test_unreadable_torrent_is_reported_and_exit_1(manifest, data_dir, cli):
     (data_dir / broken["torrent_path"]).write_bytes(b"not a torrent")
     r = cli(
         "seed", str(manifest), "--json", "--interface", "127.0.0.1", "--port", "0",
-        "--no-dht", "--duration", "2", "--status-interval", "0.5",
+        "--no-dht", "--duration", "2", "--status-interval", "0.5", "--upload-limit", "1MiB",
     )  # fmt: skip
     assert r.returncode == 1, r.stderr
     lines = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["event"] for x in (lines[0], lines[-1])] == ["started", "stopped"]
     final = lines[-1]
     assert final["failed"] == 1
+    assert final["options"]["upload_rate_limit"] == 1024**2
     assert final["failures"][0]["name"] == "test-t1-0002"
     assert [p["name"] for p in final["packs"]] == ["test-t1-0001"]
     assert "test-t1-0002" in r.stderr
@@ -276,3 +277,58 @@ def test_contrib_command_lines_run(write_manifest, data_dir, tmp_path, cli):
         assert r.returncode == 0, (where, args, r.stderr)
     unit = (CONTRIB / "systemd" / "ccmirror-sync@.timer").read_text()
     assert "OnCalendar=" in unit and "Persistent=true" in unit
+
+
+def test_resume_data_saved_periodically_while_seeding(manifest, data_dir):
+    pack = make_sealed_pack(data_dir, "test-t1-0001")
+    resume = data_dir / "seed" / f"{pack['info_hash']}.resume"
+    # Seen while still running: the periodic save, not the one on the way out.
+    _run_until(manifest, lambda s, _: resume.exists(), resume_interval=0.3)
+
+
+def test_resume_data_saved_when_the_loop_dies(manifest, data_dir):
+    pack = make_sealed_pack(data_dir, "test-t1-0001")
+    resume = data_dir / "seed" / f"{pack['info_hash']}.resume"
+
+    def on_status(s: dict) -> None:
+        if _seeding("test-t1-0001")(s):
+            raise KeyboardInterrupt  # what Ctrl-C or a Terminated signal does mid-loop
+
+    with open_mirror(manifest, readonly=True) as mirror, pytest.raises(KeyboardInterrupt):
+        seed(mirror, options=SeedOptions(**LOOPBACK, status_interval=0.1), on_status=on_status)
+    assert resume.stat().st_size > 0
+    # The seed lock is free again.
+    with DataLock(data_dir / "seed"):
+        pass
+
+
+def test_network_switches_reach_libtorrent(manifest, data_dir):
+    from ccmirror.seed import Seeder
+
+    opts = SeedOptions(
+        interfaces=("127.0.0.1",), port=0, dht=False, lsd=True, upnp=False, natpmp=False,
+        upload_rate_limit=123_000,
+    )  # fmt: skip
+    with open_mirror(manifest, readonly=True) as mirror:
+        seeder = Seeder(mirror, opts)
+        seeder.start()
+        try:
+            got = seeder.session.get_settings()
+            assert seeder.listen_port() > 0
+        finally:
+            seeder.close()
+    assert got["upload_rate_limit"] == 123_000
+    assert (got["enable_dht"], got["enable_lsd"], got["enable_upnp"], got["enable_natpmp"]) == (
+        False,
+        True,
+        False,
+        False,
+    )
+    assert got["listen_interfaces"] == "127.0.0.1:0"
+    assert SeedOptions().settings()["enable_dht"] is True
+    assert SeedOptions().settings()["enable_upnp"] is False
+
+
+def test_upload_limit_option_parses_sizes(manifest, data_dir, cli):
+    r = cli("seed", str(manifest), "--upload-limit", "lots", "--duration", "0")
+    assert r.returncode == 2 and "not a size" in r.stderr

@@ -104,6 +104,7 @@ class Seeder:
         self.seed_dir = mirror.data_dir / "seed"
         self.resume = ResumeStore(self.seed_dir, self.save_path)
         self.entries: dict[str, _Entry] = {}  # pack name -> entry
+        self.by_handle: dict[Any, _Entry] = {}
         self.failed: dict[str, str] = {}  # pack name -> why it cannot be seeded
         self.session: Any = None
         self.started = time.monotonic()
@@ -120,6 +121,13 @@ class Seeder:
         self.started = time.monotonic()
         log.info("seeding from %s, listening on port %s", self.save_path, self.listen_port())
         self.rescan()
+        if not self.entries and not self.failed:
+            log.warning(
+                "no sealed packs yet in %s: run 'ccmirror sync' (new packs are picked up"
+                " every %gs)",
+                self.mirror.data_dir,
+                self.options.rescan_interval,
+            )
 
     def listen_port(self) -> int:
         return int(self.session.listen_port()) if self.session is not None else 0
@@ -156,6 +164,7 @@ class Seeder:
         for name in list(self.entries):
             if name not in wanted:
                 entry = self.entries.pop(name)
+                self.by_handle.pop(entry.handle, None)
                 if entry.handle.is_valid():
                     self.session.remove_torrent(entry.handle)
                 self.resume.discard(entry.key)
@@ -190,16 +199,17 @@ class Seeder:
         atp.flags |= lt.torrent_flags.upload_mode | lt.torrent_flags.auto_managed
         atp.flags &= ~lt.torrent_flags.paused
         handle = self.session.add_torrent(atp)
-        key = torrent_key(hashes)
-        self.entries[row["name"]] = _Entry(row["name"], key, ti, handle, source, resumed)
+        entry = _Entry(row["name"], torrent_key(hashes), ti, handle, source, resumed)
+        self.entries[row["name"]] = entry
+        self.by_handle[handle] = entry
 
     # -- alerts and resume data ------------------------------------------------------
 
     def _entry_for(self, handle: Any) -> _Entry | None:
-        for entry in self.entries.values():
-            if entry.handle == handle:
-                return entry
-        return None
+        try:
+            return self.by_handle.get(handle)
+        except TypeError:  # an alert without a usable handle
+            return None
 
     def pump(self, wait: float = 0.25) -> int:
         """Handle pending alerts (waiting up to `wait` s); return resume data files written."""
@@ -234,6 +244,10 @@ class Seeder:
             elif isinstance(a, lt.save_resume_data_failed_alert):
                 written += 1  # answered, if only with an error: stop waiting for it
                 log.warning("resume data not saved: %s", a.message())
+            elif isinstance(a, lt.listen_failed_alert):
+                log.error("%s", a.message())
+            elif isinstance(a, lt.listen_succeeded_alert):
+                log.info("%s", a.message())
             elif isinstance(a, lt.torrent_error_alert | lt.file_error_alert):
                 entry = self._entry_for(a.handle)
                 if entry:
