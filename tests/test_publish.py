@@ -244,3 +244,19 @@ def test_seed_plan_unreachable_tracker_gives_unknown_counts(tmp_path):
         seed_plan(m, "lots")
     out = run_cli("seed-plan", str(m.manifest.path), "--space", "1TB", "--timeout", "2")
     assert out.returncode == 0 and "?" in out.stdout
+
+
+def test_page_tiers_match_the_tier_table(tmp_path):
+    from ccmirror.publish.page_data import page_data
+    from ccmirror.tiers import tier_table
+
+    m = sample_mirror(tmp_path, pack_size="300KiB")
+    pack(m, seal_partial=True)
+    page = {t["tier"]: t for t in page_data(m, [])["tiers"]}
+    table = tier_table(m)["tiers"]
+    assert table and sorted(page) == [t["tier"] for t in table]
+    for t in table:
+        assert page[t["tier"]]["items"] == t["items"]
+        assert page[t["tier"]]["share"] == pytest.approx(t["popularity_share"], abs=1e-6)
+        assert page[t["tier"]]["cumulative_share"] == pytest.approx(t["cumulative_share"], abs=1e-6)
+        assert page[t["tier"]]["cumulative_bytes"] == t["cumulative_bytes"]

@@ -11,7 +11,6 @@ obsolete.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import json
@@ -48,25 +47,30 @@ def metadata_name(mirror: Mirror, seq: int) -> str:
     return f"{mirror.name}-metadata-{seq:04d}"
 
 
+def _line_sql(db: sqlite3.Connection, table: str, order: str, skip: frozenset[str]) -> str:
+    """One SELECT that renders each row as its JSON line in SQLite (C speed, sorted keys)."""
+    columns = sorted(r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1] not in skip)
+    parts = []
+    for col in columns:
+        value = f'"{col}"'
+        if (table, col) in _JSON_COLUMNS:
+            # Embedded as JSON; a damaged value stays the string the catalogue holds.
+            value = f'CASE WHEN json_valid("{col}") THEN json("{col}") ELSE "{col}" END'
+        parts.append(f"'{col}', {value}")
+    where = " WHERE is_metadata = 0" if table == "packs" else ""
+    return (
+        f"SELECT json_object('row', json_object({', '.join(parts)}), 'table', '{table}')"
+        f" FROM {table}{where} ORDER BY {order}"
+    )
+
+
 def iter_lines(db: sqlite3.Connection, mirror_name: str) -> Iterator[bytes]:
-    """The catalogue as JSON lines: `{"table": ..., "row": {...}}`, one row per line."""
+    """The catalogue as JSON lines: `{"row": {...}, "table": ...}`, one row per line."""
     head = {"table": "_dump", "row": {"format": DUMP_FORMAT, "mirror": mirror_name}}
-    yield (json.dumps(head, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+    yield (json.dumps(head, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
     for table, order, skip in _TABLES:
-        where = " WHERE is_metadata = 0" if table == "packs" else ""
-        for row in db.execute(f"SELECT * FROM {table}{where} ORDER BY {order}"):
-            obj: dict[str, Any] = {}
-            for key in row.keys():  # noqa: SIM118 (sqlite3.Row iterates values)
-                if key in skip:
-                    continue
-                value = row[key]
-                if (table, key) in _JSON_COLUMNS and isinstance(value, str):
-                    # A damaged JSON column stays as the catalogue holds it.
-                    with contextlib.suppress(ValueError):
-                        value = json.loads(value)
-                obj[key] = value
-            line = {"table": table, "row": obj}
-            yield (json.dumps(line, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+        for (line,) in db.execute(_line_sql(db, table, order, skip)):
+            yield line.encode("utf-8") + b"\n"
 
 
 def write_dump(db: sqlite3.Connection, mirror_name: str, path: Path) -> tuple[str, int]:
@@ -75,7 +79,7 @@ def write_dump(db: sqlite3.Connection, mirror_name: str, path: Path) -> tuple[st
     digest = hashlib.sha256()
     n = 0
     with open(path, "wb") as raw:
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=9) as gz:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz:
             for line in iter_lines(db, mirror_name):
                 digest.update(line)
                 gz.write(line)
