@@ -332,3 +332,22 @@ def test_network_switches_reach_libtorrent(manifest, data_dir):
 def test_upload_limit_option_parses_sizes(manifest, data_dir, cli):
     r = cli("seed", str(manifest), "--upload-limit", "lots", "--duration", "0")
     assert r.returncode == 2 and "not a size" in r.stderr
+
+
+def test_pack_that_could_not_be_added_is_retried_at_rescan(manifest, data_dir):
+    pack = make_sealed_pack(data_dir, "test-t1-0001")
+    torrent = data_dir / pack["torrent_path"]
+    good = torrent.read_bytes()
+    torrent.unlink()  # e.g. lost, until the next sync rebuilds it
+    repaired: list[bool] = []
+
+    def step(s, _seen):
+        if not repaired:
+            assert s["failed"] == 1 and s["packs"] == []
+            torrent.write_bytes(good)
+            repaired.append(True)
+            return False
+        return s["failed"] == 0 and _seeding("test-t1-0001")(s)
+
+    seen = _run_until(manifest, step)
+    assert seen[-1]["failures"] == []

@@ -170,15 +170,24 @@ class Seeder:
                 self.resume.discard(entry.key)
                 log.info("stopped seeding %s: obsolete", name)
                 removed += 1
+        for name in list(self.failed):
+            if name not in wanted:
+                del self.failed[name]
         for name, row in wanted.items():
-            if name in self.entries or name in self.failed:
+            if name in self.entries:
                 continue
+            # Failed packs are tried again at every rescan (a sync may repair them);
+            # the error is logged when it first appears or changes.
             try:
                 self._add(row)
-                added += 1
             except (OSError, RuntimeError, ValueError) as e:
+                if self.failed.get(name) != str(e):
+                    log.error("cannot seed %s: %s", name, e)
                 self.failed[name] = str(e)
-                log.error("cannot seed %s: %s", name, e)
+                continue
+            if self.failed.pop(name, None) is not None:
+                log.info("%s can be seeded now", name)
+            added += 1
         return {"added": added, "removed": removed}
 
     def _add(self, row: sqlite3.Row) -> None:
