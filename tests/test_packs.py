@@ -445,6 +445,9 @@ def test_hybrid_and_v2(tmp_path, fmt):
         assert (p["info_hash_v1"] is not None) == (fmt == "hybrid")
         st = recheck(m.data_dir / p["torrent_path"], m.packs_dir)
         assert st.progress == 1.0
+        on_disk = [f for f in (m.packs_dir / p["name"]).rglob("*") if f.is_file()]
+        assert p["num_files"] == len(on_disk)  # pad files are not counted
+        assert p["data_size"] == sum(f.stat().st_size for f in on_disk)
     m.close()
 
 

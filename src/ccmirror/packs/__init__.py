@@ -25,7 +25,7 @@ from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.packs.assign import assign, retire_unpublishable
 from ccmirror.packs.payload import build_payload, fill_hashes, pack_rows
-from ccmirror.packs.torrent import info_hashes, make_torrent
+from ccmirror.packs.torrent import info_hashes, make_torrent, payload_files, piece_length
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.tiers import rank_items
 
@@ -153,9 +153,8 @@ def seal_pack(
     v1, v2 = info_hashes(torrent)
     rel = f"torrents/{p['name']}.torrent"
     atomic_write_bytes(mirror.data_dir / rel, torrent)
-    import libtorrent as lt
-
-    ti = lt.torrent_info(lt.bdecode(torrent))
+    # Counted on disk: hybrid/v2 torrents also list pad files, which are not content.
+    on_disk = payload_files(mirror.packs_dir, p["name"])
     basis = basis if basis is not None else _share_basis(mirror)
     item_of = dict(
         db.execute(
@@ -176,9 +175,9 @@ def seal_pack(
                 v2,
                 rel,
                 len(torrent),
-                ti.num_files(),
-                ti.total_size(),
-                ti.piece_length(),
+                len(on_disk),
+                sum(size for _, size in on_disk),
+                piece_length(torrent),
                 round(popularity, 9),
                 pack_id,
             ),

@@ -172,6 +172,10 @@ def info_hashes(torrent: bytes) -> tuple[str | None, str | None]:
     return v1, v2
 
 
+def piece_length(torrent: bytes) -> int:
+    return int(lt.bdecode(torrent)[b"info"][b"piece length"])
+
+
 def magnet_link(name: str, btih: str | None, btmh: str | None, trackers: Sequence[str] = ()) -> str:
     """magnet:?xt=urn:btih:<hex> (+ xt=urn:btmh:1220<hex> for hybrid/v2) + dn + tr."""
     parts = []
