@@ -351,3 +351,15 @@ def test_pack_that_could_not_be_added_is_retried_at_rescan(manifest, data_dir):
 
     seen = _run_until(manifest, step)
     assert seen[-1]["failures"] == []
+
+
+def test_export_reports_a_missing_torrent_and_exports_the_rest(manifest, data_dir, tmp_path, cli):
+    gone = make_sealed_pack(data_dir, "test-t1-0001", seed=1)
+    make_sealed_pack(data_dir, "test-t1-0002", seq=2, seed=2)
+    (data_dir / gone["torrent_path"]).unlink()
+    r = cli("export-torrents", str(manifest), "--to", str(tmp_path / "w"), "--json")
+    assert r.returncode == 1
+    out = json.loads(r.stdout)
+    assert (out["exported"], out["missing"], out["failed"]) == (1, 1, 1)
+    assert [t["status"] for t in out["torrents"]] == ["missing", "exported"]
+    assert [p.name for p in (tmp_path / "w").iterdir()] == ["test-t1-0002.torrent"]

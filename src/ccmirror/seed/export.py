@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ccmirror.errors import UsageError
+from ccmirror.errors import UnsafeName, UsageError
 from ccmirror.fsutil import fsync_dir
 from ccmirror.mirror import Mirror
 
@@ -59,7 +59,6 @@ def export_torrents(mirror: Mirror, to: str | os.PathLike[str]) -> dict[str, Any
         "torrents": [],
     }
     for row in rows:
-        src = mirror.abspath(row["torrent_path"])
         dest = folder / f"{row['name']}.torrent"
         entry = {
             "name": row["name"],
@@ -67,11 +66,12 @@ def export_torrents(mirror: Mirror, to: str | os.PathLike[str]) -> dict[str, Any
             "path": str(dest),
         }
         try:
+            src = mirror.abspath(row["torrent_path"])
             data = src.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, UnsafeName) as e:
             entry["status"] = "missing"
-            entry["error"] = f"{src} does not exist"
-            log.error("%s: torrent file %s is missing", row["name"], src)
+            entry["error"] = f"{row['torrent_path']}: {e.strerror if isinstance(e, OSError) else e}"
+            log.error("%s: torrent file %s", row["name"], entry["error"])
             result["missing"] += 1
             result["failed"] += 1
             result["torrents"].append(entry)

@@ -20,7 +20,7 @@ import libtorrent as lt
 
 from ccmirror import __version__
 from ccmirror.catalogue.db import utcnow
-from ccmirror.errors import LockHeld, UsageError
+from ccmirror.errors import CCMirrorError, LockHeld, UsageError
 from ccmirror.lock import DataLock
 from ccmirror.mirror import Mirror
 from ccmirror.seed.resume import ResumeStore, torrent_key
@@ -180,7 +180,7 @@ class Seeder:
             # the error is logged when it first appears or changes.
             try:
                 self._add(row)
-            except (OSError, RuntimeError, ValueError) as e:
+            except (CCMirrorError, OSError, RuntimeError, ValueError) as e:
                 if self.failed.get(name) != str(e):
                     log.error("cannot seed %s: %s", name, e)
                 self.failed[name] = str(e)
