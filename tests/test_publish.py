@@ -111,6 +111,13 @@ def test_publish_writes_torrents_json_and_metadata_torrent(tmp_path):
     assert second["created"] and second["name"] == "test-metadata-0002"
     state = {t["name"]: t["obsolete"] for t in _torrents(m) if t["is_metadata"]}
     assert state == {"test-metadata-0001": True, "test-metadata-0002": False}
+    # A third: the payload of the first goes, the one just superseded stays for peers.
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET title = 'Renamed again' WHERE source_id = 'ia-item-3'")
+    assert publish(m)["metadata"]["name"] == "test-metadata-0003"
+    assert not (m.packs_dir / "test-metadata-0001").exists()
+    assert (m.packs_dir / "test-metadata-0002" / "catalogue.sqlite").is_file()
+    assert (m.data_dir / "torrents" / "test-metadata-0001.torrent").is_file()
 
 
 def test_dump_is_reproducible_and_skips_bookkeeping(tmp_path):
@@ -260,3 +267,44 @@ def test_page_tiers_match_the_tier_table(tmp_path):
         assert page[t["tier"]]["share"] == pytest.approx(t["popularity_share"], abs=1e-6)
         assert page[t["tier"]]["cumulative_share"] == pytest.approx(t["cumulative_share"], abs=1e-6)
         assert page[t["tier"]]["cumulative_bytes"] == t["cumulative_bytes"]
+
+
+def test_publish_recovers_from_a_crash_mid_metadata(tmp_path, monkeypatch):
+    import ccmirror.packs.torrent as torrent
+
+    m = sample_mirror(tmp_path, pack_size="300KiB")
+    pack(m, seal_partial=True)
+    real = torrent.make_torrent
+
+    def crash(*args, **kw):
+        raise KeyboardInterrupt  # killed after the payload was in place, before its row
+
+    monkeypatch.setattr(torrent, "make_torrent", crash)
+    with pytest.raises(KeyboardInterrupt):
+        publish(m)
+    assert (m.packs_dir / "test-metadata-0001").is_dir()
+    assert m.db.execute("SELECT count(*) FROM packs WHERE is_metadata = 1").fetchone()[0] == 0
+    monkeypatch.setattr(torrent, "make_torrent", real)
+    meta = publish(m)["metadata"]
+    assert meta["created"] and meta["name"] == "test-metadata-0001"
+    assert not list(m.packs_dir.glob(".*.part"))
+
+
+def test_publish_finishes_an_interrupted_takedown(tmp_path):
+    # sample_mirror's withdrawn item still has its store file, as after a crash between
+    # withdraw's catalogue transaction and its deletions.
+    m = sample_mirror(tmp_path)
+    (rel,) = m.db.execute(
+        "SELECT f.store_path FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'withdrawn'"
+    ).fetchone()
+    assert (m.data_dir / rel).is_file()
+    assert publish(m)["withdrawn_files_deleted"] == 1
+    assert not (m.data_dir / rel).exists()
+    assert (
+        m.db.execute(
+            "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id"
+            " WHERE i.status = 'withdrawn' AND f.store_path IS NOT NULL"
+        ).fetchone()[0]
+        == 0
+    )

@@ -153,6 +153,7 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         shutil.rmtree(work, ignore_errors=True)
         raise
     row = _seal(mirror, name, seq, final, previous)
+    _prune(mirror, keep={name, previous["name"] if previous is not None else name})
     log.info("metadata torrent %s (%d rows)", name, rows)
     return _result(row, created=True, digest=digest)
 
@@ -226,6 +227,16 @@ def _seal(
     if previous is not None:
         log.info("metadata torrent %s is superseded by %s", previous["name"], name)
     return db.execute("SELECT * FROM packs WHERE name = ?", (name,)).fetchone()
+
+
+def _prune(mirror: Mirror, keep: set[str]) -> None:
+    """Delete the payloads of older obsolete metadata torrents (a snapshot can be large and
+    a cron mirror may make one a day). The one just superseded stays, so peers in the
+    middle of a download can finish; .torrent files and catalogue rows stay recorded."""
+    for r in mirror.db.execute("SELECT name FROM packs WHERE is_metadata = 1 AND obsolete = 1"):
+        if r["name"] not in keep and (mirror.packs_dir / r["name"]).is_dir():
+            shutil.rmtree(mirror.packs_dir / r["name"])
+            log.info("deleted the payload of obsolete metadata torrent %s", r["name"])
 
 
 def _now_ts() -> float:
