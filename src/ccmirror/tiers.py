@@ -3,8 +3,9 @@
 Per source, items are ranked by popularity (ties by catalogue id, so the order is
 deterministic); tier k holds the items that bring the cumulative share of that source's
 total popularity up to `shares[k]`. Items beyond the last share (when it is below 1.0)
-form one more tier. An item that has been packed keeps the tier it was packed in
-(`items.tier`): sealed packs never reshuffle when popularity moves.
+form one more tier; a source with no popularity figures at all is one tier. An item
+that has been packed keeps the tier it was packed in (`items.tier`): sealed packs never
+reshuffle when popularity moves.
 
 Popularity is not comparable across sources (IA downloads, FMA listens), so an item's
 share is its share of its own source, divided by the number of sources with any
