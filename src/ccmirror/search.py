@@ -10,7 +10,7 @@ import json
 import sqlite3
 from typing import Any
 
-from ccmirror.errors import UsageError
+from ccmirror.errors import CCMirrorError, UsageError
 from ccmirror.mirror import Mirror
 
 
@@ -41,6 +41,12 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
             (match, limit),
         ).fetchall()
     except sqlite3.OperationalError as e:
+        if "no such table" in str(e):
+            # A read-only open never migrates: an old catalogue has no search index yet.
+            raise CCMirrorError(
+                "the catalogue has no search index yet: run any writing command once"
+                " (e.g. 'ccmirror publish MANIFEST') to upgrade it"
+            ) from None
         raise UsageError(f"cannot search for {query!r}: {e}") from None
     return {
         "query": query,

@@ -67,7 +67,13 @@ def _search_table(r: dict[str, Any]) -> str:
 @click.command()
 @manifest_argument
 @click.argument("query")
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Show at most this many hits (the total is always counted).",
+)
 @output_options
 def search(manifest: str, query: str, limit: int) -> None:
     """Full-text search of the catalogue: title, creator, album and identifiers
