@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+import ccmirror.packs
 from ccmirror.lock import DataLock
 from ccmirror.mirror import open_mirror
 from ccmirror.seed import SeedOptions, seed
+from packhelpers import sample_mirror
 from trackerhelpers import SeedProcess, make_sealed_pack, mark_obsolete
 
 SOURCE = """
@@ -363,3 +365,25 @@ def test_export_reports_a_missing_torrent_and_exports_the_rest(manifest, data_di
     assert (out["exported"], out["missing"], out["failed"]) == (1, 1, 1)
     assert [t["status"] for t in out["torrents"]] == ["missing", "exported"]
     assert [p.name for p in (tmp_path / "w").iterdir()] == ["test-t1-0002.torrent"]
+
+
+@pytest.mark.parametrize("fmt", ["hybrid", "v2"])
+def test_packs_from_the_pack_builder_in_every_format(tmp_path, fmt):
+    (tmp_path / "m").mkdir()
+    with sample_mirror(tmp_path / "m", fmt=fmt, trackers=()) as mirror:
+        ccmirror.packs.pack(mirror, seal_partial=True)
+        names = [r[0] for r in mirror.db.execute("SELECT name FROM packs WHERE status='sealed'")]
+        manifest = mirror.manifest.path
+    assert len(names) >= 2
+
+    def all_seeding(s, _):
+        return s["states"] == {"seeding": len(names)}
+
+    first = _run_until(manifest, all_seeding)
+    again = _run_until(manifest, all_seeding)
+    assert sorted(p["name"] for p in first[-1]["packs"]) == sorted(names)
+    assert all(p["checked_files"] for p in first[-1]["packs"])
+    assert not any(p["checked_files"] for s in again for p in s["packs"])
+    if fmt == "v2":  # resume files are named by the v2 info-hash (64 hex digits)
+        keys = {p.name.split(".")[0] for p in (tmp_path / "m" / "data" / "seed").glob("*.resume")}
+        assert {len(k) for k in keys} == {64}
