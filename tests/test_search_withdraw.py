@@ -162,6 +162,9 @@ def test_withdraw_then_pack_seals_replacements_without_it(tmp_path):
     assert withdrawn[0]["reason"] == "request from the rights holder"
     torrents = {t["name"]: t for t in json.loads((m.public_dir / "torrents.json").read_text())}
     assert all(torrents[name]["obsolete"] for name in held)
+    page = (m.public_dir / "index.html").read_text("utf-8")
+    assert "Title of ia-item-2" not in page
+    assert "(1 recording withdrawn on request)" in page
 
     # Again: nothing breaks, nothing is recorded twice.
     again = withdraw(m, "ia-item-2", "second notice")

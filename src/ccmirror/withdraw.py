@@ -102,6 +102,10 @@ def withdraw(mirror: Mirror, source_id: str, reason: str) -> dict[str, Any]:
     purged = purge_withdrawn(mirror)
     path = write_withdrawn_json(mirror)
     torrents_json = refresh_torrents_json(mirror)
+    # The public page must not keep showing a withdrawn title until the next publish.
+    from ccmirror.publish.run import write_index_html
+
+    index, _ = write_index_html(mirror)
     log.info("withdrew %s: %d files deleted, packs obsolete: %s", ident, purged, packs)
     return {
         "id": ident,
@@ -112,6 +116,7 @@ def withdraw(mirror: Mirror, source_id: str, reason: str) -> dict[str, Any]:
         "files_deleted": purged,
         "withdrawn_json": str(path.relative_to(mirror.data_dir)),
         "torrents_json": torrents_json,
+        "index_html": str(index.relative_to(mirror.data_dir)),
     }
 
 

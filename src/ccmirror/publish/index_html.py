@@ -73,6 +73,10 @@ def link(url: Any, label: str) -> str:
     return f'<a href="{href}" rel="noopener noreferrer">{label}</a>' if href else label
 
 
+def count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
@@ -268,12 +272,12 @@ def render(d: dict[str, Any], generated_at: str) -> str:
         parts.append("<p>No metadata torrent yet.</p>")
     parts.append(
         '<p>Machine-readable lists: <a href="torrents.json">torrents.json</a> (every '
-        f'torrent), <a href="withdrawn.json">withdrawn.json</a> ({d["withdrawn"]:,} '
-        "recordings withdrawn on request).</p>"
+        f'torrent), <a href="withdrawn.json">withdrawn.json</a> '
+        f"({count(d['withdrawn'], 'recording')} withdrawn on request).</p>"
     )
     if d["obsolete"]:
         parts.append(
-            f'<p class="muted">{len(d["obsolete"]):,} older torrents are obsolete (their '
+            f'<p class="muted">{count(len(d["obsolete"]), "older torrent")} obsolete (their '
             "files were repacked, or a recording was withdrawn); they are listed in "
             "torrents.json with the reason.</p>"
         )

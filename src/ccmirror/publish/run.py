@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue import utcnow
@@ -16,6 +17,21 @@ from ccmirror.publish.page_data import page_data
 from ccmirror.withdraw import purge_withdrawn, write_withdrawn_json
 
 log = logging.getLogger("ccmirror.publish")
+
+
+def write_index_html(
+    mirror: Mirror, torrents: list[dict[str, Any]] | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """Render public/index.html from the catalogue (magnets from torrents.json)."""
+    if torrents is None:
+        try:
+            torrents = json.loads((mirror.public_dir / "torrents.json").read_text("utf-8"))
+        except (OSError, ValueError):
+            torrents = []
+    data = page_data(mirror, torrents)
+    index = mirror.public_dir / "index.html"
+    atomic_write_text(index, render(data, utcnow()))
+    return index, data
 
 
 def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -33,9 +49,7 @@ def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, An
     tj = write_torrents_json(mirror)
     torrents = json.loads(tj.read_text("utf-8"))
     reporter.advance()
-    data = page_data(mirror, torrents)
-    index = mirror.public_dir / "index.html"
-    atomic_write_text(index, render(data, utcnow()))
+    index, data = write_index_html(mirror, torrents)
     reporter.advance()
     reporter.finish()
     rel = mirror.data_dir
