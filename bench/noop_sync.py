@@ -129,8 +129,13 @@ trackers = ["udp://127.0.0.1:6969/announce"]
             )
             first_wall, first = run_sync(manifest)
             before = counts(work / "data")
+            state1 = (work / "data" / "sync-state.json").read_text()
             second_wall, second = run_sync(manifest)
             after = counts(work / "data")
+            state2 = (work / "data" / "sync-state.json").read_text()
+            if args.keep:  # for a closer look at what each run did
+                (work / "first.json").write_text(json.dumps(first, indent=2))
+                (work / "second.json").write_text(json.dumps(second, indent=2))
         figures = {
             "files": args.files,
             "items": items,
@@ -141,6 +146,8 @@ trackers = ["udp://127.0.0.1:6969/announce"]
             "target_seconds": TARGET_SECONDS,
             "met": second_wall <= TARGET_SECONDS,
             "unchanged": before == after,
+            # A no-op run skips publish: nothing it publishes changed since the last run.
+            "second_sync_republished": state1 != state2,
             "rows_items_files_packs_packfiles": list(after),
         }
         if args.json:
@@ -154,7 +161,8 @@ trackers = ["udp://127.0.0.1:6969/announce"]
             print(f"second sync: {second_wall:.2f}s wall ({stages})")
             print(
                 f"target <= {TARGET_SECONDS:.0f}s: {'met' if figures['met'] else 'MISSED'};"
-                f" catalogue {'unchanged' if before == after else 'CHANGED'}"
+                f" catalogue {'unchanged' if before == after else 'CHANGED'};"
+                f" publish {'ran again' if state1 != state2 else 'skipped'}"
             )
     finally:
         if not args.keep:
