@@ -181,3 +181,16 @@ def test_demo_needs_no_network(cli, tmp_path):
 
     subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(guard)}, check=True)
     assert "archive.org" in log.read_text()
+
+
+def test_demo_refuses_a_folder_with_someone_elses_files(cli, tmp_path):
+    (tmp_path / "demo.toml").write_text("# my own manifest\n")
+    (tmp_path / "sample").mkdir()
+    (tmp_path / "sample" / "holiday.jpg").write_bytes(b"mine")
+    r = cli("demo", str(tmp_path))
+    assert r.returncode == 2
+    assert "demo.toml" in r.stderr and "sample" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert (tmp_path / "demo.toml").read_text() == "# my own manifest\n"
+    assert (tmp_path / "sample" / "holiday.jpg").read_bytes() == b"mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.toml", "sample"]

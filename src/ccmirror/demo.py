@@ -17,7 +17,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ccmirror.demo_archive import build_sample, sample_summary
+from ccmirror.demo_archive import MARKER, build_sample, sample_summary
+from ccmirror.errors import UsageError
 from ccmirror.fsutil import atomic_write_text
 from ccmirror.lock import DataLock
 from ccmirror.mirror import Mirror, open_mirror
@@ -30,13 +31,14 @@ DEMO_TRACKERS = ("udp://127.0.0.1:6969/announce", "http://127.0.0.1:6969/announc
 # Small packs, so the few megabytes of sample fill several packs and tiers.
 DEMO_PACK_SIZE = "256KiB"
 ATTRIBUTION_LINES = 24
+HEADER = "# Written by `ccmirror demo`"
 
 
 def demo_manifest(folder: Path, endpoint: str) -> str:
     """The demo mirror's manifest (TOML), pointing at `endpoint`."""
     trackers = ", ".join(json.dumps(t) for t in DEMO_TRACKERS)
     return f"""\
-# Written by `ccmirror demo`: a mirror of the local sample archive.
+{HEADER}: a mirror of the local sample archive.
 # Try the other commands on it, e.g. `ccmirror status {folder / "demo.toml"}`.
 [mirror]
 name = "{DEMO_NAME}"
@@ -73,6 +75,7 @@ def demo(
 
     reporter = reporter or NullReporter()
     folder = Path(folder).expanduser().resolve()
+    _check_folder(folder)
     folder.mkdir(parents=True, exist_ok=True)
     items = build_sample(folder / "sample")
     manifest_path = folder / "demo.toml"
@@ -103,6 +106,30 @@ def demo(
             }
     finally:
         server.stop()
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse a DIR that holds someone else's files where the demo writes (`demo ~`)."""
+    problems = []
+    manifest = folder / "demo.toml"
+    if manifest.is_file() and not manifest.read_text("utf-8", "replace").startswith(HEADER):
+        problems.append(f"{manifest} exists and was not written by ccmirror demo")
+    sample = folder / "sample"
+    ours = sample.is_dir() and (
+        (sample / MARKER).exists() or all(p.name.startswith("demo-") for p in sample.iterdir())
+    )
+    if sample.is_dir() and not ours:
+        problems.append(f"{sample} exists and is not a ccmirror demo sample")
+    data = folder / "data"
+    if data.is_dir() and any(data.iterdir()) and not (data / "catalogue.sqlite").exists():
+        problems.append(f"{data} exists and is not a ccmirror data directory")
+    for p in (manifest, sample, data):
+        if p.exists() and not (p.is_dir() if p is not manifest else p.is_file()):
+            problems.append(f"{p} is in the way")
+    if problems:
+        raise UsageError(
+            "; ".join(problems) + "; pass an empty or new DIR (e.g. ccmirror demo ./ccmirror-demo)"
+        )
 
 
 def _tiers(mirror: Mirror) -> list[dict[str, Any]]:
