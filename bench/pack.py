@@ -168,7 +168,10 @@ def main() -> None:
     entries = build_cache(cache, args.gib)
     size = sum(e["size"] for e in entries)
     work = Path(tempfile.mkdtemp(prefix="ccmirror-bench-", dir=cache.parent))
-    print(f"payload: {len(entries)} files, {size / 2**30:.2f} GiB; {os.cpu_count()} cores")
+    print(
+        f"payload: {len(entries)} files, {size / 2**30:.2f} GiB; {os.cpu_count()} cores;"
+        f" load average {os.getloadavg()[0]:.1f} (other work on the machine skews both)"
+    )
     warm([cache / e["rel"] for e in entries])
     ours, mk, ref = [], [], []
     try:
