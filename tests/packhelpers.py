@@ -11,9 +11,11 @@ Catalogue rows are inserted directly and the store files are written with
     add_file(mirror, item, "02.flac", verdict="conflict")        # never packed
 
     mirror = sample_mirror(tmp_path)    # two sources, ten items, mixed verdicts, ready to pack
+    mirror = packed_mirror(tmp_path)    # the same, packed: sealed packs, .torrent files,
+                                        # payloads under packs/, public/torrents.json
 
-Every function returns catalogue ids or the Mirror; nothing here calls project code
-other than the catalogue, the manifest loader and the audio writer.
+Every function returns catalogue ids or the Mirror; only `packed_mirror` runs project code
+beyond the catalogue, the manifest loader and the audio writer (it calls `pack`).
 """
 
 from __future__ import annotations
@@ -184,4 +186,16 @@ def sample_mirror(dir: Path, **manifest: Any) -> Mirror:
                 add_file(mirror, item, "later.flac", status="pending", verdict=None)
     gone = add_item(mirror, "ia", "withdrawn-item", popularity=5000, status="withdrawn")
     add_file(mirror, gone, "gone.flac", seed=999)
+    return mirror
+
+
+def packed_mirror(dir: Path, **manifest: Any) -> Mirror:
+    """`sample_mirror`, then `pack(seal_partial=True)`: every publishable file is in a
+    sealed pack with its .torrent (default pack_size 1MiB: one pack per tier)."""
+    from ccmirror.packs import pack
+
+    mirror = sample_mirror(dir, **manifest)
+    result = pack(mirror, seal_partial=True)
+    if result["failed"] or not result["sealed"]:
+        raise RuntimeError(f"packing the sample mirror failed: {result}")
     return mirror

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from ccmirror.catalogue import transaction
 from ccmirror.packs import pack
 from ccmirror.packs.torrent import make_torrent
-from packhelpers import LICENCES, add_file, add_item, sample_mirror
+from packhelpers import LICENCES, add_file, add_item, packed_mirror, sample_mirror
 
 MANIFEST_HEADER = (
     "path,size,md5,sha1,sha256,source,source_id,source_url,title,creator,album,date,"
@@ -634,3 +634,10 @@ def test_web_seed_serves_a_client_from_packs_folder(tmp_path):
         m.close()
     finally:
         server.shutdown()
+
+
+def test_packed_mirror_helper(tmp_path):
+    m = packed_mirror(tmp_path)
+    assert [p["name"] for p in sealed(m)] == ["test-t1-0001", "test-t2-0001", "test-t3-0001"]
+    assert (m.public_dir / "torrents.json").exists()
+    m.close()
