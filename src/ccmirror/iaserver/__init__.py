@@ -41,21 +41,21 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
-import json
-import re
-import socket
-import struct
 import threading
 import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple
-from urllib.parse import parse_qs, quote, unquote, urlsplit
+from typing import Any
+
+from ccmirror.iaserver.handler import Handler, QuietServer, Request
+from ccmirror.iaserver.query import matches, parse_query
+
+__all__ = ["FORMATS", "IAServer", "Request"]
 
 FORMATS = {
     ".flac": "Flac",
@@ -70,12 +70,6 @@ FORMATS = {
     ".txt": "Text",
     ".xml": "Metadata",
 }
-
-
-class Request(NamedTuple):
-    method: str
-    path: str  # unquoted, without the query string
-    range: str | None  # the Range header, if any
 
 
 @dataclass
@@ -106,128 +100,6 @@ class _Fault:
 
 def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-# --- the query language -------------------------------------------------------------------
-
-_TOKEN = re.compile(r'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"]+))')
-
-
-def _tokens(q: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    while pos < len(q):
-        if q[pos:].strip() == "":
-            break
-        m = _TOKEN.match(q, pos)
-        if not m:
-            raise ValueError(f"cannot parse query near {q[pos:]!r}")
-        pos = m.end()
-        if m.group(1):
-            out.append(("(", "("))
-        elif m.group(2):
-            out.append((")", ")"))
-        elif m.group(3) is not None:
-            out.append(("word", m.group(3)))
-        else:
-            word = m.group(4)
-            if word in ("AND", "OR", "NOT"):
-                out.append((word, word))
-            elif word.endswith(":") and len(word) > 1:
-                out.append(("field", word[:-1]))
-            elif ":" in word:
-                f, v = word.split(":", 1)
-                out.append(("field", f))
-                out.append(("word", v))
-            else:
-                out.append(("word", word))
-    return out
-
-
-class _Parser:
-    """Recursive descent: or := and (OR and)*; and := not ([AND] not)*; not := NOT not | atom."""
-
-    def __init__(self, q: str) -> None:
-        self.toks = _tokens(q)
-        self.i = 0
-
-    def peek(self) -> str | None:
-        return self.toks[self.i][0] if self.i < len(self.toks) else None
-
-    def take(self) -> tuple[str, str]:
-        tok = self.toks[self.i]
-        self.i += 1
-        return tok
-
-    def parse(self) -> Any:
-        node = self.or_(None)
-        if self.i != len(self.toks):
-            raise ValueError(f"unexpected {self.toks[self.i][1]!r} in query")
-        return node
-
-    def or_(self, fld: str | None) -> Any:
-        node = self.and_(fld)
-        while self.peek() == "OR":
-            self.take()
-            node = ("or", node, self.and_(fld))
-        return node
-
-    def and_(self, fld: str | None) -> Any:
-        node = self.not_(fld)
-        while self.peek() not in (None, ")", "OR"):
-            if self.peek() == "AND":
-                self.take()
-            node = ("and", node, self.not_(fld))
-        return node
-
-    def not_(self, fld: str | None) -> Any:
-        if self.peek() == "NOT":
-            self.take()
-            return ("not", self.not_(fld))
-        return self.atom(fld)
-
-    def atom(self, fld: str | None) -> Any:
-        kind = self.peek()
-        if kind is None:
-            raise ValueError("query ends too early")
-        if kind == "(":
-            self.take()
-            node = self.or_(fld)
-            if self.peek() != ")":
-                raise ValueError("missing ')' in query")
-            self.take()
-            return node
-        if kind == "field":
-            name = self.take()[1]
-            return self.atom(name)
-        if kind == "word":
-            return ("term", fld, self.take()[1])
-        raise ValueError(f"unexpected {self.toks[self.i][1]!r} in query")
-
-
-def _values(doc: Mapping[str, Any], fld: str) -> list[str]:
-    v = doc.get(fld)
-    if v is None:
-        return []
-    return [str(x) for x in v] if isinstance(v, list) else [str(v)]
-
-
-def _match(node: Any, doc: Mapping[str, Any]) -> bool:
-    op = node[0]
-    if op == "and":
-        return _match(node[1], doc) and _match(node[2], doc)
-    if op == "or":
-        return _match(node[1], doc) or _match(node[2], doc)
-    if op == "not":
-        return not _match(node[1], doc)
-    _, fld, word = node
-    word = word.lower()
-    if fld is None:  # a bare word: identifier, title or creator contain it
-        hay = " ".join(_values(doc, "identifier") + _values(doc, "title") + _values(doc, "creator"))
-        return word.strip("*") in hay.lower()
-    if word == "*":
-        return bool(_values(doc, fld))
-    return any(fnmatch.fnmatchcase(v.lower(), word) for v in _values(doc, fld))
 
 
 # --- the server -----------------------------------------------------------------------------
@@ -368,8 +240,8 @@ class IAServer:
 
     def start(self) -> IAServer:
         if self._httpd is None:
-            handler = type("Handler", (_Handler,), {"ia": self})
-            self._httpd = _QuietServer(("127.0.0.1", 0), handler)
+            handler = type("Handler", (Handler,), {"ia": self})
+            self._httpd = QuietServer(("127.0.0.1", 0), handler)
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, name="iaserver", daemon=True
             )
@@ -431,12 +303,12 @@ class IAServer:
     def scrape(self, params: Mapping[str, str]) -> dict[str, Any]:
         query = params.get("q", "")
         try:
-            tree = _Parser(query).parse()
+            tree = parse_query(query)
         except (ValueError, IndexError) as e:
             return {"error": f"invalid query: {e}"}
         with self._lock:
             docs = [self.search_doc(i) for i in self.items.values()]
-        hits = sorted((d for d in docs if _match(tree, d)), key=lambda d: d["identifier"])
+        hits = sorted((d for d in docs if matches(tree, d)), key=lambda d: d["identifier"])
         if params.get("total_only") == "true":
             return {"total": len(hits)}
         after = ""
@@ -461,164 +333,3 @@ class IAServer:
         if more:
             out["cursor"] = base64.urlsafe_b64encode(page[-1]["identifier"].encode()).decode()
         return out
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # resets and clients that hang up are part of the script
-
-
-class _Handler(BaseHTTPRequestHandler):
-    ia: IAServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
-        pass
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes: without NODELAY, Nagle's algorithm
-        # and the client's delayed ACK add ~40 ms to every keep-alive response.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def end_headers(self) -> None:
-        # Echo the client's "Connection: close"; without it a pooling client reuses a
-        # socket this server is about to close.
-        if (self.headers.get("Connection") or "").lower() == "close":
-            self.send_header("Connection", "close")
-        super().end_headers()
-
-    def _enter(self) -> tuple[str, dict[str, str]]:
-        parts = urlsplit(self.path)
-        path = unquote(parts.path)
-        params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-        with self.ia._lock:
-            self.ia.requests.append(Request(self.command, path, self.headers.get("Range")))
-            self.ia.in_flight += 1
-            self.ia.max_in_flight = max(self.ia.max_in_flight, self.ia.in_flight)
-        if self.ia.latency:
-            time.sleep(self.ia.latency)
-        return path, params
-
-    def _leave(self) -> None:
-        with self.ia._lock:
-            self.ia.in_flight -= 1
-
-    def do_GET(self) -> None:
-        self._dispatch()
-
-    def do_HEAD(self) -> None:
-        self._dispatch()
-
-    def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        self._dispatch()
-
-    def _dispatch(self) -> None:
-        path, params = self._enter()
-        try:
-            fault = self.ia._take_fault(path, ("429", "500", "503", "reset"))
-            is_data = path.startswith("/serve/")
-            if fault and fault.kind == "reset" and not is_data:
-                self._reset()
-                return
-            if fault and fault.kind != "reset":
-                self._status(int(fault.kind), fault.retry_after)
-                return
-            if path == "/services/search/v1/scrape":
-                self._json(self.ia.scrape(params))
-            elif path.startswith("/metadata/"):
-                self._json(self.ia.metadata_doc(path.removeprefix("/metadata/").strip("/")))
-            elif path.startswith("/download/"):
-                self._redirect(path.removeprefix("/download/"))
-            elif is_data:
-                self._serve(path.removeprefix("/serve/"), reset=fault is not None)
-            else:
-                self._status(404)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        finally:
-            self._leave()
-
-    def _json(self, doc: Any) -> None:
-        body = json.dumps(doc).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _status(self, code: int, retry_after: int | None = None) -> None:
-        body = f"{code}\n".encode()
-        self.send_response(code)
-        if retry_after is not None and code in (429, 503):
-            self.send_header("Retry-After", str(retry_after))
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _redirect(self, rest: str) -> None:
-        self.send_response(302)
-        self.send_header("Location", "/serve/" + quote(rest))
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def _reset(self) -> None:
-        # SO_LINGER 0: close() sends RST, as a dropped connection in the wild does.
-        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.close_connection = True
-        self.connection.close()
-
-    def _serve(self, rest: str, *, reset: bool) -> None:
-        identifier, _, name = rest.partition("/")
-        item = self.ia.items.get(identifier)
-        f = next((f for f in item.files if f.name == name), None) if item else None
-        if f is None or item is None or item.dark:
-            self._status(404)
-            return
-        data = f.data
-        if self.ia._take_fault("/serve/" + rest, ("wrong",)):
-            data = bytes(b ^ 0x5A for b in data[:64]) + data[64:] if data else b"x"
-        start, end, code = 0, len(data) - 1, 200
-        rng = self.headers.get("Range")
-        if rng:
-            m = re.fullmatch(r"bytes=(\d+)-(\d*)", rng.strip())
-            if not m or int(m.group(1)) >= len(data):
-                self.send_response(416)
-                self.send_header("Content-Range", f"bytes */{len(data)}")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = int(m.group(1))
-            end = min(int(m.group(2)), len(data) - 1) if m.group(2) else len(data) - 1
-            code = 206
-        body = data[start : end + 1]
-        self.send_response(code)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(len(body)))
-        if code == 206:
-            self.send_header("Content-Range", f"bytes {start}-{end}/{len(data)}")
-        self.end_headers()
-        if self.command == "HEAD":
-            return
-        if reset:
-            self.wfile.write(body[: len(body) // 2])
-            self.wfile.flush()
-            self._reset()
-            return
-        if not self.ia.bandwidth:
-            self.wfile.write(body)
-            return
-        step = 16384
-        for i in range(0, len(body), step):
-            self.wfile.write(body[i : i + step])
-            self.wfile.flush()
-            time.sleep(len(body[i : i + step]) / self.ia.bandwidth)
