@@ -25,9 +25,9 @@ def torrents_list(mirror: Mirror) -> list[dict[str, Any]]:
     for p in db.execute(
         "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq, id"
     ):
-        trackers = json.loads(p["trackers"]) if p["trackers"] else []
-        if not trackers and not p["trackers"]:
-            trackers = list(mirror.manifest.torrents.trackers)
+        # The trackers written into the torrent (0004); the manifest's for older rows.
+        raw = p["trackers"] if "trackers" in p.keys() else None  # noqa: SIM118 (sqlite3.Row)
+        trackers = json.loads(raw) if raw else list(mirror.manifest.torrents.trackers)
         out.append(
             {
                 "name": p["name"],
