@@ -242,3 +242,16 @@ def test_cli_harvest_json_lock_and_manifest_errors(ia, write_manifest, data_dir,
     assert r.returncode == 2
     r = cli("harvest", "--help")
     assert r.returncode == 0 and "Example" in r.stdout
+
+
+def test_max_items_keeps_the_most_popular(ia, write_manifest, cli):
+    make_ia_archive(
+        ia,
+        [{"identifier": f"x{i}", "downloads": d} for i, d in enumerate([5, 500, 50, 5000])],
+        kinds=("mp3",),
+    )
+    path = ia_manifest(write_manifest, ia, extra="max_items = 2")
+    r = cli("harvest", str(path), "--quiet")
+    assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
+    with open_mirror(path) as mirror:
+        assert sorted(_items(mirror)) == ["x1", "x3"]

@@ -207,12 +207,23 @@ def fetch(
     reporter.start("fetch", planned_bytes or None, "bytes")
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
-            futures: set[Future[_Outcome]] = {
-                pool.submit(_run_one, mirror, t, stop, reporter) for t in plan
-            }
+            queue = iter(plan)
+            futures: set[Future[_Outcome]] = set()
+
+            def refill() -> None:
+                # A bounded queue in plan order: most popular first, memory flat.
+                while len(futures) < 2 * max(1, workers):
+                    task = next(queue, None)
+                    if task is None:
+                        return
+                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter))
+
             try:
+                refill()
                 while futures:
-                    done, futures = wait(futures, return_when=FIRST_COMPLETED)
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    futures.difference_update(done)
+                    refill()
                     for fut in done:
                         _record(mirror, fut.result(), counts, failures)
             except BaseException:

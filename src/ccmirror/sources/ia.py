@@ -222,18 +222,24 @@ def harvest_source(
                 pending[pool.submit(fetcher, d["identifier"])] = d
                 if len(pending) >= workers * 2:
                     break
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                batch = [(fut, pending.pop(fut)) for fut in done]
-                for _ in batch:  # refill first: the workers keep going while we write
-                    nxt = next(queue, None)
-                    if nxt is not None:
-                        pending[pool.submit(fetcher, nxt["identifier"])] = nxt
-                # One short transaction per batch of finished items.
-                with transaction(db):
-                    for fut, d in batch:
-                        _record(mirror, source, endpoint, d, fut, known, counts, refused)
-                reporter.advance(len(batch))
+            try:
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    batch = [(fut, pending.pop(fut)) for fut in done]
+                    for _ in batch:  # refill first: the workers keep going while we write
+                        nxt = next(queue, None)
+                        if nxt is not None:
+                            pending[pool.submit(fetcher, nxt["identifier"])] = nxt
+                    # One short transaction per batch of finished items.
+                    with transaction(db):
+                        for fut, d in batch:
+                            _record(mirror, source, endpoint, d, fut, known, counts, refused)
+                    reporter.advance(len(batch))
+            except BaseException:
+                # Interrupted: what is recorded stays; queued requests are dropped.
+                for fut in pending:
+                    fut.cancel()
+                raise
     finally:
         reporter.finish()
     if todo and counts["failed"] == len(todo):
