@@ -210,6 +210,7 @@ def test_attribution_credits_every_audio_file(mirror):
             assert f"<{row['licence_url']}>" in sec
             assert f"- Source: {row['source_url']}" in sec
             assert row["source_url"].endswith(row["source_id"])
+            assert row["title"] == row["path"].rsplit("/", 1)[1]  # the file's own title tag
             assert f"- Title: {row['title']}" in sec
             assert f"- Creator: {row['creator']}" in sec
             assert "Unmodified copy." in sec

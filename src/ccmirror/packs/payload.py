@@ -158,6 +158,20 @@ def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, An
     return "\n".join(lines)
 
 
+def tag_title(path: Path) -> str | None:
+    """The recording's own title tag: an album item's tracks are credited one by one."""
+    try:
+        import mutagen
+
+        f = mutagen.File(path, easy=True)
+        titles = (f.tags or {}).get("title") if f is not None else None
+    except Exception:  # unreadable tags: the item's title stands
+        return None
+    if titles and isinstance(titles, list) and str(titles[0]).strip():
+        return str(titles[0]).strip()
+    return None
+
+
 def build_payload(
     data_dir: Path,
     packs_dir: Path,
@@ -172,12 +186,15 @@ def build_payload(
         shutil.rmtree(build)
     build.mkdir(parents=True)
     counts = {"link": 0, "reflink": 0, "copy": 0}
+    credited = []
     for r in rows:
+        src = safe_join(data_dir, r["store_path"])
         dst = safe_join(build, r["path"])
         dst.parent.mkdir(parents=True, exist_ok=True)
-        counts[link_or_copy(safe_join(data_dir, r["store_path"]), dst)] += 1
-    atomic_write_text(build / "MANIFEST.csv", manifest_csv(rows))
-    atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, rows))
+        counts[link_or_copy(src, dst)] += 1
+        credited.append(dict(r) | {"title": tag_title(src) or r.get("title")})
+    atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited))
+    atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, credited))
     if final.exists():
         shutil.rmtree(final)
     os.rename(build, final)
