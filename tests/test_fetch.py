@@ -77,6 +77,7 @@ def test_fetch_verifies_stores_and_second_run_downloads_nothing(ia, write_manife
         # Every download went through IA's redirect to the data server.
         assert len([r for r in ia.requests if r.path.startswith("/download/")]) == 8
         assert len(_served(ia)) == 8
+        assert ia.max_in_flight <= 3  # never more downloads than workers
         assert not list((data_dir / "store").rglob("*.part"))
         ia.requests.clear()
         again = fetch(mirror, workers=3)
@@ -337,3 +338,29 @@ def test_kill_9_mid_fetch_then_clean_run(write_manifest, data_dir, cli):
         assert len(stored) == 6 and not [p for p in stored if p.suffix == ".part"]
         for p in stored:
             assert p.read_bytes() == ia.file_bytes(p.parent.name, p.name)
+
+
+def test_sigterm_stops_cleanly_and_the_next_run_resumes(write_manifest, data_dir, cli):
+    with IAServer(bandwidth=300_000) as ia:
+        path = _harvested(ia, write_manifest, n=3, kinds=("wav",), seconds=1.0)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ccmirror", "fetch", str(path), "--workers", "1"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            if [p for p in (data_dir / "store").rglob("*.part") if _early(p, ia)]:
+                break
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert err.strip() == "ccmirror: stopped by signal 15"
+        assert list((data_dir / "store").rglob("*.part"))  # kept for resuming
+        ia.requests.clear()
+        r = cli("fetch", str(path), "--json")  # the lock was released
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["fetched"] == 3
+        assert [x.range for x in _served(ia) if x.range]  # the interrupted one resumed
