@@ -548,9 +548,9 @@ def test_rebuild_refuses_a_changed_pack_and_reports_it(mirror):
     pack(mirror, seal_partial=True)
     p = sealed(mirror)[0]
     (mirror.data_dir / p["torrent_path"]).unlink()
-    with transaction(mirror.db):  # the catalogue changed since sealing: title edited
+    with transaction(mirror.db):  # the catalogue changed since sealing: creator edited
         mirror.db.execute(
-            "UPDATE items SET title = 'Renamed' WHERE id IN (SELECT f.item_id FROM pack_files pf"
+            "UPDATE items SET creator = 'Renamed' WHERE id IN (SELECT f.item_id FROM pack_files pf"
             " JOIN files f ON f.id = pf.file_id WHERE pf.pack_id = ?)",
             (p["id"],),
         )
