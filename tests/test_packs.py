@@ -642,3 +642,24 @@ def test_packed_mirror_helper(tmp_path):
     assert [p["name"] for p in sealed(m)] == ["test-t1-0001", "test-t2-0001", "test-t3-0001"]
     assert (m.public_dir / "torrents.json").exists()
     m.close()
+
+
+def test_interrupted_hashing_stops_early(tmp_path, monkeypatch):
+    """A SIGTERM/Ctrl-C during hashing cancels the queued work instead of finishing it."""
+    from ccmirror.packs import torrent
+
+    for n in range(8):
+        f = tmp_path / "pk" / f"f{n}.bin"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(os.urandom(1 << 20))
+    monkeypatch.setattr(torrent, "BATCH_BYTES", 16384)  # one piece per job: 512 jobs
+    reads = []
+    real = os.preadv
+    monkeypatch.setattr(torrent.os, "preadv", lambda *a: reads.append(1) or real(*a))
+
+    def interrupt(_n):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        make_torrent(tmp_path, "pk", piece_size=16384, creation_date=1, progress=interrupt)
+    assert 0 < len(reads) < 512

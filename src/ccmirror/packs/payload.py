@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -81,19 +82,27 @@ def fill_hashes(
 ) -> dict[int, dict[str, str]]:
     """md5/sha1/sha256 that the catalogue lacks, one read per file, files in parallel."""
 
+    stop = threading.Event()
+
     def job(row: sqlite3.Row) -> tuple[int, dict[str, str]]:
         want = [a for a in ("md5", "sha1", "sha256") if not row[a]]
         hashers = {a: hashlib.new(a) for a in want}
         with open(safe_join(data_dir, row["store_path"]), "rb") as f:
             while chunk := f.read(CHUNK):
+                if stop.is_set():
+                    raise InterruptedError("hashing stopped")
                 for h in hashers.values():
                     h.update(chunk)
                 progress(len(chunk))
         return row["file_id"], {a: h.hexdigest() for a, h in hashers.items()}
 
     todo = [r for r in rows if not (r["md5"] and r["sha1"] and r["sha256"])]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         return dict(pool.map(job, todo))
+    finally:  # on an interrupt, stop the running jobs and drop the queued ones
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def link_or_copy(src: Path, dst: Path) -> str:

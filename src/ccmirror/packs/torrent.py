@@ -98,7 +98,10 @@ def _hash_v1(
                 os.close(fd)
         return digests
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # Explicit shutdown: on an interrupt (SIGTERM, Ctrl-C) the queued batches are
+    # cancelled instead of hashed to the end.
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
         for first, digests in zip(
             range(0, npieces, per_batch),
             pool.map(job, range(0, npieces, per_batch)),
@@ -108,6 +111,8 @@ def _hash_v1(
                 ct.set_hash(first + k, d)
             if progress:
                 progress(min(total, (first + len(digests)) * plen) - first * plen)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def auto_piece_size(files: Sequence[tuple[str, int]], fmt: str) -> int:
