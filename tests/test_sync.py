@@ -16,6 +16,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import libtorrent as lt
 import pytest
 
 from ccmirror.demo_archive import build_sample
@@ -301,6 +302,8 @@ def _consistent(data_dir: Path) -> None:
         ):
             payload = data_dir / "packs" / p["name"] / pf["path"]
             assert payload.is_file() and payload.stat().st_size == pf["size"], payload
+    for p in conn.execute("SELECT name, torrent_path FROM packs WHERE status = 'sealed'"):
+        _verify_v1(data_dir / p["torrent_path"], data_dir / "packs")
     # Every publishable fetched file of a live item ended up in exactly one live pack.
     unpacked = conn.execute(
         "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id"
@@ -313,6 +316,18 @@ def _consistent(data_dir: Path) -> None:
     conn.close()
     leftovers = [p for p in data_dir.rglob("*.part")]
     assert leftovers == []
+
+
+def _verify_v1(torrent: Path, save_path: Path) -> None:
+    """The payload on disk hashes to the torrent's v1 pieces (what a client would check)."""
+    info = lt.bdecode(torrent.read_bytes())[b"info"]
+    name = info[b"name"].decode()
+    paths = [save_path / name / Path(*(x.decode() for x in f[b"path"])) for f in info[b"files"]]
+    blob = b"".join(p.read_bytes() for p in paths)
+    assert len(blob) == sum(f[b"length"] for f in info[b"files"])
+    plen, pieces = info[b"piece length"], info[b"pieces"]
+    got = b"".join(hashlib.sha1(blob[i : i + plen]).digest() for i in range(0, len(blob), plen))
+    assert got == pieces, torrent
 
 
 @pytest.mark.parametrize("when", ["fetch", "pack"])
