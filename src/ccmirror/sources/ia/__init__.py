@@ -12,7 +12,6 @@ refused; no selected files -> empty; else ok, with its files recorded as pending
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
 import threading
@@ -20,24 +19,32 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import requests
 from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import SourceUnreachable, UnsafeName
-from ccmirror.fsutil import safe_relpath
+from ccmirror.errors import SourceUnreachable
 from ccmirror.licence import judge_declared
 from ccmirror.manifest import IASource
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.sources.ia.records import (
+    as_list,
+    newest_stamp,
+    to_int,
+    update_popularity,
+    upsert_file,
+    upsert_item,
+)
 
 log = logging.getLogger("ccmirror.sources.ia")
 
 SEARCH_FIELDS = ["identifier", "collection", "downloads", "month", "week", "oai_updatedate"]
 MAX_RETRIES = 5
+PREPASS_BATCH = 500  # items per write transaction when nothing is fetched
 BACKOFF_FACTOR = 1.0  # urllib3: sleeps 0, 2, 4, 8, 16 s between retries (Retry-After wins)
 # IA format names of audio (originals are matched by format or by extension).
 AUDIO_FORMATS = {
@@ -96,29 +103,6 @@ def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
     yield from search
 
 
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
-
-
-def _text(value: Any) -> str | None:
-    items = _as_list(value)
-    return "; ".join(items) if items else None
-
-
-def _int(value: Any) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _stamp(doc: dict[str, Any]) -> str | None:
-    stamps = _as_list(doc.get("oai_updatedate"))
-    return max(stamps) if stamps else None
-
-
 def _selected(f: dict[str, Any], wanted: str | tuple[str, ...]) -> bool:
     fmt = str(f.get("format") or "")
     if wanted == "original":
@@ -166,7 +150,7 @@ def harvest_source(
         if ident and ident not in seen:
             seen.add(ident)
             unique.append(d)
-    unique.sort(key=lambda d: (-_int(d.get("downloads")), d["identifier"]))
+    unique.sort(key=lambda d: (-to_int(d.get("downloads")), d["identifier"]))
     if source.max_items:
         unique = unique[: source.max_items]
     counts["found"] = len(unique)
@@ -178,38 +162,21 @@ def harvest_source(
             " WHERE source = 'ia'"
         )
     }
-    excluded = set(source.exclude_collections)
     todo: list[dict[str, Any]] = []
     now = utcnow()
-    with transaction(db):
-        for d in unique:
-            ident = d["identifier"]
-            hit = sorted(excluded.intersection(_as_list(d.get("collection"))))
-            if hit:
-                reason = f"excluded collection: {hit[0]}"
-                _upsert_item(db, endpoint, d, None, None, "refused", reason, now)
-                refused[reason] += 1
-                continue
-            prev = known.get(ident)
-            stamp = _stamp(d)
-            if prev is not None and stamp is not None and prev["source_updated"] == stamp:
-                if prev["status"] == "refused" and not (prev["reason"] or "").startswith(
-                    "excluded collection"
-                ):
-                    # The policy may have changed since: re-read the item if it now passes.
-                    again = judge_declared(prev["licence_url"], None, mirror.manifest.licence)
-                    if again.allowed:
-                        todo.append(d)
-                        continue
-                # Unchanged: popularity still moves, the metadata is not fetched again.
-                _update_popularity(db, d)
-                counts["unchanged"] += 1
-                if prev["status"] == "refused":
-                    refused[prev["reason"] or "refused"] += 1
-                elif prev["status"] in ("dark", "empty"):
-                    counts[prev["status"]] += 1
-                continue
-            todo.append(d)
+    for start in range(0, len(unique), PREPASS_BATCH):
+        with transaction(db):
+            _prepass(
+                mirror,
+                source,
+                endpoint,
+                unique[start : start + PREPASS_BATCH],
+                known,
+                todo,
+                counts,
+                refused,
+                now,
+            )
 
     reporter.start("harvest", len(todo), "items")
     fetcher = _Fetcher(endpoint)
@@ -263,6 +230,50 @@ def harvest_source(
     return result
 
 
+def _prepass(
+    mirror: Mirror,
+    source: IASource,
+    endpoint: str,
+    docs: list[dict[str, Any]],
+    known: dict[str, sqlite3.Row],
+    todo: list[dict[str, Any]],
+    counts: Counter[str],
+    refused: Counter[str],
+    now: str,
+) -> None:
+    """Decide from the search alone: refuse excluded collections, skip unchanged items."""
+    db = mirror.db
+    excluded = set(source.exclude_collections)
+    for d in docs:
+        ident = d["identifier"]
+        hit = sorted(excluded.intersection(as_list(d.get("collection"))))
+        if hit:
+            reason = f"excluded collection: {hit[0]}"
+            upsert_item(db, endpoint, d, None, None, "refused", reason, now)
+            refused[reason] += 1
+            continue
+        prev = known.get(ident)
+        stamp = newest_stamp(d)
+        if prev is not None and stamp is not None and prev["source_updated"] == stamp:
+            if prev["status"] == "refused" and not (prev["reason"] or "").startswith(
+                "excluded collection"
+            ):
+                # The policy may have changed since: re-read the item if it now passes.
+                again = judge_declared(prev["licence_url"], None, mirror.manifest.licence)
+                if again.allowed:
+                    todo.append(d)
+                    continue
+            # Unchanged: popularity still moves, the metadata is not fetched again.
+            update_popularity(db, d)
+            counts["unchanged"] += 1
+            if prev["status"] == "refused":
+                refused[prev["reason"] or "refused"] += 1
+            elif prev["status"] in ("dark", "empty"):
+                counts[prev["status"]] += 1
+            continue
+        todo.append(d)
+
+
 def _short(e: BaseException) -> str:
     text = str(e)
     return text if len(text) < 200 else text[:200] + "..."
@@ -302,7 +313,7 @@ def _record(
         verdict = judge_declared(md.get("licenseurl"), None, mirror.manifest.licence)
         licence_id = verdict.licence_id
         excluded = sorted(
-            set(source.exclude_collections).intersection(_as_list(md.get("collection")))
+            set(source.exclude_collections).intersection(as_list(md.get("collection")))
         )
         if excluded:
             status, reason = "refused", f"excluded collection: {excluded[0]}"
@@ -315,119 +326,7 @@ def _record(
                 counts["empty"] += 1
         if status == "refused":
             refused[reason or "refused"] += 1
-    item_id = _upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
+    item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
     for f in files:
-        counts["files"] += _upsert_file(db, endpoint, ident, item_id, f)
+        counts["files"] += upsert_file(db, endpoint, ident, item_id, f)
     counts["new" if ident not in known else "updated"] += 1
-
-
-def _upsert_item(
-    db: sqlite3.Connection,
-    endpoint: str,
-    d: dict[str, Any],
-    meta: dict[str, Any] | None,
-    licence_id: str | None,
-    status: str,
-    reason: str | None,
-    now: str,
-) -> int:
-    ident = d["identifier"]
-    md = (meta or {}).get("metadata") or {}
-    collections = _as_list(md.get("collection")) or _as_list(d.get("collection"))
-    extra = {"item_last_updated": (meta or {}).get("item_last_updated")}
-    row = (
-        _text(md.get("title")),
-        _text(md.get("creator")),
-        _text(md.get("date")),
-        json.dumps(collections),
-        f"{endpoint}/details/{quote(ident)}",
-        md.get("licenseurl"),
-        licence_id,
-        _int(d.get("downloads")),
-        _int(d.get("month")),
-        _int(d.get("week")),
-        float(_int(d.get("downloads"))),
-        json.dumps(extra),
-        # Refused-by-search items keep no stamp so a later change of rules re-reads them.
-        _stamp(d) if meta is not None else None,
-        status,
-        reason,
-        now,
-    )
-    db.execute(
-        """INSERT INTO items (source, source_id, title, creator, date, collections, source_url,
-               licence_url, declared_licence_id, downloads, downloads_month, downloads_week,
-               popularity, extra, source_updated, status, reason, harvested_at, first_seen)
-           VALUES ('ia', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (source, source_id) DO UPDATE SET
-               title = excluded.title, creator = excluded.creator, date = excluded.date,
-               collections = excluded.collections, source_url = excluded.source_url,
-               licence_url = excluded.licence_url,
-               declared_licence_id = excluded.declared_licence_id,
-               downloads = excluded.downloads, downloads_month = excluded.downloads_month,
-               downloads_week = excluded.downloads_week, popularity = excluded.popularity,
-               extra = excluded.extra, source_updated = excluded.source_updated,
-               status = CASE WHEN items.status = 'withdrawn' THEN 'withdrawn'
-                             ELSE excluded.status END,
-               reason = CASE WHEN items.status = 'withdrawn' THEN items.reason
-                             ELSE excluded.reason END,
-               harvested_at = excluded.harvested_at""",
-        (ident, *row, now),
-    )
-    return db.execute(
-        "SELECT id FROM items WHERE source = 'ia' AND source_id = ?", (ident,)
-    ).fetchone()[0]
-
-
-def _update_popularity(db: sqlite3.Connection, d: dict[str, Any]) -> None:
-    db.execute(
-        """UPDATE items SET downloads = ?, downloads_month = ?, downloads_week = ?,
-               popularity = ? WHERE source = 'ia' AND source_id = ?""",
-        (
-            _int(d.get("downloads")),
-            _int(d.get("month")),
-            _int(d.get("week")),
-            float(_int(d.get("downloads"))),
-            d["identifier"],
-        ),
-    )
-
-
-def _upsert_file(
-    db: sqlite3.Connection, endpoint: str, ident: str, item_id: int, f: dict[str, Any]
-) -> int:
-    """Record one file; return 1 when it is new or changed (to be fetched), else 0."""
-    name = str(f.get("name") or "")
-    size = _int(f.get("size")) if f.get("size") not in (None, "") else None
-    md5 = (f.get("md5") or None) and str(f["md5"]).lower()
-    sha1 = (f.get("sha1") or None) and str(f["sha1"]).lower()
-    try:
-        safe_relpath(name)
-        status, reason = "pending", None
-    except UnsafeName as e:
-        status, reason = "refused", f"unsafe name: {e.message}"
-    url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
-    prev = db.execute(
-        "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
-        (item_id, name),
-    ).fetchone()
-    if prev is None:
-        db.execute(
-            """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
-                   reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (item_id, name, size, md5, sha1, f.get("format"), _origin(f), url, status, reason),
-        )
-        return 1
-    if (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
-        return 0
-    # New bytes at the source: fetch again (the verified old copy stays until replaced).
-    db.execute(
-        """UPDATE files SET size = ?, md5 = ?, sha1 = ?, sha256 = NULL, format = ?, url = ?,
-               status = ?, reason = ? WHERE id = ?""",
-        (size, md5, sha1, f.get("format"), url, status, reason, prev["id"]),
-    )
-    return 1
-
-
-def _origin(f: dict[str, Any]) -> str:
-    return "original" if f.get("source") == "original" else "derivative"

@@ -1,0 +1,146 @@
+"""Catalogue writes of the IA harvester: items, their files, popularity."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+from urllib.parse import quote
+
+from ccmirror.errors import UnsafeName
+from ccmirror.fsutil import safe_relpath
+
+
+def as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+
+def text(value: Any) -> str | None:
+    items = as_list(value)
+    return "; ".join(items) if items else None
+
+
+def to_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def newest_stamp(doc: dict[str, Any]) -> str | None:
+    stamps = as_list(doc.get("oai_updatedate"))
+    return max(stamps) if stamps else None
+
+
+def upsert_item(
+    db: sqlite3.Connection,
+    endpoint: str,
+    d: dict[str, Any],
+    meta: dict[str, Any] | None,
+    licence_id: str | None,
+    status: str,
+    reason: str | None,
+    now: str,
+) -> int:
+    ident = d["identifier"]
+    md = (meta or {}).get("metadata") or {}
+    collections = as_list(md.get("collection")) or as_list(d.get("collection"))
+    extra = {"item_last_updated": (meta or {}).get("item_last_updated")}
+    row = (
+        text(md.get("title")),
+        text(md.get("creator")),
+        text(md.get("date")),
+        json.dumps(collections),
+        f"{endpoint}/details/{quote(ident)}",
+        md.get("licenseurl"),
+        licence_id,
+        to_int(d.get("downloads")),
+        to_int(d.get("month")),
+        to_int(d.get("week")),
+        float(to_int(d.get("downloads"))),
+        json.dumps(extra),
+        # Refused-by-search items keep no stamp so a later change of rules re-reads them.
+        newest_stamp(d) if meta is not None else None,
+        status,
+        reason,
+        now,
+    )
+    db.execute(
+        """INSERT INTO items (source, source_id, title, creator, date, collections, source_url,
+               licence_url, declared_licence_id, downloads, downloads_month, downloads_week,
+               popularity, extra, source_updated, status, reason, harvested_at, first_seen)
+           VALUES ('ia', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (source, source_id) DO UPDATE SET
+               title = excluded.title, creator = excluded.creator, date = excluded.date,
+               collections = excluded.collections, source_url = excluded.source_url,
+               licence_url = excluded.licence_url,
+               declared_licence_id = excluded.declared_licence_id,
+               downloads = excluded.downloads, downloads_month = excluded.downloads_month,
+               downloads_week = excluded.downloads_week, popularity = excluded.popularity,
+               extra = excluded.extra, source_updated = excluded.source_updated,
+               status = CASE WHEN items.status = 'withdrawn' THEN 'withdrawn'
+                             ELSE excluded.status END,
+               reason = CASE WHEN items.status = 'withdrawn' THEN items.reason
+                             ELSE excluded.reason END,
+               harvested_at = excluded.harvested_at""",
+        (ident, *row, now),
+    )
+    return db.execute(
+        "SELECT id FROM items WHERE source = 'ia' AND source_id = ?", (ident,)
+    ).fetchone()[0]
+
+
+def update_popularity(db: sqlite3.Connection, d: dict[str, Any]) -> None:
+    db.execute(
+        """UPDATE items SET downloads = ?, downloads_month = ?, downloads_week = ?,
+               popularity = ? WHERE source = 'ia' AND source_id = ?""",
+        (
+            to_int(d.get("downloads")),
+            to_int(d.get("month")),
+            to_int(d.get("week")),
+            float(to_int(d.get("downloads"))),
+            d["identifier"],
+        ),
+    )
+
+
+def upsert_file(
+    db: sqlite3.Connection, endpoint: str, ident: str, item_id: int, f: dict[str, Any]
+) -> int:
+    """Record one file; return 1 when it is new or changed (to be fetched), else 0."""
+    name = str(f.get("name") or "")
+    size = to_int(f.get("size")) if f.get("size") not in (None, "") else None
+    md5 = (f.get("md5") or None) and str(f["md5"]).lower()
+    sha1 = (f.get("sha1") or None) and str(f["sha1"]).lower()
+    try:
+        safe_relpath(name)
+        status, reason = "pending", None
+    except UnsafeName as e:
+        status, reason = "refused", f"unsafe name: {e.message}"
+    url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
+    prev = db.execute(
+        "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
+        (item_id, name),
+    ).fetchone()
+    if prev is None:
+        db.execute(
+            """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
+                   reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (item_id, name, size, md5, sha1, f.get("format"), _origin(f), url, status, reason),
+        )
+        return 1
+    if (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
+        return 0
+    # New bytes at the source: fetch again (the verified old copy stays until replaced).
+    db.execute(
+        """UPDATE files SET size = ?, md5 = ?, sha1 = ?, sha256 = NULL, format = ?, url = ?,
+               status = ?, reason = ? WHERE id = ?""",
+        (size, md5, sha1, f.get("format"), url, status, reason, prev["id"]),
+    )
+    return 1
+
+
+def _origin(f: dict[str, Any]) -> str:
+    return "original" if f.get("source") == "original" else "derivative"
