@@ -115,7 +115,7 @@ def _run_one(mirror: Mirror, task: _Task, stop: threading.Event, reporter: Repor
             if bad is None:
                 promote(part, task.dest)
                 return _Outcome(task, "fetched", None, hashes, size)
-            log.warning("fetch: %s/%s: %s (try %d)", task.source_id, task.name, bad, attempt)
+            log.info("fetch: %s/%s: %s (try %d)", task.source_id, task.name, bad, attempt)
             if attempt < VERIFY_TRIES:
                 part.unlink()  # start over: the bad bytes may be anywhere in the file
             else:
