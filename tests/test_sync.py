@@ -431,3 +431,30 @@ def test_new_material_goes_into_new_packs_and_is_published(
     torrents = json.loads((data_dir / "public" / "torrents.json").read_text())
     assert (data_dir / "public" / "torrents.json").read_bytes() != published
     assert holder[0][0] in {t["name"] for t in torrents}
+
+
+def test_dry_run_predicts_what_the_run_packs(cli, ia, write_manifest, data_dir):
+    manifest = _manifest(write_manifest, ia.url)
+    from ccmirror.fetch import fetch
+    from ccmirror.harvest import harvest
+    from ccmirror.licence.check import check
+    from ccmirror.mirror import open_mirror
+
+    with DataLock(data_dir), open_mirror(manifest) as mirror:
+        harvest(mirror)
+        fetch(mirror)
+        check(mirror)
+    r = _sync(cli, manifest, "--dry-run", "--json")
+    assert r.returncode == 0, r.stderr
+    plan = json.loads(r.stdout)["stages"]
+    assert plan["fetch"]["pending_files"] == 0 and plan["check"]["files_to_check"] == 0
+    assert plan["pack"]["files_to_pack"] > 0 and plan["publish"]["would_publish"]
+    code, out = _sync_json(cli, manifest)
+    assert code == 0, out
+    sealed = out["stages"]["pack"]["sealed"]
+    assert len(sealed) == plan["pack"]["would_seal_packs_estimate"]
+    assert out["stages"]["pack"]["assigned_files"] == plan["pack"]["files_to_pack"]
+    # Afterwards the plan is empty.
+    plan = json.loads(_sync(cli, manifest, "--dry-run", "--json").stdout)["stages"]
+    assert plan["pack"]["files_to_pack"] == 0 and plan["pack"]["would_seal_packs_estimate"] == 0
+    assert not plan["publish"]["would_publish"]
