@@ -31,7 +31,6 @@ CC0 = "https://creativecommons.org/publicdomain/zero/1.0/"
 SAMPLING = "http://creativecommons.org/licenses/sampling/1.0/"
 
 _CACHE: dict[tuple[Any, ...], bytes] = {}
-_TMP = Path(tempfile.mkdtemp(prefix="iahelpers-"))
 
 
 def audio_bytes(
@@ -40,10 +39,10 @@ def audio_bytes(
     """The bytes of a real encoded audio file (cached)."""
     key = (kind, seed, seconds, tuple(sorted((tags or {}).items())))
     if key not in _CACHE:
-        path = _TMP / f"{len(_CACHE)}.{kind}"
-        write_audio(path, kind, seconds=seconds, seed=seed, tags=tags)
-        _CACHE[key] = path.read_bytes()
-        path.unlink()
+        with tempfile.TemporaryDirectory(prefix="iahelpers-") as tmp:
+            path = Path(tmp) / f"audio.{kind}"
+            write_audio(path, kind, seconds=seconds, seed=seed, tags=tags)
+            _CACHE[key] = path.read_bytes()
     return _CACHE[key]
 
 
