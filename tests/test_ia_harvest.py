@@ -75,13 +75,16 @@ def test_harvest_records_items_refusals_dark_and_empty(ia, write_manifest):
             {"identifier": "sampling", "licenseurl": SAMPLING},
             {"identifier": "dark", "dark": True},
             {"identifier": "textonly", "kinds": (), "licenseurl": CC0},
+            {"identifier": "deleted"},
         ],
     )
+    ia.forget("deleted")
     with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
         result = harvest(mirror, workers=4)
         items = _items(mirror)
-        assert result["found"] == 9 and result["new"] == 7 and result["failed"] == 0
-        assert result["dark"] == 1 and result["empty"] == 1
+        assert result["found"] == 10 and result["new"] == 7 and result["failed"] == 0
+        assert result["dark"] == 1 and result["empty"] == 1 and result["missing"] == 1
+        assert "deleted" not in items
         assert result["refused"]["excluded collection: 78rpm"] == 1
         assert result["refused"]["excluded collection: georgeblood"] == 1
         assert result["refused"]["no licence declared"] == 1

@@ -14,6 +14,9 @@ a manifest `endpoint`. It binds 127.0.0.1 on a free port and runs in a thread.
         ia.requests      # [Request(method, path, range), ...] in arrival order
         ia.max_in_flight # highest number of requests served at once
 
+Changing the archive: `add_item` again (replaces, bumps the update stamp), `touch(id,
+**metadata)` (edits, bumps), `set_dark(id)`, `forget(id)` (kept in search, `{}` metadata: a
+stale index); `file_bytes(id, name)` gives what is served; `clear_faults()`.
 `IAServer(latency=0.05, page_size=100, bandwidth=200_000)`: per-request delay, scrape page
 size cap, and a per-response byte rate for file bodies (to interrupt a download midway).
 
@@ -21,8 +24,8 @@ Endpoints:
 - POST/GET `/services/search/v1/scrape?q=&fields=&count=&cursor=&total_only=`: a small
   query language (`field:value`, `field:(a OR b)`, `AND`, `OR`, `NOT`, parentheses, implicit
   AND, `*` wildcards, quoted values), `fields` honoured (identifier always), `count` capped
-  by `page_size`, an opaque `cursor` that is absent on the last page, and `total` computed
-  once per query so it stays consistent while paging. Results are ordered by identifier.
+  by `page_size`, an opaque `cursor` that is absent on the last page, and a `total` that
+  counts every hit, the same on every page. Results are ordered by identifier.
   Search fields: every metadata key, plus `downloads`, `month`, `week`, `item_size`,
   `oai_updatedate` (list of ISO stamps, newest last) and `item_last_updated`.
 - GET `/metadata/<id>`: the item document (`files`, `metadata`, `item_last_updated`, ...),
@@ -88,6 +91,7 @@ class _Item:
     stats: dict[str, Any]
     updates: list[str] = field(default_factory=list)  # ISO stamps, newest last
     last_updated: int = 0
+    gone: bool = False  # still in the search index, but /metadata answers {}
 
 
 @dataclass
@@ -195,6 +199,11 @@ class IAServer:
             item.updates.append(stamp)
             item.last_updated = unix
 
+    def forget(self, identifier: str) -> None:
+        """Delete an item but leave it in the search index (a stale index, as IA has)."""
+        with self._lock:
+            self.items[identifier].gone = True
+
     def set_dark(self, identifier: str, dark: bool = True) -> None:
         with self._lock:
             self.items[identifier].dark = dark
@@ -279,7 +288,7 @@ class IAServer:
 
     def metadata_doc(self, identifier: str) -> dict[str, Any]:
         item = self.items.get(identifier)
-        if item is None:
+        if item is None or item.gone:
             return {}
         base = {
             "created": item.last_updated,

@@ -138,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         identifier, _, name = rest.partition("/")
         item = self.ia.items.get(identifier)
         f = next((f for f in item.files if f.name == name), None) if item else None
-        if f is None or item is None or item.dark:
+        if f is None or item is None or item.dark or item.gone:
             self._status(404)
             return
         data = f.data
