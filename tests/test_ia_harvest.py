@@ -7,6 +7,7 @@ import socket
 
 import pytest
 
+from ccmirror.catalogue import transaction
 from ccmirror.errors import SourceUnreachable
 from ccmirror.harvest import harvest
 from ccmirror.iaserver import IAServer
@@ -149,6 +150,17 @@ def test_incremental_harvest_reads_only_changed_items(ia, write_manifest):
         items = _items(mirror)
         assert items["item-002"]["title"] == "Remastered"
         assert items["item-004"]["downloads"] == 7
+        # A takedown outlives any later change at the source.
+        with transaction(mirror.db):
+            mirror.db.execute(
+                "UPDATE items SET status = 'withdrawn', reason = 'takedown'"
+                " WHERE source_id = 'item-002'"
+            )
+        ia.touch("item-002", title="Remastered again")
+        harvest(mirror)
+        item = _items(mirror)["item-002"]
+        assert item["status"] == "withdrawn" and item["reason"] == "takedown"
+        assert item["title"] == "Remastered again"
 
 
 def test_licence_policy_change_rereads_refused_items(ia, write_manifest):
