@@ -77,14 +77,20 @@ def test_harvest_records_items_refusals_dark_and_empty(ia, write_manifest):
             {"identifier": "dark", "dark": True},
             {"identifier": "textonly", "kinds": (), "licenseurl": CC0},
             {"identifier": "deleted"},
+            {"identifier": "twice", "licenseurl": [CC_BY, CC_BY], "downloads": 1},
+            {
+                "identifier": "private",
+                "kinds": (),
+                "extra_files": {"p.flac": {"data": b"x", "private": "true"}},
+            },
         ],
     )
     ia.forget("deleted")
     with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
         result = harvest(mirror, workers=4)
         items = _items(mirror)
-        assert result["found"] == 10 and result["new"] == 7 and result["failed"] == 0
-        assert result["dark"] == 1 and result["empty"] == 1 and result["missing"] == 1
+        assert result["found"] == 12 and result["new"] == 9 and result["failed"] == 0
+        assert result["dark"] == 1 and result["empty"] == 2 and result["missing"] == 1
         assert "deleted" not in items
         assert result["refused"]["excluded collection: 78rpm"] == 1
         assert result["refused"]["excluded collection: georgeblood"] == 1
@@ -95,6 +101,8 @@ def test_harvest_records_items_refusals_dark_and_empty(ia, write_manifest):
         assert items["rpm"]["status"] == "refused"
         assert items["sampling"]["status"] == "refused"
         assert items["dark"]["status"] == "dark" and items["textonly"]["status"] == "empty"
+        assert items["private"]["status"] == "empty"  # a private file is never selectable
+        assert items["twice"]["status"] == "ok" and items["twice"]["licence_url"] == CC_BY
         ok = items["item-000"]
         assert ok["status"] == "ok" and ok["title"] == "Album item-000"
         assert ok["downloads"] == 30 and ok["popularity"] == 30.0

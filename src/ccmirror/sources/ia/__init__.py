@@ -105,6 +105,8 @@ def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
 
 def _selected(f: dict[str, Any], wanted: str | tuple[str, ...]) -> bool:
     fmt = str(f.get("format") or "")
+    if str(f.get("private", "")).lower() == "true":
+        return False  # IA answers 403 for private files: never selectable
     if wanted == "original":
         if f.get("source") != "original":
             return False

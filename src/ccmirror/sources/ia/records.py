@@ -54,7 +54,7 @@ def upsert_item(
         text(md.get("date")),
         json.dumps(collections),
         f"{endpoint}/details/{quote(ident)}",
-        md.get("licenseurl"),
+        (as_list(md.get("licenseurl")) or [None])[0],  # a repeated field: the first
         licence_id,
         to_int(d.get("downloads")),
         to_int(d.get("month")),
