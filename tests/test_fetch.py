@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch import fetch, transport
 from ccmirror.harvest import harvest
 from ccmirror.iaserver import IAServer
@@ -364,3 +365,17 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(write_manifest, data_dir
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["fetched"] == 3
         assert [x.range for x in _served(ia) if x.range]  # the interrupted one resumed
+
+
+def test_a_host_that_stopped_answering_is_exit_4_and_files_stay_pending(write_manifest):
+    ia = IAServer().start()
+    path = _harvested(ia, write_manifest, n=12, kinds=("mp3",))
+    ia.stop()  # the port closes: every connection is refused
+    with open_mirror(path) as mirror:
+        with pytest.raises(SourceUnreachable, match="cannot reach 127.0.0.1"):
+            fetch(mirror, workers=2)
+        statuses = [f["status"] for f in _files(mirror).values()]
+    # A few files were tried (5 in a row, plus those already under way on the 2 workers)
+    # and failed; the rest were not hammered and stay pending.
+    assert 5 <= statuses.count("failed") <= 5 + 2 * 2
+    assert statuses.count("pending") == 12 - statuses.count("failed")

@@ -37,7 +37,15 @@ def _harvest_table(r: dict[str, Any]) -> str:
 def _fetch_table(r: dict[str, Any]) -> str:
     rows: list[tuple[Any, ...]] = [
         (k, r[k])
-        for k in ("considered", "fetched", "adopted", "failed", "refused", "skipped_budget")
+        for k in (
+            "considered",
+            "fetched",
+            "adopted",
+            "failed",
+            "refused",
+            "skipped_budget",
+            "skipped_unreachable",
+        )
     ]
     rows.append(("bytes added", format_size(r["bytes"])))
     rows.append(("store", format_size(r["store_bytes"])))

@@ -24,9 +24,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import UnsafeName
+from ccmirror.errors import SourceUnreachable, UnsafeName
 from ccmirror.fetch.transport import Failed, download, source_size
 from ccmirror.fsutil import atomic_write_json, hash_file, promote, safe_join
 from ccmirror.mirror import Mirror
@@ -37,6 +38,9 @@ __all__ = ["fetch"]
 log = logging.getLogger("ccmirror.fetch")
 VERIFY_TRIES = 2  # a mismatch earns one more full download before the file is failed
 MAX_LISTED_FAILURES = 50
+# Consecutive files that never got an answer from a host before its other files are left
+# pending for this run (a host that is down must not cost minutes of backoff per file).
+UNREACHABLE_AFTER = 5
 
 
 @dataclass
@@ -56,11 +60,12 @@ class _Task:
 @dataclass
 class _Outcome:
     task: _Task
-    status: str  # fetched | failed
+    status: str  # fetched | failed | skipped (its host is down: stays as it was)
     reason: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)
     size: int = 0
     adopted: bool = False
+    unreachable: bool = False
 
 
 def _mismatch(task: _Task, size: int, hashes: dict[str, str]) -> str | None:
@@ -99,8 +104,12 @@ def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
         part.unlink(missing_ok=True)
 
 
-def _run_one(mirror: Mirror, task: _Task, stop: threading.Event, reporter: Reporter) -> _Outcome:
+def _run_one(
+    mirror: Mirror, task: _Task, stop: threading.Event, reporter: Reporter, down: set[str]
+) -> _Outcome:
     part = task.dest.with_name(task.dest.name + ".part")
+    if urlsplit(task.url).netloc in down:
+        return _Outcome(task, "skipped", "host unreachable")
     try:
         task.dest.parent.mkdir(parents=True, exist_ok=True)
         # Re-check after creating folders: a symlink planted in the store must not lead out.
@@ -122,7 +131,7 @@ def _run_one(mirror: Mirror, task: _Task, stop: threading.Event, reporter: Repor
                 _quarantine(mirror, task, part, bad)
         return _Outcome(task, "failed", bad)
     except Failed as e:
-        return _Outcome(task, "failed", e.reason)
+        return _Outcome(task, "failed", e.reason, unreachable=e.unreachable)
     except UnsafeName as e:
         return _Outcome(task, "failed", f"unsafe path: {e.message}")
     except OSError as e:
@@ -148,8 +157,10 @@ def fetch(
     """Fetch pending (and previously failed) files; return counts.
 
     Keys: considered, fetched, adopted, bytes (added to the store), failed, refused,
-    skipped_budget, store_bytes (after the run), max_bytes, failures (a sample of
-    {source_id, name, reason}). `failed > 0` means exit 1.
+    skipped_budget, skipped_unreachable (left pending: their host stopped answering),
+    store_bytes (after the run), max_bytes, failures (a sample of {source_id, name,
+    reason}). `failed > 0` means exit 1. SourceUnreachable (exit 4) when a host never
+    answered and nothing at all was fetched.
     """
     reporter = reporter or NullReporter()
     db = mirror.db
@@ -204,6 +215,8 @@ def fetch(
         )
 
     stop = threading.Event()
+    down: set[str] = set()  # hosts given up on for this run
+    misses: Counter[str] = Counter()  # consecutive unanswered files per host
     reporter.start("fetch", planned_bytes or None, "bytes")
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
@@ -216,7 +229,7 @@ def fetch(
                     task = next(queue, None)
                     if task is None:
                         return
-                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter))
+                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter, down))
 
             try:
                 refill()
@@ -225,7 +238,13 @@ def fetch(
                     futures.difference_update(done)
                     refill()
                     for fut in done:
-                        _record(mirror, fut.result(), counts, failures)
+                        outcome = fut.result()
+                        _record(mirror, outcome, counts, failures)
+                        host = urlsplit(outcome.task.url).netloc
+                        misses[host] = misses[host] + 1 if outcome.unreachable else 0
+                        if misses[host] >= UNREACHABLE_AFTER and host not in down:
+                            log.warning("fetch: %s does not answer; its files wait", host)
+                            down.add(host)
             except BaseException:
                 # Interrupted: workers stop between chunks; .part files stay for resuming.
                 stop.set()
@@ -234,6 +253,11 @@ def fetch(
                 raise
     finally:
         reporter.finish()
+    if down and not counts["fetched"]:
+        raise SourceUnreachable(
+            f"cannot reach {', '.join(sorted(down))}: nothing fetched"
+            f" ({counts['skipped_unreachable']} files left pending)"
+        )
     store_bytes = db.execute(
         "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
     ).fetchone()[0]
@@ -247,6 +271,7 @@ def fetch(
             "failed",
             "refused",
             "skipped_budget",
+            "skipped_unreachable",
         )
     }
     result["store_bytes"] = store_bytes
@@ -267,6 +292,9 @@ def _record(
     mirror: Mirror, o: _Outcome, counts: Counter[str], failures: list[dict[str, str]]
 ) -> None:
     t = o.task
+    if o.status == "skipped":
+        counts["skipped_unreachable"] += 1
+        return
     if o.status == "fetched":
         with transaction(mirror.db):
             mirror.db.execute(

@@ -38,9 +38,10 @@ Progress = Callable[[int], None]
 class Failed(Exception):
     """This file could not be fetched in this run; `reason` is short and stable."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, unreachable: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.unreachable = unreachable  # not one answer from the server in any attempt
 
 
 class Stopped(Exception):
@@ -152,6 +153,7 @@ def _http(
     url: str, part: Path, size: int | None, stop: threading.Event, progress: Progress
 ) -> None:
     last = "no attempt"
+    answered = False
     for attempt in range(HTTP_ATTEMPTS):
         if stop.is_set():
             raise Stopped()
@@ -166,6 +168,7 @@ def _http(
             with _session().get(
                 url, headers=headers, stream=True, timeout=TIMEOUT, allow_redirects=True
             ) as r:
+                answered = True
                 if r.status_code == 416:
                     part.unlink(missing_ok=True)  # our partial is not a prefix of theirs
                     last = "HTTP 416"
@@ -211,7 +214,7 @@ def _http(
             last = _reason(e)
             log.info("fetch: %s: %s, resuming", url, last)
             _sleep(_backoff(attempt), stop)
-    raise Failed(f"gave up after {HTTP_ATTEMPTS} attempts: {last}")
+    raise Failed(f"gave up after {HTTP_ATTEMPTS} attempts: {last}", unreachable=not answered)
 
 
 def _reason(e: BaseException) -> str:
