@@ -217,7 +217,8 @@ def fetch(
     stop = threading.Event()
     down: set[str] = set()  # hosts given up on for this run
     misses: Counter[str] = Counter()  # consecutive unanswered files per host
-    reporter.start("fetch", planned_bytes or None, "bytes")
+    if plan:  # no empty bar when there is nothing to do
+        reporter.start("fetch", planned_bytes, "bytes")
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
             queue = iter(plan)

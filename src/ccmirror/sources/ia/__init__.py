@@ -180,7 +180,8 @@ def harvest_source(
                 now,
             )
 
-    reporter.start("harvest", len(todo), "items")
+    if todo:
+        reporter.start("harvest", len(todo), "items")
     fetcher = _Fetcher(endpoint)
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ia-meta") as pool:
