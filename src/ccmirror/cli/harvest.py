@@ -110,7 +110,8 @@ def fetch(manifest: str, max_bytes: int | None, workers: int) -> None:
     """Download and verify the harvested files, most popular items first.
 
     Each file is resumed if interrupted, checked against its size and checksums, and
-    renamed into store/ only when it matches. Exit 1 when some file failed (run again).
+    renamed into store/ only when it matches. Exit 1 when some file failed (run again);
+    exit 4 when the source never answered and nothing could be fetched.
 
     \b
     Example:
