@@ -70,7 +70,14 @@ def promote(part: Path, final: Path) -> None:
     fsync_dir(final.parent)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes) -> bool:
+    """Write `data` to `path` atomically; leave an identical file untouched (so an idle run
+    changes no mtime). Returns whether it wrote."""
+    try:
+        if path.stat().st_size == len(data) and path.read_bytes() == data:
+            return False
+    except OSError:
+        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
     with open(part, "wb") as f:
@@ -79,14 +86,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(part, path)
     fsync_dir(path.parent)
+    return True
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: Path, text: str) -> bool:
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+def atomic_write_json(path: Path, obj: Any) -> bool:
+    return atomic_write_text(
+        path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+    )
 
 
 def hash_file(path: Path, algorithms: Iterable[str] = ("md5", "sha1")) -> dict[str, str]:

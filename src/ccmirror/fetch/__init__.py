@@ -16,7 +16,6 @@ the calling thread.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 import threading
 from collections import Counter
@@ -29,9 +28,10 @@ from urllib.parse import urlsplit
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable, UnsafeName
 from ccmirror.fetch.transport import Failed, download, source_size
-from ccmirror.fsutil import atomic_write_json, hash_file, promote, safe_join
+from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.quarantine import quarantine
 
 __all__ = ["fetch"]
 
@@ -87,15 +87,15 @@ def _verify(task: _Task, path: Path) -> tuple[str | None, int, dict[str, str]]:
 def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
     """Keep the bad bytes for an operator to look at, never in the store."""
     try:
-        target = safe_join(mirror.quarantine_dir, task.source, task.source_id, task.name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(part, target)
-        atomic_write_json(
-            target.with_name(target.name + ".reason.json"),
+        quarantine(
+            mirror.data_dir,
+            task.source,
+            task.source_id,
+            task.name,
+            part,
             {
                 "url": task.url,
                 "reason": reason,
-                "at": utcnow(),
                 "expected": {"size": task.size, "md5": task.md5, "sha1": task.sha1},
             },
         )

@@ -18,7 +18,7 @@ from typing import Any
 
 from ccmirror.catalogue.db import transaction, utcnow
 from ccmirror.errors import UnsafeName
-from ccmirror.fsutil import atomic_write_json, fsync_dir, safe_join, safe_relpath
+from ccmirror.fsutil import fsync_dir, safe_relpath
 from ccmirror.licence import Declared, judge_declared
 from ccmirror.licence.normalise import by_id
 from ccmirror.licence.policy import NO_LICENCE, Policy
@@ -26,6 +26,7 @@ from ccmirror.licence.tags import TagReport, read_tags
 from ccmirror.licence.verdict import Verdict, decide
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.quarantine import quarantine, reason_path
 
 log = logging.getLogger("ccmirror.licence")
 
@@ -75,22 +76,14 @@ def _quarantine_rel(row: sqlite3.Row) -> Path:
     return Path("quarantine") / rel
 
 
-def _free_name(path: Path) -> Path:
-    """The first of `path`, `path.1`, ... whose bytes and reason file do not exist yet."""
-    candidate, n = path, 0
-    while candidate.exists() or candidate.with_name(candidate.name + ".reason.json").exists():
-        n += 1
-        candidate = path.with_name(f"{path.name}.{n}")
-    return candidate
-
-
 def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict) -> str:
     """Reason file first, then the bytes (a rename inside the data dir); returns the rel path."""
-    rel = _quarantine_rel(row)
-    dest = _free_name(safe_join(mirror.data_dir, str(rel)))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(
-        dest.with_name(dest.name + ".reason.json"),
+    dest = quarantine(
+        mirror.data_dir,
+        row["source"],
+        row["source_id"],
+        row["name"],
+        src,
         {
             "file": row["name"],
             "source": row["source"],
@@ -101,12 +94,8 @@ def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict)
             "error": v.error,
             "licence_id": v.licence_id,
             "evidence": v.evidence,
-            "quarantined_at": utcnow(),
         },
     )
-    os.replace(src, dest)
-    fsync_dir(dest.parent)
-    fsync_dir(src.parent)
     return str(dest.relative_to(mirror.data_dir))
 
 
@@ -114,7 +103,7 @@ def _ours(path: Path, row: sqlite3.Row) -> bool:
     """Did `check` put these bytes here? (fetch quarantines bad downloads at the same
     place; those must never be taken for the file.)"""
     try:
-        reason = json.loads(path.with_name(path.name + ".reason.json").read_text("utf-8"))
+        reason = json.loads(reason_path(path).read_text("utf-8"))
     except (OSError, ValueError):
         return False
     return (
