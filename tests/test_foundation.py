@@ -108,3 +108,14 @@ def test_cli_version_help_and_unknown_command(cli):
     assert r.returncode == 0 and "Usage" in r.stdout
     r = cli("no-such-command")
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_readonly_catalogue_in_a_path_with_uri_characters(tmp_path):
+    d = tmp_path / "mirror ?#%20 one"
+    d.mkdir()
+    catalogue.connect(d / "catalogue.sqlite").close()
+    ro = catalogue.connect(d / "catalogue.sqlite", readonly=True)
+    assert ro.execute("SELECT count(*) FROM migrations").fetchone()[0] >= 1
+    ro.close()
+    assert sorted(p.name for p in d.iterdir())[0] == "catalogue.sqlite"
+    assert not any(p.name.startswith("mirror ") for p in tmp_path.iterdir() if p != d)

@@ -8,6 +8,7 @@ order and recorded by name, so later releases add tables without breaking old mi
 from __future__ import annotations
 
 import sqlite3
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -53,9 +54,9 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open (and create or upgrade, unless read-only) the catalogue at `path`."""
     try:
         if readonly:
-            conn = sqlite3.connect(
-                f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
-            )
+            # Quoted: a data dir whose path holds '?', '#' or '%' must not cut the URI short.
+            uri = f"file:{urllib.parse.quote(str(Path(path).absolute()))}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
