@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import shutil
 import sqlite3
 import subprocess
-import tempfile
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
 import libtorrent as lt
 import pytest
@@ -27,7 +23,7 @@ from ccmirror.publish.run import publish
 from ccmirror.seedplan import seed_plan
 from conftest import run_cli
 from packhelpers import add_file, add_item, sample_mirror, write_manifest
-from trackerhelpers import free_port, wait_for
+from trackerhelpers import free_port, opentracker, wait_for
 
 
 def _torrents(m):
@@ -163,19 +159,6 @@ def test_publish_cli_json_and_lock(tmp_path):
 # --- seed-plan against a real opentracker ------------------------------------------------
 
 
-def _start_opentracker(port: int, info_hashes: list[str]) -> tuple[subprocess.Popen, Path]:
-    folder = Path(tempfile.mkdtemp(prefix="ccmirror-seedplan-"))
-    folder.chmod(0o755)
-    whitelist = folder / "whitelist"
-    whitelist.write_text("".join(h + "\n" for h in info_hashes), encoding="ascii")
-    whitelist.chmod(0o644)
-    cmd = ["opentracker", "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", str(whitelist)]
-    if os.geteuid() == 0:  # Debian's opentracker refuses root
-        cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
-    proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return proc, folder
-
-
 def _announce_seeder(port: int, btih: str) -> bool:
     """Announce a finished peer over HTTP; False until the tracker accepts the hash."""
     q = urllib.parse.urlencode(
@@ -203,8 +186,7 @@ def test_seed_plan_ranks_by_swarm_counts_from_a_real_tracker(tmp_path):
     pack(m, seal_partial=True)
     publish(m)
     torrents = [t for t in _torrents(m) if not t["obsolete"]]
-    proc, folder = _start_opentracker(port, [t["btih"] for t in torrents])
-    try:
+    with opentracker([t["btih"] for t in torrents], port):
         seeded = next(t for t in torrents if t["name"] == "test-t1-0001")
         wait_for(lambda: _announce_seeder(port, seeded["btih"]), 10, "the tracker to accept")
         r = seed_plan(m, "10GB", timeout=10)
@@ -228,10 +210,6 @@ def test_seed_plan_ranks_by_swarm_counts_from_a_real_tracker(tmp_path):
         r = run_cli("seed-plan", str(m.manifest.path), "--space", "2TB", "--json")
         assert r.returncode == 0, r.stderr
         assert json.loads(r.stdout)["plan"][-1]["name"] == "test-t1-0001"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_seed_plan_unreachable_tracker_gives_unknown_counts(tmp_path):
