@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccmirror.catalogue import transaction
-from ccmirror.tiers import plan, rank_items, tier_of, tier_table
+from ccmirror.tiers import plan, rank_items, ranked, summarise, tier_of, tier_table
 from packhelpers import add_file, add_item, make_mirror
 
 
@@ -126,3 +126,21 @@ def test_cli_tiers_and_plan(tmp_path, cli):
     assert r.returncode == 2 and "--budget" in r.stderr and "Traceback" not in r.stderr
     r = cli("plan", manifest, "--budget", "2TB")
     assert r.returncode == 0 and "everything fits" in r.stdout
+
+
+def test_index_page_and_tier_table_share_one_aggregation(tmp_path):
+    from ccmirror.publish.page_data import page_data
+
+    m, _ = _sized_mirror(tmp_path)
+    table = tier_table(m)["tiers"]
+    page = page_data(m, [])["tiers"]
+    assert [(t["tier"], t["items"]) for t in page] == [(t["tier"], t["items"]) for t in table]
+    assert [t["cumulative_bytes"] for t in page] == [t["cumulative_bytes"] for t in table]
+    for p, t in zip(page, table, strict=True):
+        assert abs(p["share"] - t["popularity_share"]) < 1e-6
+        assert abs(p["cumulative_share"] - t["cumulative_share"]) < 1e-6
+    # The exact (unrounded) form the page uses sums to the whole listening.
+    exact = summarise(ranked(m), ndigits=None)
+    assert abs(exact[-1]["cumulative_share"] - sum(it.share for it in ranked(m))) < 1e-12
+    assert [t["files"] for t in exact] == [1, 3]
+    m.close()

@@ -101,7 +101,10 @@ def ranked(mirror: Mirror) -> list[RankedItem]:
     return items
 
 
-def _summary(items: list[RankedItem]) -> list[dict[str, Any]]:
+def summarise(items: list[RankedItem], ndigits: int | None = 6) -> list[dict[str, Any]]:
+    """Per tier, in tier order: items, files, bytes, popularity_share, cumulative_share,
+    cumulative_bytes. The one per-tier aggregation (tier table, index page, status); shares
+    are rounded to `ndigits` (None: left exact)."""
     tiers: dict[int, dict[str, Any]] = {}
     for it in items:
         t = tiers.setdefault(
@@ -116,8 +119,9 @@ def _summary(items: list[RankedItem]) -> list[dict[str, Any]]:
         t = tiers[k]
         cum_bytes += t["bytes"]
         cum_share += t["popularity_share"]
-        t["popularity_share"] = round(t["popularity_share"], 6)
-        t["cumulative_share"] = round(cum_share, 6)
+        if ndigits is not None:
+            t["popularity_share"] = round(t["popularity_share"], ndigits)
+        t["cumulative_share"] = cum_share if ndigits is None else round(cum_share, ndigits)
         t["cumulative_bytes"] = cum_bytes
         out.append(t)
     return out
@@ -134,8 +138,8 @@ def tier_table(mirror: Mirror) -> dict[str, Any]:
         "shares": list(mirror.manifest.tiers.shares),
         "items": len(items),
         "bytes": sum(it.bytes for it in items),
-        "tiers": _summary(items),
-        "sources": {src: _summary(its) for src, its in sorted(per_source.items())},
+        "tiers": summarise(items),
+        "sources": {src: summarise(its) for src, its in sorted(per_source.items())},
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 
@@ -37,3 +38,86 @@ def status_counts(db: sqlite3.Connection) -> dict[str, Any]:
         "refused": refused,
         "stored_bytes": files.get("fetched", {}).get("bytes", 0),
     }
+
+
+def _tier_row(tier: int) -> dict[str, Any]:
+    return {
+        "tier": tier,
+        "items": 0,
+        "files": 0,
+        "fetched": 0,
+        "bytes_stored": 0,
+        "verdicts": {},
+        "packed_files": 0,
+        "packs": {"sealed": 0, "open": 0, "obsolete": 0},
+    }
+
+
+def tier_status(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Per tier (the tiers module's ranking of 'ok' items): items, files, files fetched,
+    bytes stored, files by verdict, files in live packs, and packs sealed/open/obsolete
+    (by the tier a pack was made for). Read-only."""
+    from ccmirror.tiers import rank_items  # tiers imports the mirror, which needs catalogue
+
+    tier_of = {it.id: it.tier for it in rank_items(db, shares)}
+    rows: dict[int, dict[str, Any]] = {}
+    for t in tier_of.values():
+        rows.setdefault(t, _tier_row(t))["items"] += 1
+    for r in db.execute(
+        "SELECT f.item_id, f.verdict, count(*) AS n,"
+        " sum(f.status = 'fetched') AS fetched,"
+        " coalesce(sum(CASE WHEN f.status = 'fetched' THEN f.size END), 0) AS stored,"
+        " sum(EXISTS (SELECT 1 FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
+        "  WHERE pf.file_id = f.id AND p.obsolete = 0 AND p.is_metadata = 0)) AS packed"
+        " FROM files AS f GROUP BY f.item_id, f.verdict"
+    ):
+        tier = tier_of.get(r["item_id"])
+        if tier is None:  # refused, dark, empty or withdrawn items have no tier
+            continue
+        row = rows[tier]
+        row["files"] += r["n"]
+        row["fetched"] += r["fetched"]
+        row["bytes_stored"] += r["stored"]
+        row["packed_files"] += r["packed"]
+        if r["verdict"] is not None:
+            row["verdicts"][r["verdict"]] = row["verdicts"].get(r["verdict"], 0) + r["n"]
+    for r in db.execute(
+        "SELECT tier, status, obsolete, count(*) AS n FROM packs WHERE is_metadata = 0"
+        " GROUP BY tier, status, obsolete"
+    ):
+        key = "obsolete" if r["obsolete"] else r["status"]
+        rows.setdefault(r["tier"], _tier_row(r["tier"]))["packs"][key] += r["n"]
+    for row in rows.values():
+        row["verdicts"] = dict(sorted(row["verdicts"].items()))
+    return [rows[k] for k in sorted(rows)]
+
+
+def pack_status(db: sqlite3.Connection, data_dir: Path) -> dict[str, dict[str, int]]:
+    """Packs (audio) by state, and the published torrents: live ones (packs and metadata),
+    their payload bytes, obsolete ones, and live ones whose .torrent is missing on disk."""
+    packs = {"sealed": 0, "open": 0, "obsolete": 0}
+    for r in db.execute(
+        "SELECT status, obsolete, count(*) AS n FROM packs WHERE is_metadata = 0"
+        " GROUP BY status, obsolete"
+    ):
+        packs["obsolete" if r["obsolete"] else r["status"]] += r["n"]
+    torrents = {"published": 0, "metadata": 0, "data_bytes": 0, "obsolete": 0, "missing": 0}
+    for r in db.execute(
+        "SELECT is_metadata, obsolete, torrent_path, coalesce(data_size, 0) AS size"
+        " FROM packs WHERE status = 'sealed'"
+    ):
+        if r["obsolete"]:
+            torrents["obsolete"] += 1
+            continue
+        torrents["published"] += 1
+        torrents["metadata"] += r["is_metadata"]
+        torrents["data_bytes"] += r["size"]
+        if not r["torrent_path"] or not (data_dir / r["torrent_path"]).is_file():
+            torrents["missing"] += 1
+    return {"packs": packs, "torrents": torrents}
+
+
+def mirror_status(db: sqlite3.Connection, shares: tuple[float, ...], data_dir: Path) -> dict:
+    """`status_counts` (every key kept) plus `tiers` (see `tier_status`), `packs` and
+    `torrents` (see `pack_status`)."""
+    return status_counts(db) | {"tiers": tier_status(db, shares)} | pack_status(db, data_dir)

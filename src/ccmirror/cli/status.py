@@ -6,9 +6,29 @@ from typing import Any
 
 import click
 
-from ccmirror.catalogue.queries import status_counts
+from ccmirror.catalogue.queries import mirror_status
 from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
 from ccmirror.sizes import format_size
+
+
+def _packs(p: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in p.items() if n) or "-"
+
+
+def _tiers(tiers: list[dict[str, Any]]) -> str:
+    rows = [
+        (
+            t["tier"],
+            t["items"],
+            t["files"],
+            format_size(t["bytes_stored"]),
+            t["packed_files"],
+            ", ".join(f"{k} {n}" for k, n in t["verdicts"].items()) or "-",
+            _packs(t["packs"]),
+        )
+        for t in tiers
+    ]
+    return format_table(("tier", "items", "files", "stored", "packed", "verdicts", "packs"), rows)
 
 
 def _table(r: dict[str, Any]) -> str:
@@ -19,21 +39,36 @@ def _table(r: dict[str, Any]) -> str:
     rows += [("verdict", k, v, "") for k, v in sorted(r["verdicts"].items())]
     if not rows:
         return "The catalogue is empty: run 'ccmirror harvest MANIFEST' first."
-    return format_table(("what", "status", "count", "bytes"), rows)
+    out = [format_table(("what", "status", "count", "bytes"), rows)]
+    if r.get("tiers"):
+        out += ["", _tiers(r["tiers"])]
+    p, t = r["packs"], r["torrents"]
+    line = f"Packs: {_packs(p)}. Torrents: {t['published']} published"
+    if t["published"]:
+        line += f" ({format_size(t['data_bytes'])}"
+        line += f", {t['metadata']} metadata)" if t["metadata"] else ")"
+    if t["obsolete"]:
+        line += f", {t['obsolete']} obsolete"
+    if t["missing"]:
+        line += f"; {t['missing']} .torrent files missing (run 'ccmirror pack' to rebuild)"
+    out += ["", line + "."]
+    return "\n".join(out)
 
 
 @click.command()
 @manifest_argument
 @output_options
 def status(manifest: str) -> None:
-    """Show what the mirror holds: items and files by status, verdicts, bytes stored.
+    """Show what the mirror holds: items and files by status and verdict, bytes stored,
+    and per tier: items, files, bytes stored, verdicts, files packed, packs; then packs
+    and torrents overall.
 
     \b
     Example:
       ccmirror status manifests/netlabels.toml --json
     """
     with mirror_for(manifest, write=False) as mirror:
-        emit(status_counts(mirror.db), _table)
+        emit(mirror_status(mirror.db, mirror.manifest.tiers.shares, mirror.data_dir), _table)
 
 
 COMMANDS = [status]

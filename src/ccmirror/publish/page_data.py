@@ -11,7 +11,7 @@ from typing import Any
 
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
-from ccmirror.tiers import RankedItem, ranked
+from ccmirror.tiers import RankedItem, ranked, summarise
 
 CHART_POINTS = 400
 TOP_ITEMS = 10
@@ -63,7 +63,7 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
     marks = ",".join("?" * len(verdicts))
 
     ranked_items = ranked(mirror)
-    summary = tier_summary(ranked_items)
+    summary = summarise(ranked_items, ndigits=None)
     packs = db.execute(
         "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
     ).fetchall()
@@ -159,32 +159,6 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
         "metadata": _torrent(meta[-1], by_name, trackers) if meta else None,
         "withdrawn": withdrawn,
     }
-
-
-def tier_summary(items: list[RankedItem]) -> list[dict[str, Any]]:
-    """Per tier: items, bytes, share and the cumulative figures, as `tiers.tier_table` has
-    them (computed here from the one ranking the page already made)."""
-    tiers: dict[int, dict[str, Any]] = {}
-    for it in items:
-        t = tiers.setdefault(it.tier, {"tier": it.tier, "items": 0, "bytes": 0, "share": 0.0})
-        t["items"] += 1
-        t["bytes"] += it.bytes
-        t["share"] += it.share
-    out, cum_bytes, cum_share = [], 0, 0.0
-    for k in sorted(tiers):
-        t = tiers[k]
-        cum_bytes += t["bytes"]
-        cum_share += t["share"]
-        out.append(
-            {
-                "tier": k,
-                "items": t["items"],
-                "popularity_share": t["share"],
-                "cumulative_share": cum_share,
-                "cumulative_bytes": cum_bytes,
-            }
-        )
-    return out
 
 
 def coverage_curve(items: list[RankedItem]) -> list[tuple[int, float]]:
