@@ -370,10 +370,14 @@ def test_sigterm_stops_cleanly_and_the_next_run_resumes(write_manifest, data_dir
 def test_a_host_that_stopped_answering_is_exit_4_and_files_stay_pending(write_manifest):
     ia = IAServer().start()
     path = _harvested(ia, write_manifest, n=12, kinds=("mp3",))
+    url = ia.url
     ia.stop()  # the port closes: every connection is refused
     with open_mirror(path) as mirror:
-        with pytest.raises(SourceUnreachable, match="cannot reach 127.0.0.1"):
+        with pytest.raises(SourceUnreachable) as e:
             fetch(mirror, workers=2)
+        assert e.value.message.startswith(f"cannot reach {url} (connection refused): nothing")
+        reasons = {f["reason"] for f in _files(mirror).values() if f["reason"]}
+        assert reasons == {f"connection refused after {transport.HTTP_ATTEMPTS} tries"}
         statuses = [f["status"] for f in _files(mirror).values()]
     # A few files were tried (5 in a row, plus those already under way on the 2 workers)
     # and failed; the rest were not hammered and stay pending.

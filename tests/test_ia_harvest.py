@@ -241,8 +241,39 @@ def test_unreachable_source_is_exit_4(write_manifest, cli):
         harvest(mirror)
     r = cli("harvest", str(path))
     assert r.returncode == 4, r.stderr
-    assert r.stderr.strip().startswith("ccmirror: cannot search") and "Traceback" not in r.stderr
-    assert len(r.stderr.strip().splitlines()) == 1
+    # One plain sentence: no repr of urllib3's exceptions.
+    assert r.stderr == f"ccmirror: ia: cannot reach http://127.0.0.1:{port} (connection refused)\n"
+    r = cli("sync", str(path))
+    assert r.returncode == 4, r.stderr
+    assert f"ia: cannot reach http://127.0.0.1:{port} (connection refused)" in r.stderr
+    assert "Error(" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_failed_requests_are_one_plain_sentence(ia, write_manifest, monkeypatch, caplog):
+    monkeypatch.setattr(ia_source, "BACKOFF_FACTOR", 0.001)  # the same policy, faster
+    make_ia_archive(ia, 2, kinds=("mp3",))
+    path = ia_manifest(write_manifest, ia)
+    tries = ia_source.MAX_RETRIES + 1
+    ia.fault("503", path="/services/search/v1/scrape", times=None)
+    with open_mirror(path) as mirror:
+        with pytest.raises(SourceUnreachable) as e:
+            harvest(mirror)
+        assert e.value.message == f"ia: cannot reach {ia.url} (HTTP 503 after {tries} tries)"
+        ia.clear_faults()
+        ia.fault("500", path="/metadata/item-001", times=None)
+        with caplog.at_level("WARNING", logger="ccmirror"):
+            assert harvest(mirror)["failed"] == 1
+        assert (
+            f"ia: item-001: cannot read its metadata from {ia.url} (HTTP 500 after {tries} tries)"
+            in caplog.messages
+        )
+        ia.fault("500", path="/metadata/*", times=None)
+        ia.touch("item-000")
+        with pytest.raises(SourceUnreachable) as e:
+            harvest(mirror)
+        assert e.value.message == (
+            f"ia: cannot read item metadata from {ia.url} (HTTP 500 after {tries} tries)"
+        )
 
 
 def test_cli_harvest_json_lock_and_manifest_errors(ia, write_manifest, data_dir, cli):

@@ -66,6 +66,7 @@ class _Outcome:
     size: int = 0
     adopted: bool = False
     unreachable: bool = False
+    cause: str | None = None  # why, in a few words (for the run's summary line)
 
 
 def _mismatch(task: _Task, size: int, hashes: dict[str, str]) -> str | None:
@@ -131,7 +132,7 @@ def _run_one(
                 _quarantine(mirror, task, part, bad)
         return _Outcome(task, "failed", bad)
     except Failed as e:
-        return _Outcome(task, "failed", e.reason, unreachable=e.unreachable)
+        return _Outcome(task, "failed", e.reason, unreachable=e.unreachable, cause=e.cause)
     except UnsafeName as e:
         return _Outcome(task, "failed", f"unsafe path: {e.message}")
     except OSError as e:
@@ -216,7 +217,9 @@ def fetch(
 
     stop = threading.Event()
     down: set[str] = set()  # hosts given up on for this run
+    why: dict[str, str] = {}  # host -> why it does not answer
     misses: Counter[str] = Counter()  # consecutive unanswered files per host
+    origins = {urlsplit(t.url).netloc: _origin(t.url) for t in plan}
     if plan:  # no empty bar when there is nothing to do
         reporter.start("fetch", planned_bytes, "bytes")
     try:
@@ -243,8 +246,14 @@ def fetch(
                         _record(mirror, outcome, counts, failures)
                         host = urlsplit(outcome.task.url).netloc
                         misses[host] = misses[host] + 1 if outcome.unreachable else 0
+                        if outcome.unreachable:
+                            why[host] = outcome.cause or "no answer"
                         if misses[host] >= UNREACHABLE_AFTER and host not in down:
-                            log.warning("fetch: %s does not answer; its files wait", host)
+                            log.warning(
+                                "fetch: cannot reach %s (%s); its files wait for the next run",
+                                _origin(outcome.task.url),
+                                why[host],
+                            )
                             down.add(host)
             except BaseException:
                 # Interrupted: workers stop between chunks; .part files stay for resuming.
@@ -255,9 +264,10 @@ def fetch(
     finally:
         reporter.finish()
     if down and not counts["fetched"]:
+        hosts = "; ".join(f"{origins[h]} ({why[h]})" for h in sorted(down))
         raise SourceUnreachable(
-            f"cannot reach {', '.join(sorted(down))}: nothing fetched"
-            f" ({counts['skipped_unreachable']} files left pending)"
+            f"cannot reach {hosts}: nothing fetched,"
+            f" {counts['skipped_unreachable']} files left pending"
         )
     store_bytes = db.execute(
         "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
@@ -279,6 +289,11 @@ def fetch(
     result["max_bytes"] = max_bytes
     result["failures"] = failures[:MAX_LISTED_FAILURES]
     return result
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _set_status(db: sqlite3.Connection, file_id: int, status: str, reason: str | None) -> None:

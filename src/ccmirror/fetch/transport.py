@@ -23,6 +23,7 @@ import requests
 import urllib3
 
 from ccmirror import __version__
+from ccmirror.fetch.reasons import failure_reason
 
 log = logging.getLogger("ccmirror.fetch")
 
@@ -38,10 +39,11 @@ Progress = Callable[[int], None]
 class Failed(Exception):
     """This file could not be fetched in this run; `reason` is short and stable."""
 
-    def __init__(self, reason: str, unreachable: bool = False) -> None:
+    def __init__(self, reason: str, unreachable: bool = False, cause: str | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
         self.unreachable = unreachable  # not one answer from the server in any attempt
+        self.cause = cause or reason  # the bare cause ("connection refused"), for summaries
 
 
 class Stopped(Exception):
@@ -214,15 +216,8 @@ def _http(
             last = _reason(e)
             log.info("fetch: %s: %s, resuming", url, last)
             _sleep(_backoff(attempt), stop)
-    raise Failed(f"gave up after {HTTP_ATTEMPTS} attempts: {last}", unreachable=not answered)
+    raise Failed(f"{last} after {HTTP_ATTEMPTS} tries", unreachable=not answered, cause=last)
 
 
 def _reason(e: BaseException) -> str:
-    text = str(e)
-    if "reset" in text.lower():
-        return "connection reset"
-    if isinstance(e, requests.Timeout):
-        return "timeout"
-    if isinstance(e, requests.exceptions.ChunkedEncodingError | urllib3.exceptions.ProtocolError):
-        return "connection broken mid-body"
-    return "connection error"
+    return failure_reason(e)

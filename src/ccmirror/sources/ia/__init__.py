@@ -27,6 +27,7 @@ from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable
+from ccmirror.fetch.reasons import failure_reason
 from ccmirror.licence import judge_declared
 from ccmirror.manifest import IASource
 from ccmirror.mirror import Mirror
@@ -143,8 +144,10 @@ def harvest_source(
 
     try:
         docs = list(_search(make_session(endpoint), source.query))
-    except (requests.RequestException, ValueError) as e:
-        raise SourceUnreachable(f"cannot search {endpoint}: {_short(e)}") from None
+    except requests.RequestException as e:
+        raise SourceUnreachable(f"ia: cannot reach {endpoint} ({_why(e)})") from None
+    except ValueError as e:  # an answer, but an error document (a bad query, ...)
+        raise SourceUnreachable(f"ia: {endpoint} did not answer the search: {_short(e)}") from None
     seen: set[str] = set()
     unique = []
     for d in docs:
@@ -183,6 +186,7 @@ def harvest_source(
     if todo:
         reporter.start("harvest", len(todo), "items")
     fetcher = _Fetcher(endpoint)
+    why = ["no answer"]  # the last metadata failure, in words
     try:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ia-meta") as pool:
             pending: dict[Future[dict[str, Any]], dict[str, Any]] = {}
@@ -203,7 +207,7 @@ def harvest_source(
                     # One short transaction per batch of finished items.
                     with transaction(db):
                         for fut, d in batch:
-                            _record(mirror, source, endpoint, d, fut, known, counts, refused)
+                            _record(mirror, source, endpoint, d, fut, known, counts, refused, why)
                     reporter.advance(len(batch))
             except BaseException:
                 # Interrupted: what is recorded stays; queued requests are dropped.
@@ -213,7 +217,7 @@ def harvest_source(
     finally:
         reporter.finish()
     if todo and counts["failed"] == len(todo):
-        raise SourceUnreachable(f"cannot read item metadata from {endpoint}")
+        raise SourceUnreachable(f"ia: cannot read item metadata from {endpoint} ({why[0]})")
     result: dict[str, Any] = {
         k: counts[k]
         for k in (
@@ -277,6 +281,10 @@ def _prepass(
         todo.append(d)
 
 
+def _why(e: BaseException) -> str:
+    return failure_reason(e, tries=MAX_RETRIES + 1)
+
+
 def _short(e: BaseException) -> str:
     text = str(e)
     return text if len(text) < 200 else text[:200] + "..."
@@ -291,13 +299,17 @@ def _record(
     known: dict[str, sqlite3.Row],
     counts: Counter[str],
     refused: Counter[str],
+    why: list[str],
 ) -> None:
-    """Record one item from its metadata; the caller holds the transaction."""
+    """Record one item from its metadata; the caller holds the transaction.
+
+    A failure is counted, and its reason left in `why[0]`."""
     ident = d["identifier"]
     try:
         meta = fut.result()
     except (requests.RequestException, ValueError) as e:
-        log.warning("ia: %s: metadata not read: %s", ident, _short(e))
+        reason = why[0] = _why(e)
+        log.warning("ia: %s: cannot read its metadata from %s (%s)", ident, endpoint, reason)
         counts["failed"] += 1
         return
     db = mirror.db
