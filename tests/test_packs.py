@@ -663,3 +663,39 @@ def test_interrupted_hashing_stops_early(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         make_torrent(tmp_path, "pk", piece_size=16384, creation_date=1, progress=interrupt)
     assert 0 < len(reads) < 512
+
+
+def _stamps(m) -> dict[str, tuple[int, int]]:
+    """(inode, mtime) of every file and folder under public/, torrents/ and packs/."""
+    out = {}
+    for top in (m.public_dir, m.torrents_dir, m.packs_dir):
+        for dirpath, dirs, files in os.walk(top):
+            for n in [*dirs, *files, "."]:
+                st = Path(dirpath, n).lstat()
+                out[str(Path(dirpath, n).relative_to(m.data_dir))] = (st.st_ino, st.st_mtime_ns)
+    return out
+
+
+def test_idle_pack_changes_nothing_on_disk(mirror):
+    pack(mirror, seal_partial=True)
+    # Stamp everything with an old time: any rewrite (or replace) shows, however coarse
+    # the filesystem's clock.
+    for path in _stamps(mirror):
+        os.utime(mirror.data_dir / path, ns=(10**18, 10**18), follow_symlinks=False)
+    before = _stamps(mirror)
+    assert any(k.endswith("torrents.json") for k in before)
+    assert any(k.endswith("ATTRIBUTION.md") for k in before)
+    assert any(k.endswith(".torrent") for k in before)
+    for kw in ({}, {"seal_partial": True}, {"seal_when_complete": True}):
+        r = pack(mirror, **kw)
+        assert r["sealed"] == [] and r["assigned_files"] == 0 and r["repaired"] == []
+        assert _stamps(mirror) == before
+    # Losing a payload rebuilds it, and leaves the identical .torrent untouched.
+    p = sealed(mirror)[0]
+    shutil.rmtree(mirror.packs_dir / p["name"])
+    assert pack(mirror)["repaired"] == [p["name"]]
+    after = _stamps(mirror)
+    assert after[p["torrent_path"]] == before[p["torrent_path"]]
+    assert {k: v for k, v in after.items() if p["name"] not in k and k != "packs"} == {
+        k: v for k, v in before.items() if p["name"] not in k and k != "packs"
+    }
