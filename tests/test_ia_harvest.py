@@ -309,3 +309,30 @@ def test_max_items_keeps_the_most_popular(ia, write_manifest, cli):
     assert r.returncode == 0 and r.stdout == "" and r.stderr == ""
     with open_mirror(path) as mirror:
         assert sorted(_items(mirror)) == ["x1", "x3"]
+
+
+def test_withdrawn_items_files_stay_refused_when_the_source_changes(ia, write_manifest):
+    from ccmirror.withdraw import withdraw
+
+    make_ia_archive(ia, 2, kinds=("mp3",))
+    with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+        harvest(mirror)
+        withdraw(mirror, "item-000", "takedown request")
+        # New bytes for the old file, and a new file: the item is still withdrawn.
+        new = b"remastered" * 100
+        ia.add_item(
+            "item-000",
+            {"title": "Again", "collection": "netlabels", "licenseurl": CC_BY},
+            {"item-000-01.mp3": new, "bonus.mp3": new},
+        )
+        again = harvest(mirror)
+        assert again["updated"] == 1 and again["files"] == 0
+        files = mirror.db.execute(
+            "SELECT f.name, f.status, f.reason FROM files f JOIN items i ON i.id = f.item_id"
+            " WHERE i.source_id = 'item-000' ORDER BY f.name"
+        ).fetchall()
+        assert [tuple(f) for f in files] == [
+            ("bonus.mp3", "refused", "withdrawn: takedown request"),
+            ("item-000-01.mp3", "refused", "withdrawn: takedown request"),
+        ]
+        assert _items(mirror)["item-000"]["status"] == "withdrawn"

@@ -120,6 +120,10 @@ def upsert_file(
     except UnsafeName as e:
         status, reason = "refused", f"unsafe name: {e.message}"
     url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
+    item = db.execute("SELECT status, reason FROM items WHERE id = ?", (item_id,)).fetchone()
+    withdrawn = item is not None and item["status"] == "withdrawn"
+    if withdrawn:  # a takedown outlives any change at the source: never fetched again
+        status, reason = "refused", item["reason"] or "withdrawn"
     prev = db.execute(
         "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
         (item_id, name),
@@ -130,9 +134,9 @@ def upsert_file(
                    reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (item_id, name, size, md5, sha1, f.get("format"), _origin(f), url, status, reason),
         )
-        return 1
-    if (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
-        return 0
+        return 0 if withdrawn else 1
+    if withdrawn or (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
+        return 0  # a withdrawn item's files stay as the takedown left them: refused
     # New bytes at the source: fetch again (the verified old copy stays until replaced).
     db.execute(
         """UPDATE files SET size = ?, md5 = ?, sha1 = ?, sha256 = NULL, format = ?, url = ?,
