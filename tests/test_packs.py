@@ -699,3 +699,35 @@ def test_idle_pack_changes_nothing_on_disk(mirror):
     assert {k: v for k, v in after.items() if p["name"] not in k and k != "packs"} == {
         k: v for k, v in before.items() if p["name"] not in k and k != "packs"
     }
+
+
+def test_attribution_credits_each_file_by_its_own_title_else_the_items(tmp_path):
+    from ccmirror.audio import write_audio
+
+    m = sample_mirror(tmp_path, pack_size="10MiB")
+    item = add_item(m, "ia", "album-x", popularity=10**6, title="The Whole Album")
+    titles = {"01.flac": "First Song", "02.flac": None, "03.ogg": "  ", "04.wav": None}
+    for n, (name, title) in enumerate(titles.items()):
+        fid = add_file(m, item, name, seed=500 + n)
+        row = m.db.execute("SELECT store_path FROM files WHERE id = ?", (fid,)).fetchone()
+        path = write_audio(m.abspath(row[0]), seed=500 + n, tags={"title": title} if title else {})
+        with transaction(m.db):
+            m.db.execute(
+                "UPDATE files SET size = ?, md5 = NULL, sha1 = NULL WHERE id = ?",
+                (path.stat().st_size, fid),
+            )
+    r = pack(m, seal_partial=True)
+    assert r["failed"] == 0
+    p = m.db.execute("SELECT name FROM packs WHERE tier = 1 AND status = 'sealed'").fetchone()
+    root = m.packs_dir / p[0]
+    md = (root / "ATTRIBUTION.md").read_text("utf-8")
+    sections = {s.split("\n", 1)[0]: s for s in md.split("\n## ")[1:]}
+    rows = {
+        r["path"]: r
+        for r in csv.DictReader(io.StringIO((root / "MANIFEST.csv").read_text("utf-8")))
+    }
+    for name, title in titles.items():
+        want = title.strip() if title and title.strip() else "The Whole Album"
+        assert f"- Title: {want}\n" in sections[f"ia/album-x/{name}"]
+        assert rows[f"ia/album-x/{name}"]["title"] == want
+    m.close()
