@@ -293,3 +293,126 @@ def test_quarantine_failure_is_reported_and_retried(mirror, data_dir):
     res = check(m)
     assert (res["failed"], res["quarantined"]) == (0, 1)
     assert (data_dir / row(m, fid)["quarantine_path"]).is_file()
+
+
+def test_noop_check_is_one_lstat_per_file_and_no_pool(mirror, data_dir, monkeypatch):
+    import ccmirror.licence.check as check_mod
+
+    m = mirror
+    items = [add_item(m, f"i{n}", url=BYSA3 if n % 2 else "https://creativecommons.org/licenses/by/4.0/") for n in range(4)]  # fmt: skip
+    for n in range(12):
+        add_file(m, items[n % 4], f"f{n}.flac", seed=n)
+    add_file(m, items[0], "q.mp3", tags={"copyright": "All rights reserved"})  # quarantined
+    first = check(m)
+    assert (first["checked"], first["quarantined"]) == (13, 1)
+
+    declared_calls = []
+    real_declared = check_mod._declared
+    monkeypatch.setattr(check_mod, "_declared", lambda *a: declared_calls.append(1) or real_declared(*a))  # fmt: skip
+    lstats = []
+    real_lstat = os.lstat
+    monkeypatch.setattr(os, "lstat", lambda p, *a, **k: lstats.append(str(p)) or real_lstat(p, *a, **k))  # fmt: skip
+
+    def no_pool(*a, **k):
+        raise AssertionError("a no-op check must not start a thread pool")
+
+    monkeypatch.setattr(check_mod, "ThreadPoolExecutor", no_pool)
+    monkeypatch.setattr(check_mod, "read_tags", no_pool)
+    again = check(m)
+    assert (again["checked"], again["unchanged"]) == (0, 13)
+    assert len(declared_calls) == 2  # one per distinct declaration, not per row
+    # one lstat per store file; the quarantined one: its empty store place, then the bytes
+    assert len(lstats) == 12 + 2, lstats
+
+
+def test_noop_fast_path_still_refuses_unsafe_names(mirror, data_dir):
+    m = mirror
+    item = add_item(m, "item")
+    fid = add_file(m, item, "a.mp3")
+    check(m)
+    with transaction(m.db) as db:  # the row was judged, then its path went bad
+        db.execute("UPDATE files SET store_path = 'store/ia/item/../item/a.mp3' WHERE id = ?", (fid,))  # fmt: skip
+    res = check(m)
+    assert (res["failed"], res["unchanged"]) == (1, 0)
+
+
+def test_crash_recovery_finds_a_numbered_quarantine_place(mirror, data_dir):
+    # fetch's quarantine holds <name>; check's own move (then a crash) went to <name>.1
+    m = mirror
+    item = add_item(m, "item")
+    fid = add_file(m, item, "a.flac", tags={"license": "CC BY-NC 3.0"})
+    qdir = data_dir / "quarantine/ia/item"
+    qdir.mkdir(parents=True)
+    (qdir / "a.flac").write_bytes(b"fetch's bad download")
+    (qdir / "a.flac.reason.json").write_text(json.dumps({"url": "x", "reason": "md5"}))
+    store_path = row(m, fid)["store_path"]
+    reason = {"verdict": "conflict", "store_path": store_path, "quarantined_at": utcnow()}
+    (qdir / "a.flac.1.reason.json").write_text(json.dumps(reason))
+    os.replace(m.abspath(store_path), qdir / "a.flac.1")
+    res = check(m)
+    assert (res["missing"], res["failed"], res["checked"]) == (0, 0, 1)
+    r = row(m, fid)
+    assert (r["verdict"], r["quarantine_path"]) == ("conflict", "quarantine/ia/item/a.flac.1")
+    assert (qdir / "a.flac").read_bytes() == b"fetch's bad download"
+    assert check(m)["unchanged"] == 1
+
+
+def test_fma_music_sharing_title_is_recognised(mirror):
+    m = mirror
+    title = "Attribution-NonCommercial-NoDerivatives (aka Music Sharing) 3.0 International"
+    item = add_item(m, "4242", url=None, title=title, source="fma")
+    fid = add_file(m, item, "4242.mp3", tags={"license": "https://creativecommons.org/licenses/by-nc-nd/3.0/"})  # fmt: skip
+    silent = add_file(m, item, "4243.mp3", seed=1)
+    assert check(m)["run"] == {"verified": 1, "declared": 1}
+    assert row(m, fid)["licence_id"] == row(m, silent)["licence_id"] == "CC-BY-NC-ND-3.0"
+
+
+def _noisy_mp3s(folder: Path) -> dict[str, Path]:
+    """A whole, a truncated and a bit-flipped real MP3; the damaged ones make mpg123 talk."""
+    import random
+
+    good = write_audio(folder / "good.mp3", seconds=1.0, seed=1, tags={"license": BYSA3})
+    data = good.read_bytes()
+    cut = folder / "cut.mp3"
+    cut.write_bytes(data[: len(data) // 2])
+    flipped = bytearray(data)
+    rng = random.Random(5)
+    for _ in range(200):
+        flipped[rng.randrange(300, len(flipped))] ^= 1 << rng.randrange(8)
+    flip = folder / "flip.mp3"
+    flip.write_bytes(bytes(flipped))
+    return {"good": good, "cut": cut, "flip": flip}
+
+
+def _decoder_stderr(path: Path) -> str:
+    import subprocess
+    import sys
+
+    code = "import soundfile as sf, sys\nwith sf.SoundFile(sys.argv[1]) as f:\n    while len(f.read(65536)): pass\n"  # fmt: skip
+    return subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True).stderr  # fmt: skip
+
+
+def test_check_and_inspect_are_silent_on_damaged_mp3(cli, write_manifest, tmp_path):
+    files = _noisy_mp3s(tmp_path)
+    # the fixtures really are noisy when decoded in-process
+    assert _decoder_stderr(files["cut"]) and _decoder_stderr(files["flip"])
+    p = cli("licence", "inspect", "--quiet", *(str(f) for f in files.values()), "--json")
+    assert p.stderr == ""
+    got = {Path(r["path"]).stem: r["verdict"] for r in json.loads(p.stdout)["files"]}
+    assert got == {"good": "verified", "cut": "unreadable", "flip": "unreadable"}
+
+    path = write_manifest(SOURCE)
+    with open_mirror(path) as m:
+        item = add_item(m, "item")
+        ids = {}
+        for name, src in files.items():
+            ids[name] = add_file(m, item, f"{name}.mp3")
+            dest = m.abspath(row(m, ids[name])["store_path"])
+            dest.write_bytes(src.read_bytes())
+            with transaction(m.db) as db:
+                db.execute("UPDATE files SET size = ? WHERE id = ?", (dest.stat().st_size, ids[name]))  # fmt: skip
+    p = cli("check", str(path), "--quiet")
+    assert p.returncode == 0 and p.stderr == "", p.stderr
+    with open_mirror(path) as m:
+        verdicts = {name: row(m, fid)["verdict"] for name, fid in ids.items()}
+    assert verdicts == {"good": "verified", "cut": "unreadable", "flip": "unreadable"}

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sqlite3
+import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +36,8 @@ QUARANTINED = ("conflict", "unreadable")
 R_MISSING = "file missing from store"
 BATCH = 100
 WORKERS = min(4, os.cpu_count() or 1)
+# Names the quick unchanged test will not touch (fsutil.safe_relpath's refusals, as a regex).
+_UNSAFE = re.compile(r"^/|\\|[\x00-\x1f\x7f-\x9f]|(?:^|/)\.{0,2}(?:/|$)")
 
 _SELECT = """
 SELECT f.id, f.name, f.size, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
@@ -99,25 +103,43 @@ def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict)
     return str(dest.relative_to(mirror.data_dir))
 
 
-def _ours(path: Path, row: sqlite3.Row) -> bool:
-    """Did `check` put these bytes here? (fetch quarantines bad downloads at the same
-    place; those must never be taken for the file.)"""
+def _ours(path: Path, row: sqlite3.Row) -> str | None:
+    """When `check` put these bytes here, the time it did ("" if unknown); None when not
+    (fetch quarantines bad downloads at the same place: never taken for the file)."""
     try:
         reason = json.loads(reason_path(path).read_text("utf-8"))
     except (OSError, ValueError):
-        return False
-    return (
+        return None
+    if (
         isinstance(reason, dict)
         and "verdict" in reason
         and reason.get("store_path") == row["store_path"]
-    )
+    ):
+        return str(reason.get("quarantined_at") or "")
+    return None
+
+
+def _recover(mirror: Mirror, row: sqlite3.Row) -> Path | None:
+    """Bytes `check` moved to quarantine just before a crash (the catalogue never heard):
+    the newest of <name>, <name>.1, ... (`quarantine.free_name`'s choices) that is ours."""
+    base = mirror.abspath(str(_quarantine_rel(row)))
+    found, newest = None, ""
+    candidate, n = base, 0
+    while candidate.exists() or reason_path(candidate).exists():
+        when = _ours(candidate, row)
+        if when is not None and when >= newest and candidate.is_file():
+            found, newest = candidate, when
+        n += 1
+        candidate = base.with_name(f"{base.name}.{n}")
+    return found
 
 
 class _Run:
     def __init__(self, mirror: Mirror, policy: Policy) -> None:
         self.mirror, self.policy = mirror, policy
         self.fingerprint = policy.fingerprint()
-        self.declared: dict[tuple[Any, ...], Declared] = {}  # items share few licences
+        self.declared: dict[tuple[Any, ...], tuple[Declared, str]] = {}  # items share few
+        self.base = os.path.join(mirror.data_dir, "")
         self.pending: list[tuple[Any, ...]] = []
         self.lock = threading.Lock()  # workers share the counts and the pending batch
         self.counts: dict[str, Any] = {
@@ -167,12 +189,47 @@ class _Run:
             source_evidence=_source_evidence(row),
         )
 
-    def one(self, row: sqlite3.Row) -> None:
+    def decl(self, row: sqlite3.Row) -> tuple[Declared, str]:
+        """The item's declared licence judged once per run per distinct declaration, and
+        the key a verdict is valid for."""
         dkey = (row["licence_url"], row["licence_title"], row["declared_licence_id"])
-        decl = self.declared.get(dkey)
-        if decl is None:
-            decl = self.declared[dkey] = _declared(row, self.mirror, self.policy)
-        key = f"{self.fingerprint}|{decl.licence_id}|{decl.reason}"
+        hit = self.declared.get(dkey)
+        if hit is None:
+            d = _declared(row, self.mirror, self.policy)
+            hit = self.declared[dkey] = (d, f"{self.fingerprint}|{d.licence_id}|{d.reason}")
+        return hit
+
+    def unchanged(self, row: sqlite3.Row) -> bool:
+        """A no-op run's common case, decided in the main thread with one lstat: a judged
+        regular file whose size, mtime and key are as recorded. Anything else (and any
+        name that is not plainly safe) goes the full way."""
+        if row["verdict"] is None or row["checked_key"] != self.decl(row)[1]:
+            return False
+        sp, qp = row["store_path"], row["quarantine_path"]
+        if not sp or _UNSAFE.search(sp) or (qp and _UNSAFE.search(qp)):
+            return False
+        try:
+            st = os.lstat(self.base + sp)
+        except FileNotFoundError:
+            st = None
+        except OSError:
+            return False
+        if qp is not None:
+            if st is not None or row["verdict"] not in QUARANTINED:
+                return False  # bytes back in the store: judged again
+            try:
+                st = os.lstat(self.base + qp)
+            except OSError:
+                return False
+        return (
+            st is not None
+            and stat.S_ISREG(st.st_mode)
+            and row["checked_size"] == st.st_size
+            and row["checked_mtime_ns"] == st.st_mtime_ns
+        )
+
+    def one(self, row: sqlite3.Row) -> None:
+        decl, key = self.decl(row)
         try:
             store = self.mirror.abspath(row["store_path"]) if row["store_path"] else None
         except UnsafeName as e:
@@ -204,13 +261,17 @@ class _Run:
             self.record(row, v, size, mtime, key, qpath)
             return
         try:
-            qrel = row["quarantine_path"] or str(_quarantine_rel(row))
-            qabs = self.mirror.abspath(qrel)
+            if row["quarantine_path"]:
+                qrel = row["quarantine_path"]
+                qabs: Path | None = self.mirror.abspath(qrel)
+            else:
+                qabs = _recover(self.mirror, row)
+                qrel = str(qabs.relative_to(self.mirror.data_dir)) if qabs else ""
         except UnsafeName as e:
             log.error("file %s: %s", row["id"], e)
             self.count("failed")
             return
-        if qabs.is_file() and (row["quarantine_path"] or _ours(qabs, row)):
+        if qabs is not None and qabs.is_file():
             # Quarantined earlier (or moved just before a crash): judged where it lies.
             st = qabs.stat()
             if (
@@ -270,15 +331,20 @@ def check(
     rows = mirror.db.execute(_SELECT).fetchall()
     run = _Run(mirror, policy)
     reporter.start("check", total=len(rows), unit="files")
+    todo = [r for r in rows if not run.unchanged(r)]  # no pool for a no-op run
+    run.counts["unchanged"] += len(rows) - len(todo)
+    reporter.advance(len(rows) - len(todo))
+    rows = todo
 
     def one(row: sqlite3.Row) -> None:
         run.one(row)
         reporter.advance()
 
     try:
-        with ThreadPoolExecutor(max(1, workers), thread_name_prefix="check") as pool:
-            for start in range(0, len(rows), 256):  # bounded: never a future per row
-                list(pool.map(one, rows[start : start + 256]))
+        if rows:
+            with ThreadPoolExecutor(max(1, workers), thread_name_prefix="check") as pool:
+                for start in range(0, len(rows), 256):  # bounded: never a future per row
+                    list(pool.map(one, rows[start : start + 256]))
     finally:
         with run.lock:
             run.flush()

@@ -163,19 +163,12 @@ def _check_audio(path: str, kind: str) -> str | None:
     cut = _check_container(path, kind)
     if cut:
         return cut
-    import soundfile as sf
+    from ccmirror.licence.decode import decode
 
-    try:
-        with sf.SoundFile(path) as f:
-            expected = f.frames
-            got = 0
-            while True:
-                block = f.read(65536, dtype="int16", always_2d=True)
-                if not len(block):
-                    break
-                got += len(block)
-    except Exception as e:  # libsndfile reports damage as several error types
-        return f"audio does not decode: {str(e).splitlines()[0][:120]}"
+    decoded = decode(path)  # in a silent worker: mpg123 writes warnings to fd 2
+    if isinstance(decoded, str):
+        return decoded
+    expected, got = decoded
     # MP3 frame counts are estimates: allow a little slack, but not a missing tail.
     if expected > 0 and got < expected * 0.98:
         return f"audio truncated: {got} of {expected} frames decode"
