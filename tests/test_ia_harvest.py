@@ -54,9 +54,15 @@ def test_scrape_paging_query_language_and_consistent_total():
         scrapes = [r for r in ia.requests if r.path == "/services/search/v1/scrape"]
         assert len(scrapes) == 3  # 3 + 3 + 2, cursor paging
         # The total is the same on every page.
-        doc = ia.scrape({"q": query, "count": "3"})
-        again = ia.scrape({"q": query, "count": "3", "cursor": doc["cursor"]})
-        assert doc["total"] == again["total"] == 8
+        doc = ia.scrape({"q": query, "count": "100"})
+        again = ia.scrape({"q": query, "count": "100", "cursor": doc["cursor"]})
+        assert doc["total"] == again["total"] == 8 and len(doc["items"]) == 3
+        # As archive.org: a page is 100 to 10000 results (the library asks for 10000).
+        assert "between 100 and 10000" in ia.scrape({"q": query, "count": "99"})["error"]
+        assert "between 100 and 10000" in ia.scrape({"q": query, "count": "10001"})["error"]
+        assert {r.query.get("count") for r in ia.requests if r.path.endswith("/scrape")} == {
+            "10000"
+        }
         assert session.search_items("collection:etree").num_found == 1
         assert [d["identifier"] for d in session.search_items("NOT collection:netlabels")] == [
             "live-1",
@@ -336,3 +342,37 @@ def test_withdrawn_items_files_stay_refused_when_the_source_changes(ia, write_ma
             ("item-000-01.mp3", "refused", "withdrawn: takedown request"),
         ]
         assert _items(mirror)["item-000"]["status"] == "withdrawn"
+
+
+def test_the_same_archive_served_again_is_unchanged(write_manifest):
+    # Two servers in turn (as `ccmirror demo` run twice), on the same port: the stamps come
+    # from the items, not the clock, so the second harvest reads no metadata at all.
+    first = IAServer().start()
+    url = first.url
+    port = int(url.rsplit(":", 1)[1])
+    make_ia_archive(first, 4, kinds=("mp3",))
+    first.add_item("fixed", {"collection": "netlabels", "licenseurl": CC_BY}, {}, updated=1234)
+    path = ia_manifest(write_manifest, first)
+    stamps = first.search_doc(first.items["item-000"])["oai_updatedate"]
+    assert stamps[0].startswith("2020-")  # derived from the item (in 2020), not the clock
+    with open_mirror(path) as mirror:
+        assert harvest(mirror)["new"] == 5
+        first.stop()
+        with IAServer(port=port) as second:
+            assert second.url == url
+            make_ia_archive(second, 4, kinds=("mp3",))
+            second.add_item(
+                "fixed", {"collection": "netlabels", "licenseurl": CC_BY}, {}, updated=1234
+            )
+            assert second.search_doc(second.items["item-000"])["oai_updatedate"] == stamps
+            assert second.metadata_doc("fixed")["item_last_updated"] == 1234
+            again = harvest(mirror)
+            assert again["found"] == 5 and again["unchanged"] == again["found"]
+            assert not _metadata_requests(second)
+            # A change is still seen: touch and replace move the stamp forward.
+            second.touch("item-001", title="New title")
+            second.add_item(
+                "fixed", {"collection": "netlabels", "licenseurl": CC_BY}, {}, updated=1234
+            )
+            assert second.metadata_doc("fixed")["item_last_updated"] == 1235
+            assert harvest(mirror)["updated"] == 2

@@ -17,14 +17,16 @@ a manifest `endpoint`. It binds 127.0.0.1 on a free port and runs in a thread.
 Changing the archive: `add_item` again (replaces, bumps the update stamp), `touch(id,
 **metadata)` (edits, bumps), `set_dark(id)`, `forget(id)` (kept in search, `{}` metadata: a
 stale index); `file_bytes(id, name)` gives what is served; `clear_faults()`.
-`IAServer(latency=0.05, page_size=100, bandwidth=200_000)`: per-request delay, scrape page
-size cap, and a per-response byte rate for file bodies (to interrupt a download midway).
+`IAServer(latency=0.05, page_size=100, bandwidth=200_000, port=0)`: per-request delay,
+scrape page size cap, a per-response byte rate for file bodies (to interrupt a download
+midway), and the port (0: a free one). Stamps never come from the clock: `add_item(...,
+updated=)` or derived from the item's content, so the same archive serves the same stamps.
 
 Endpoints:
 - POST/GET `/services/search/v1/scrape?q=&fields=&count=&cursor=&total_only=`: a small
   query language (`field:value`, `field:(a OR b)`, `AND`, `OR`, `NOT`, parentheses, implicit
-  AND, `*` wildcards, quoted values), `fields` honoured (identifier always), `count` capped
-  by `page_size`, an opaque `cursor` that is absent on the last page, and a `total` that
+  AND, `*` wildcards, quoted values), `fields` honoured (identifier always), `count` (100 to
+  10000, as archive.org requires) capped by `page_size`, an opaque `cursor` that is absent on the last page, and a `total` that
   counts every hit, the same on every page. Results are ordered by identifier.
   Search fields: every metadata key, plus `downloads`, `month`, `week`, `item_size`,
   `oai_updatedate` (list of ISO stamps, newest last) and `item_last_updated`.
@@ -44,8 +46,8 @@ from __future__ import annotations
 import base64
 import fnmatch
 import hashlib
+import json
 import threading
-import time
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -106,6 +108,28 @@ def _iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Derived stamps fall in 2020 (never "now"), so the same archive built twice, in two
+# processes, serves the same stamps: a second harvest sees every item unchanged.
+_EPOCH = 1577836800  # 2020-01-01T00:00:00Z
+_SPAN = 365 * 86400
+
+
+def _derived_stamp(identifier: str, metadata: Mapping[str, Any], files: list[_File]) -> int:
+    h = hashlib.sha1(identifier.encode())
+    h.update(json.dumps(metadata, sort_keys=True, default=str).encode())
+    for f in files:
+        h.update(f.name.encode() + b"\0" + hashlib.sha1(f.data).digest())
+    return _EPOCH + int.from_bytes(h.digest()[:4], "big") % _SPAN
+
+
+def _unix(value: datetime | int | float | str) -> int:
+    if isinstance(value, datetime):
+        return int(value.timestamp())
+    if isinstance(value, str):
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp())
+    return int(value)
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
@@ -113,8 +137,13 @@ class IAServer:
     """The loopback IA API. See the module docstring for the endpoints and faults."""
 
     def __init__(
-        self, latency: float = 0.0, page_size: int = 10000, bandwidth: float | None = None
+        self,
+        latency: float = 0.0,
+        page_size: int = 10000,
+        bandwidth: float | None = None,
+        port: int = 0,
     ) -> None:
+        self.port = port  # 0: a free port, chosen at start()
         self.latency = latency  # seconds added to every request
         self.page_size = page_size  # scrape results per page at most
         self.bandwidth = bandwidth  # bytes/second per file response (None: unthrottled)
@@ -124,7 +153,6 @@ class IAServer:
         self.max_in_flight = 0
         self._faults: list[_Fault] = []
         self._lock = threading.Lock()
-        self._tick = 0
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,8 +168,13 @@ class IAServer:
         downloads: int = 0,
         month: int = 0,
         week: int = 0,
+        updated: datetime | int | str | None = None,
     ) -> None:
         """Add or replace an item; replacing bumps its last-update stamp.
+
+        The stamp (`oai_updatedate`, `item_last_updated`, file mtimes) is `updated` (a
+        datetime, unix seconds or ISO text) or else derived from the item's content, never
+        the clock; a replacement's stamp is always later than the one it replaces.
 
         `files` maps a name to its bytes, a Path to read, or a dict with `data` (bytes) or
         `path` plus extra IA file metadata overriding the computed one (format, source,
@@ -165,17 +198,19 @@ class IAServer:
                 "md5": hashlib.md5(data).hexdigest(),
                 "sha1": hashlib.sha1(data).hexdigest(),
                 "crc32": f"{zlib.crc32(data):08x}",
-                "mtime": str(int(time.time())),
             }
             meta.update(extra)
             built.append(_File(name, data, meta))
         md = {"identifier": identifier, "mediatype": "audio", **dict(metadata)}
         if isinstance(md.get("collection"), str):
             md["collection"] = [md["collection"]]
+        unix = _unix(updated) if updated is not None else _derived_stamp(identifier, md, built)
         with self._lock:
             old = self.items.get(identifier)
-            # Strictly increasing, even for several changes within one second.
-            self._tick = unix = max(int(time.time()), self._tick + 1)
+            if old is not None:
+                unix = max(unix, old.last_updated + 1)  # strictly later than what it replaces
+            for f in built:
+                f.meta.setdefault("mtime", str(unix))
             stamp = _iso(unix)
             item = _Item(
                 identifier,
@@ -193,8 +228,8 @@ class IAServer:
         with self._lock:
             item = self.items[identifier]
             item.metadata.update(metadata)
-            # Strictly increasing, even for several changes within one second.
-            self._tick = unix = max(int(time.time()), self._tick + 1)
+            # One second later: deterministic, and strictly increasing.
+            unix = item.last_updated + 1
             stamp = _iso(unix)
             item.updates.append(stamp)
             item.last_updated = unix
@@ -250,7 +285,7 @@ class IAServer:
     def start(self) -> IAServer:
         if self._httpd is None:
             handler = type("Handler", (Handler,), {"ia": self})
-            self._httpd = QuietServer(("127.0.0.1", 0), handler)
+            self._httpd = QuietServer(("127.0.0.1", self.port), handler)
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, name="iaserver", daemon=True
             )
@@ -295,7 +330,7 @@ class IAServer:
             "d1": "127.0.0.1",
             "dir": f"/srv/{identifier}",
             "server": "127.0.0.1",
-            "uniq": abs(hash(identifier)) % 10**9,
+            "uniq": zlib.crc32(identifier.encode()) % 10**9,
             "workable_servers": ["127.0.0.1"],
             "item_last_updated": item.last_updated,
         }
@@ -330,9 +365,12 @@ class IAServer:
         total = len(hits)
         rest = [d for d in hits if d["identifier"] > after]
         try:
-            count = max(1, min(int(params.get("count", 10000)), self.page_size))
+            count = int(params.get("count", 10000))
         except ValueError:
             return {"error": "invalid count"}
+        if not 100 <= count <= 10000:  # as archive.org: a page is 100 to 10000 results
+            return {"error": "count must be between 100 and 10000"}
+        count = max(1, min(count, self.page_size))
         page, more = rest[:count], len(rest) > count
         fields = [f for f in params.get("fields", "identifier").split(",") if f]
         if "identifier" not in fields:

@@ -19,6 +19,7 @@ class Request(NamedTuple):
     method: str
     path: str  # unquoted, without the query string
     range: str | None  # the Range header, if any
+    query: dict[str, str] = {}  # the query string's parameters (last value of each)
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -54,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.ia._lock:
-            self.ia.requests.append(Request(self.command, path, self.headers.get("Range")))
+            self.ia.requests.append(Request(self.command, path, self.headers.get("Range"), params))
             self.ia.in_flight += 1
             self.ia.max_in_flight = max(self.ia.max_in_flight, self.ia.in_flight)
         if self.ia.latency:
