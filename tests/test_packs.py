@@ -731,3 +731,47 @@ def test_attribution_credits_each_file_by_its_own_title_else_the_items(tmp_path)
         assert f"- Title: {want}\n" in sections[f"ia/album-x/{name}"]
         assert rows[f"ia/album-x/{name}"]["title"] == want
     m.close()
+
+
+def test_ia_file_title_is_credited_before_the_tag(tmp_path, write_manifest):
+    """End to end through the fake IA: a file's title in the item's file list wins over its
+    title tag; a file without one is credited by its tag, else by the item's title."""
+    from ccmirror.audio import write_audio
+    from ccmirror.iaserver import IAServer
+    from ccmirror.mirror import open_mirror
+    from ccmirror.sync import sync
+    from iahelpers import CC_BY, ia_manifest
+
+    def audio(name: str, seed: int, tags: dict) -> bytes:
+        return write_audio(tmp_path / "src" / name, seconds=0.3, seed=seed, tags=tags).read_bytes()
+
+    with IAServer() as ia:
+        ia.add_item(
+            "album-t",
+            {"title": "Album T", "creator": "Band", "collection": ["netlabels"],
+             "licenseurl": CC_BY},
+            {
+                "01.flac": {"data": audio("01.flac", 1, {"title": "Tag One"}),
+                            "title": "Listed One"},
+                "02.flac": audio("02.flac", 2, {"title": "Tag Two"}),
+                "03.ogg": audio("03.ogg", 3, {}),
+            },
+            downloads=10,
+        )  # fmt: skip
+        path = ia_manifest(write_manifest, ia)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write('\n[torrents]\ntrackers = ["http://127.0.0.1:6969/announce"]\n')
+        m = open_mirror(path)
+        try:
+            r = sync(m)
+            assert r["failed"] == 0, r
+            titles = dict(m.db.execute("SELECT name, title FROM files").fetchall())
+            assert titles == {"01.flac": "Listed One", "02.flac": None, "03.ogg": None}
+            p = m.db.execute("SELECT name FROM packs WHERE is_metadata = 0").fetchone()
+            md = (m.packs_dir / p[0] / "ATTRIBUTION.md").read_text("utf-8")
+        finally:
+            m.close()
+    sections = {s.split("\n", 1)[0]: s for s in md.split("\n## ")[1:]}
+    assert "- Title: Listed One\n" in sections["ia/album-t/01.flac"]
+    assert "- Title: Tag Two\n" in sections["ia/album-t/02.flac"]
+    assert "- Title: Album T\n" in sections["ia/album-t/03.ogg"]

@@ -68,7 +68,7 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
     """The files of a pack with what MANIFEST.csv and ATTRIBUTION.md need, by path."""
     return db.execute(
         "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
-        " f.store_path, f.verdict, f.isrc, coalesce(f.licence_id, i.declared_licence_id)"
+        " f.store_path, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
         " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
         " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
@@ -201,7 +201,9 @@ def build_payload(
         dst = safe_join(build, r["path"])
         dst.parent.mkdir(parents=True, exist_ok=True)
         counts[link_or_copy(src, dst)] += 1
-        credited.append(dict(r) | {"title": tag_title(src) or r.get("title")})
+        # The source's own title for the file, else its title tag, else the item's title.
+        title = r.get("file_title") or tag_title(src) or r.get("title")
+        credited.append(dict(r) | {"title": title})
     atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited))
     atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, credited))
     if final.exists():

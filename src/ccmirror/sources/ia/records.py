@@ -114,6 +114,7 @@ def upsert_file(
     size = to_int(f.get("size")) if f.get("size") not in (None, "") else None
     md5 = (f.get("md5") or None) and str(f["md5"]).lower()
     sha1 = (f.get("sha1") or None) and str(f["sha1"]).lower()
+    title = (text(f.get("title")) or "").strip() or None  # credited in ATTRIBUTION.md
     try:
         safe_relpath(name)
         status, reason = "pending", None
@@ -131,10 +132,25 @@ def upsert_file(
     if prev is None:
         db.execute(
             """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
-                   reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-            (item_id, name, size, md5, sha1, f.get("format"), _origin(f), url, status, reason),
+                   reason, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (
+                item_id,
+                name,
+                size,
+                md5,
+                sha1,
+                f.get("format"),
+                _origin(f),
+                url,
+                status,
+                reason,
+                title,
+            ),
         )
         return 0 if withdrawn else 1
+    db.execute(
+        "UPDATE files SET title = ? WHERE id = ? AND title IS NOT ?", (title, prev["id"], title)
+    )
     if withdrawn or (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
         return 0  # a withdrawn item's files stay as the takedown left them: refused
     # New bytes at the source: fetch again (the verified old copy stays until replaced).
