@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import pytest
 
+import ccmirror.fetch as fetch_module
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch import fetch, transport
@@ -152,9 +153,58 @@ def test_wrong_bytes_never_promoted(ia, write_manifest, data_dir, cli):
         assert row["status"] == "failed" and row["reason"] == "md5 mismatch"
     # Two full downloads, then it gave up.
     assert len([x for x in _served(ia) if x.path.startswith("/serve/item-001/")]) == 2
+
+
+def _bad_file_runs(cli, path, ia, *args):
+    """Run fetch; return (exit code, summary, downloads of the bad file in that run)."""
+    ia.requests.clear()
+    r = cli("fetch", str(path), "--json", *args)
+    tries = len([x for x in _served(ia) if x.path.startswith("/serve/item-001/")])
+    return r.returncode, json.loads(r.stdout), tries
+
+
+def _age_last_attempt(path, hours):
+    with open_mirror(path) as mirror, transaction(mirror.db):
+        mirror.db.execute(
+            "UPDATE files SET last_attempt = strftime('%Y-%m-%dT%H:%M:%SZ', 'now', ?)"
+            " WHERE status = 'failed'",
+            (f"-{hours * 60} minutes",),
+        )
+
+
+def test_a_file_that_keeps_failing_backs_off(ia, write_manifest, cli):
+    path = _harvested(ia, write_manifest, n=2, kinds=("flac",))
+    ia.fault("wrong", path="/serve/item-001/item-001-01.flac", times=None)  # stale metadata
+    code, doc, tries = _bad_file_runs(cli, path, ia)
+    assert (code, doc["failed"], doc["deferred"], tries) == (1, 1, 0, 2)
+    # The next cron run leaves it alone: deferred is not a failure (exit 0).
+    code, doc, tries = _bad_file_runs(cli, path, ia)
+    assert (code, doc["failed"], doc["deferred"], tries) == (0, 0, 1, 0)
+    with open_mirror(path) as mirror:
+        row = _files(mirror)[("item-001", "item-001-01.flac")]
+        assert row["status"] == "failed" and row["fail_streak"] == 1
+    # --retry-failed ignores the backoff; a second failed run doubles it (2 h).
+    code, doc, tries = _bad_file_runs(cli, path, ia, "--retry-failed")
+    assert (code, doc["failed"], doc["deferred"], tries) == (1, 1, 0, 2)
+    _age_last_attempt(path, 1.5)
+    code, doc, tries = _bad_file_runs(cli, path, ia)
+    assert (code, doc["deferred"], tries) == (0, 1, 0)
+    # Once the backoff has passed, it is tried again (and now the bytes are right).
     ia.clear_faults()
-    r = cli("fetch", str(path), "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["fetched"] == 1
+    _age_last_attempt(path, 2.1)
+    code, doc, tries = _bad_file_runs(cli, path, ia)
+    assert (code, doc["fetched"], doc["deferred"], tries) == (0, 1, 0, 1)
+    with open_mirror(path) as mirror:
+        row = _files(mirror)[("item-001", "item-001-01.flac")]
+        assert row["status"] == "fetched" and row["fail_streak"] == 0
+    r = cli("fetch", "--help")
+    assert "--retry-failed" in r.stdout and "7 days" in r.stdout
+
+
+def test_backoff_doubles_and_is_capped():
+    hours = [fetch_module.backoff_delay(n).total_seconds() / 3600 for n in range(0, 10)]
+    assert hours == [0, 1, 2, 4, 8, 16, 32, 64, 128, 168]
+    assert fetch_module.backoff_delay(10_000).days == 7
 
 
 def test_budget_stops_before_passing_it(ia, write_manifest, data_dir, cli):
@@ -376,8 +426,14 @@ def test_a_host_that_stopped_answering_is_exit_4_and_files_stay_pending(write_ma
         with pytest.raises(SourceUnreachable) as e:
             fetch(mirror, workers=2)
         assert e.value.message.startswith(f"cannot reach {url} (connection refused): nothing")
-        reasons = {f["reason"] for f in _files(mirror).values() if f["reason"]}
-        assert reasons == {f"connection refused after {transport.HTTP_ATTEMPTS} tries"}
+        failed = [f for f in _files(mirror).values() if f["status"] == "failed"]
+        assert {f["reason"] for f in failed} == {
+            f"connection refused after {transport.HTTP_ATTEMPTS} tries"
+        }
+        # A host that never answered is not the files' fault: no backoff, tried next run.
+        assert {f["fail_streak"] for f in failed} == {0}
+        with pytest.raises(SourceUnreachable):
+            fetch(mirror, workers=2)
         statuses = [f["status"] for f in _files(mirror).values()]
     # A few files were tried (5 in a row, plus those already under way on the 2 workers)
     # and failed; the rest were not hammered and stay pending.

@@ -43,6 +43,7 @@ def _fetch_table(r: dict[str, Any]) -> str:
             "adopted",
             "failed",
             "refused",
+            "deferred",
             "skipped_budget",
             "skipped_unreachable",
         )
@@ -104,23 +105,42 @@ def harvest(manifest: str, workers: int) -> None:
     show_default=True,
     help="Downloads in flight at most.",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Try files that failed before now, ignoring their backoff.",
+)
 @lock_option
 @output_options
-def fetch(manifest: str, max_bytes: int | None, workers: int) -> None:
+def fetch(manifest: str, max_bytes: int | None, workers: int, retry_failed: bool) -> None:
     """Download and verify the harvested files, most popular items first.
 
     Each file is resumed if interrupted, checked against its size and checksums, and
-    renamed into store/ only when it matches. Exit 1 when some file failed (run again);
-    exit 4 when the source never answered and nothing could be fetched.
+    renamed into store/ only when it matches (bad bytes go to quarantine/).
+
+    A file that failed waits before it is tried again: 1 hour after its first failed run,
+    then 2, 4, 8 hours ... at most 7 days after its last attempt. Until then it is counted
+    as `deferred`, which is not an error; --retry-failed tries such files now. A source
+    that did not answer at all does not count towards a file's backoff.
+
+    Exit 1 when a download tried in this run failed; exit 4 when the source never
+    answered and nothing could be fetched.
 
     \b
-    Example:
+    Examples:
       ccmirror fetch manifests/netlabels.toml --max-bytes 200GiB
+      ccmirror fetch manifests/netlabels.toml --retry-failed
     """
     from ccmirror.fetch import fetch as run
 
     with mirror_for(manifest, write=True) as mirror:
-        result = run(mirror, max_bytes=max_bytes, workers=workers, reporter=reporter())
+        result = run(
+            mirror,
+            max_bytes=max_bytes,
+            workers=workers,
+            reporter=reporter(),
+            retry_failed=retry_failed,
+        )
     emit(result, _fetch_table)
 
 

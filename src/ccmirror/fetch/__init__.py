@@ -4,8 +4,12 @@ Each file goes to `<store path>.part` (resumed with Range over http), is checked
 what the source promised (size, md5, sha1: whatever is known), fsynced and renamed into
 `store/<source>/<item>/<name>`; only then does the catalogue say `fetched`. Bytes that do
 not match after a second full try are moved to `quarantine/` with a `.reason.json` and the
-file is `failed` (the run exits 1; the next run tries again). A file already in the store
-with the right bytes (a crash between rename and catalogue update) is adopted, not fetched.
+file is `failed` (the run exits 1). A failed file is tried again after a backoff that
+doubles with each failed run (1 h, 2 h, 4 h ... at most 7 days, from its last attempt;
+`retry_failed` ignores it); until then it is `deferred`, which is not a failure of the run.
+A host that never answered does not count towards the backoff (not the file's fault).
+A file already in the store with the right bytes (a crash between rename and catalogue
+update) is adopted, not fetched.
 
 `max_bytes` bounds the store: bytes already fetched plus the files this run would add. The
 first file that would pass it stops the plan; it and everything after stay pending
@@ -21,6 +25,7 @@ import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +46,27 @@ MAX_LISTED_FAILURES = 50
 # Consecutive files that never got an answer from a host before its other files are left
 # pending for this run (a host that is down must not cost minutes of backoff per file).
 UNREACHABLE_AFTER = 5
+BACKOFF_FIRST = timedelta(hours=1)
+BACKOFF_MAX = timedelta(days=7)
+
+
+def backoff_delay(fail_streak: int) -> timedelta:
+    """How long a file that failed `fail_streak` runs in a row waits: 1 h, 2 h, 4 h ... 7 d."""
+    if fail_streak <= 0:
+        return timedelta(0)
+    if fail_streak > 12:  # 2**12 h is past the cap already; no huge powers
+        return BACKOFF_MAX
+    return min(BACKOFF_FIRST * 2 ** (fail_streak - 1), BACKOFF_MAX)
+
+
+def _deferred(row: sqlite3.Row, now: datetime) -> bool:
+    if row["status"] != "failed" or not row["fail_streak"] or not row["last_attempt"]:
+        return False
+    try:
+        last = datetime.strptime(row["last_attempt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:
+        return False  # an unreadable stamp: try the file rather than strand it
+    return now < last + backoff_delay(row["fail_streak"])
 
 
 @dataclass
@@ -141,7 +167,8 @@ def _run_one(
 
 def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
     return db.execute(
-        """SELECT f.id, f.name, f.size, f.md5, f.sha1, f.url, i.source, i.source_id
+        """SELECT f.id, f.name, f.size, f.md5, f.sha1, f.url, f.status, f.fail_streak,
+                  f.last_attempt, i.source, i.source_id
            FROM files f JOIN items i ON i.id = f.item_id
            WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
            ORDER BY i.popularity DESC, i.source, i.source_id, f.name"""
@@ -154,14 +181,16 @@ def fetch(
     max_bytes: int | None = None,
     workers: int = 4,
     reporter: Reporter | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, Any]:
     """Fetch pending (and previously failed) files; return counts.
 
-    Keys: considered, fetched, adopted, bytes (added to the store), failed, refused,
-    skipped_budget, skipped_unreachable (left pending: their host stopped answering),
-    store_bytes (after the run), max_bytes, failures (a sample of {source_id, name,
-    reason}). `failed > 0` means exit 1. SourceUnreachable (exit 4) when a host never
-    answered and nothing at all was fetched.
+    Keys: considered, fetched, adopted, bytes (added to the store), failed (downloads
+    tried in this run that failed), refused, deferred (failed before, waiting out their
+    backoff; `retry_failed` tries them anyway), skipped_budget, skipped_unreachable (left
+    pending: their host stopped answering), store_bytes (after the run), max_bytes,
+    failures (a sample of {source_id, name, reason}). `failed > 0` means exit 1.
+    SourceUnreachable (exit 4) when a host never answered and nothing at all was fetched.
     """
     reporter = reporter or NullReporter()
     db = mirror.db
@@ -175,6 +204,14 @@ def fetch(
 
     plan: list[_Task] = []
     planned_bytes = 0
+    now = datetime.now(UTC)
+    if not retry_failed:
+        waiting = [r for r in rows if _deferred(r, now)]
+        if waiting:
+            counts["deferred"] = len(waiting)
+            log.info("fetch: %d failed files wait out their backoff", len(waiting))
+            skip = {r["id"] for r in waiting}
+            rows = [r for r in rows if r["id"] not in skip]
     for n, r in enumerate(rows):
         try:
             relpath = mirror.store_relpath(r["source"], r["source_id"], r["name"])
@@ -281,6 +318,7 @@ def fetch(
             "bytes",
             "failed",
             "refused",
+            "deferred",
             "skipped_budget",
             "skipped_unreachable",
         )
@@ -296,11 +334,23 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-def _set_status(db: sqlite3.Connection, file_id: int, status: str, reason: str | None) -> None:
+def _set_status(
+    db: sqlite3.Connection,
+    file_id: int,
+    status: str,
+    reason: str | None,
+    *,
+    backoff: bool = False,
+) -> None:
+    """Record a file's new status; `backoff`: a failure that counts towards its backoff.
+
+    A file that was pending (new, or changed at the source since) starts a new streak."""
     with transaction(db):
         db.execute(
-            "UPDATE files SET status = ?, reason = ?, attempts = attempts + 1 WHERE id = ?",
-            (status, reason, file_id),
+            """UPDATE files SET status = ?, reason = ?, attempts = attempts + 1,
+                   fail_streak = (CASE WHEN status = 'failed' THEN fail_streak ELSE 0 END) + ?,
+                   last_attempt = ? WHERE id = ?""",
+            (status, reason, int(backoff), utcnow(), file_id),
         )
 
 
@@ -312,15 +362,18 @@ def _record(
         counts["skipped_unreachable"] += 1
         return
     if o.status == "fetched":
+        now = utcnow()
         with transaction(mirror.db):
             mirror.db.execute(
                 """UPDATE files SET status = 'fetched', reason = NULL, store_path = ?,
-                       fetched_at = ?, attempts = attempts + 1, size = ?,
+                       fetched_at = ?, attempts = attempts + 1, fail_streak = 0,
+                       last_attempt = ?, size = ?,
                        md5 = coalesce(md5, ?), sha1 = coalesce(sha1, ?), sha256 = ?
                    WHERE id = ?""",
                 (
                     t.relpath,
-                    utcnow(),
+                    now,
+                    now,
                     o.size,
                     o.hashes["md5"],
                     o.hashes["sha1"],
@@ -332,7 +385,8 @@ def _record(
         counts["adopted"] += o.adopted
         counts["bytes"] += o.size
     else:
-        _set_status(mirror.db, t.file_id, "failed", o.reason)
+        # A host that never answered is not the file's fault: no backoff for that.
+        _set_status(mirror.db, t.file_id, "failed", o.reason, backoff=not o.unreachable)
         counts["failed"] += 1
         failures.append({"source_id": t.source_id, "name": t.name, "reason": o.reason or "?"})
         log.warning("fetch: %s/%s failed: %s", t.source_id, t.name, o.reason)
