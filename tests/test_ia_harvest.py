@@ -15,7 +15,7 @@ from ccmirror.lock import DataLock
 from ccmirror.mirror import open_mirror
 from ccmirror.sources import ia as ia_source
 from ccmirror.sources.ia import make_session
-from iahelpers import CC0, CC_BY, SAMPLING, ia_manifest, make_ia_archive
+from iahelpers import CC0, CC_BY, SAMPLING, audio_bytes, ia_manifest, make_ia_archive
 
 
 @pytest.fixture
@@ -376,3 +376,53 @@ def test_the_same_archive_served_again_is_unchanged(write_manifest):
             )
             assert second.metadata_doc("fixed")["item_last_updated"] == 1235
             assert harvest(mirror)["updated"] == 2
+
+
+def test_without_oai_updatedate_item_last_updated_decides(ia, write_manifest):
+    ia.hidden_fields = {"oai_updatedate"}  # should the scrape API not return it
+    make_ia_archive(ia, 3, kinds=("mp3",))
+    with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+        assert harvest(mirror)["new"] == 3
+        ia.requests.clear()
+        again = harvest(mirror)
+        # Every item is read (nothing else tells), none is rewritten.
+        assert len(_metadata_requests(ia)) == 3
+        assert (again["unchanged"], again["updated"], again["files"]) == (3, 0, 0)
+        ia.touch("item-001", title="Changed")
+        ia.add_item(
+            "item-002",
+            {"collection": "netlabels", "licenseurl": CC_BY},
+            {"new.mp3": b"new bytes"},
+        )
+        third = harvest(mirror)
+        assert (third["unchanged"], third["updated"], third["files"]) == (1, 2, 1)
+        assert _items(mirror)["item-001"]["title"] == "Changed"
+
+
+def test_original_audio_only_with_real_ia_file_lists(ia, write_manifest):
+    # The file kinds a real IA audio item lists (formats and sources as archive.org names
+    # them; sizes are strings there too).
+    audio = audio_bytes("mp3")
+    extra = {
+        "a_files.xml": {"data": b"<files/>", "format": "Metadata"},
+        "a_meta.xml": {"data": b"<metadata/>", "format": "Metadata"},
+        "a_meta.sqlite": {"data": b"x", "format": "Metadata"},
+        "__ia_thumb.jpg": {"data": b"x", "format": "Item Tile"},
+        "a_archive.torrent": {"data": b"x", "format": "Archive BitTorrent", "source": "metadata"},
+        "cover.jpg": {"data": b"x", "format": "JPEG"},
+        "cover_thumb.jpg": {"data": b"x", "format": "JPEG Thumb", "source": "derivative"},
+        "notes.txt": {"data": b"x", "format": "Text"},
+        "a.png": {"data": b"x", "format": "PNG", "source": "derivative"},
+        "track.ogg": {"data": b"x", "format": "Ogg Vorbis", "source": "derivative"},
+        "track_spectrogram.png": {"data": b"x", "format": "Spectrogram", "source": "derivative"},
+        "track.flac": {"data": audio, "format": "Flac"},
+        "take2.wav": {"data": audio, "format": "WAVE"},
+        "hidden.flac": {"data": audio, "format": "Flac", "private": "true"},
+    }
+    make_ia_archive(ia, [{"identifier": "a", "kinds": ("mp3",), "extra_files": extra}])
+    with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
+        harvest(mirror)
+        rows = mirror.db.execute("SELECT name, size FROM files ORDER BY name").fetchall()
+    assert [r["name"] for r in rows] == ["a-01.mp3", "take2.wav", "track.flac"]
+    assert all(isinstance(r["size"], int) and r["size"] == len(audio) for r in rows[1:])
+    assert isinstance(ia.metadata_doc("a")["files"][0]["size"], str)

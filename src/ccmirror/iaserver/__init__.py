@@ -148,6 +148,9 @@ class IAServer:
         self.page_size = page_size  # scrape results per page at most
         self.bandwidth = bandwidth  # bytes/second per file response (None: unthrottled)
         self.items: dict[str, _Item] = {}
+        # Search fields the scrape API leaves out (e.g. {"oai_updatedate"}: a harvester
+        # must cope when archive.org does not return a field).
+        self.hidden_fields: set[str] = set()
         self.requests: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -375,7 +378,7 @@ class IAServer:
         fields = [f for f in params.get("fields", "identifier").split(",") if f]
         if "identifier" not in fields:
             fields.insert(0, "identifier")
-        items = [{f: d[f] for f in fields if f in d} for d in page]
+        items = [{f: d[f] for f in fields if f in d and f not in self.hidden_fields} for d in page]
         out: dict[str, Any] = {"items": items, "count": len(items), "total": total}
         if more:
             out["cursor"] = base64.urlsafe_b64encode(page[-1]["identifier"].encode()).decode()

@@ -5,7 +5,8 @@ scrape API, cursor paging) and `ArchiveSession.get_metadata`, under urllib3's re
 (429/5xx, Retry-After honoured, backoff). Each worker thread has its own session.
 
 Per item, in order: excluded collection (from the search, no metadata request) -> refused;
-unchanged since the last harvest (newest `oai_updatedate`) -> nothing fetched; metadata
+unchanged since the last harvest (newest `oai_updatedate`; without one, the metadata's
+`item_last_updated`, read again) -> nothing fetched or rewritten; metadata
 `{}` -> missing; `is_dark` -> dark; licence gate (`ccmirror.licence.judge_declared`) ->
 refused; no selected files -> empty; else ok, with its files recorded as pending.
 """
@@ -18,6 +19,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -259,26 +261,48 @@ def _prepass(
             upsert_item(db, endpoint, d, None, None, "refused", reason, now)
             refused[reason] += 1
             continue
-        prev = known.get(ident)
-        stamp = newest_stamp(d)
-        if prev is not None and stamp is not None and prev["source_updated"] == stamp:
-            if prev["status"] == "refused" and not (prev["reason"] or "").startswith(
-                "excluded collection"
-            ):
-                # The policy may have changed since: re-read the item if it now passes.
-                again = judge_declared(prev["licence_url"], None, mirror.manifest.licence)
-                if again.allowed:
-                    todo.append(d)
-                    continue
-            # Unchanged: popularity still moves, the metadata is not fetched again.
-            update_popularity(db, d)
-            counts["unchanged"] += 1
-            if prev["status"] == "refused":
-                refused[prev["reason"] or "refused"] += 1
-            elif prev["status"] in ("dark", "empty"):
-                counts[prev["status"]] += 1
-            continue
-        todo.append(d)
+        if not _unchanged(mirror, d, known.get(ident), counts, refused):
+            todo.append(d)
+
+
+def _unchanged(
+    mirror: Mirror,
+    d: dict[str, Any],
+    prev: sqlite3.Row | None,
+    counts: Counter[str],
+    refused: Counter[str],
+) -> bool:
+    """Count an item whose stamp is the one recorded (popularity still moves); else False."""
+    stamp = newest_stamp(d)
+    if prev is None or stamp is None or prev["source_updated"] != stamp:
+        return False
+    rereadable = prev["status"] == "refused" and not (prev["reason"] or "").startswith(
+        "excluded collection"
+    )
+    # The policy may have changed since: re-read a refused item if it now passes.
+    if rereadable and judge_declared(prev["licence_url"], None, mirror.manifest.licence).allowed:
+        return False
+    update_popularity(mirror.db, d)
+    counts["unchanged"] += 1
+    if prev["status"] == "refused":
+        refused[prev["reason"] or "refused"] += 1
+    elif prev["status"] in ("dark", "empty"):
+        counts[prev["status"]] += 1
+    return True
+
+
+def _stamp_from_metadata(d: dict[str, Any], meta: dict[str, Any]) -> dict[str, Any]:
+    """`d` with a stamp from the item's own `item_last_updated` when the search gave none.
+
+    The scrape API is asked for `oai_updatedate`; should it not return one, every item is
+    read, and one whose `item_last_updated` is the one recorded is still unchanged."""
+    if newest_stamp(d) is not None or not meta.get("item_last_updated"):
+        return d
+    try:
+        when = datetime.fromtimestamp(int(meta["item_last_updated"]), UTC)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return d
+    return {**d, "oai_updatedate": [when.strftime("%Y-%m-%dT%H:%M:%SZ")]}
 
 
 def _why(e: BaseException) -> str:
@@ -305,6 +329,7 @@ def _record(
 
     A failure is counted, and its reason left in `why[0]`."""
     ident = d["identifier"]
+    d_stamp = newest_stamp(d)
     try:
         meta = fut.result()
     except (requests.RequestException, ValueError) as e:
@@ -320,6 +345,9 @@ def _record(
     licence_id = None
     if not meta:
         counts["missing"] += 1
+        return
+    d = _stamp_from_metadata(d, meta)
+    if newest_stamp(d) != d_stamp and _unchanged(mirror, d, known.get(ident), counts, refused):
         return
     if meta.get("is_dark"):
         status, reason = "dark", "item is dark"
