@@ -3,30 +3,53 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
+from ccmirror.errors import SourceUnreachable
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 
+log = logging.getLogger("ccmirror.harvest")
+
 
 def harvest(
-    mirror: Mirror, *, workers: int = 8, reporter: Reporter | None = None
+    mirror: Mirror,
+    *,
+    workers: int = 8,
+    reporter: Reporter | None = None,
+    raise_unreachable: bool = True,
 ) -> dict[str, Any]:
     """Harvest every source of the manifest, in order; sum their counts.
 
     Each source returns a dict of counts: numbers are summed, `refused` (reason -> n)
-    merged; the per-source dicts are kept under `sources`.
+    merged; the per-source dicts are kept under `sources`. A source that cannot be reached
+    does not stop the others; it is listed under `unreachable`, and with
+    `raise_unreachable` (the `harvest` command) the run then ends in SourceUnreachable.
     """
     reporter = reporter or NullReporter()
-    total: dict[str, Any] = {"sources": [], "refused": {}}
+    total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": []}
     for source in mirror.manifest.sources:
+        where = getattr(source, "endpoint", None) or getattr(source, "metadata", "")
         module = importlib.import_module(f"ccmirror.sources.{source.kind}")
-        result = module.harvest_source(mirror, source, workers=workers, reporter=reporter)
-        total["sources"].append({"kind": source.kind, **result})
+        try:
+            result = module.harvest_source(mirror, source, workers=workers, reporter=reporter)
+        except SourceUnreachable as e:
+            if not raise_unreachable:
+                log.error("harvest: %s", e.message)
+            total["unreachable"].append(e.message)
+            total["sources"].append(
+                {"kind": source.kind, "where": where, "ok": False, "error": e.message}
+            )
+            continue
+        ok = not result.get("failed")
+        total["sources"].append({"kind": source.kind, "where": where, "ok": ok, **result})
         for key, value in result.items():
             if key == "refused":
                 for reason, n in value.items():
                     total["refused"][reason] = total["refused"].get(reason, 0) + n
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 total[key] = total.get(key, 0) + value
+    if raise_unreachable and total["unreachable"]:
+        raise SourceUnreachable("; ".join(total["unreachable"]))
     return total

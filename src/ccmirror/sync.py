@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import importlib
 import json
 import logging
 import sqlite3
@@ -38,9 +37,14 @@ from typing import Any
 
 from ccmirror.catalogue.db import utcnow
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
+from ccmirror.fetch import fetch
 from ccmirror.fsutil import atomic_write_json
+from ccmirror.harvest import harvest
+from ccmirror.licence.check import check
 from ccmirror.mirror import Mirror
+from ccmirror.packs import pack
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.publish import publish
 from ccmirror.sync_plan import plan, sync_dry_run
 
 __all__ = ["STAGES", "publish_fingerprint", "sync", "sync_dry_run"]
@@ -76,18 +80,19 @@ def sync(
     }
     stages: dict[str, dict[str, Any]] = result["stages"]
 
-    stages["harvest"] = _harvest(mirror, reporter, result["unreachable"])
+    stages["harvest"] = _stage(
+        "harvest",
+        lambda: harvest(mirror, workers=8, reporter=reporter, raise_unreachable=False),
+    )
+    result["unreachable"].extend(stages["harvest"].get("unreachable", []))
     stages["fetch"] = _stage(
         "fetch",
-        lambda: _call("ccmirror.fetch", "fetch")(mirror, max_bytes=max_bytes, reporter=reporter),
+        lambda: fetch(mirror, max_bytes=max_bytes, reporter=reporter),
         result["unreachable"],
     )
-    stages["check"] = _stage(
-        "check", lambda: _call("ccmirror.licence.check", "check")(mirror, reporter=reporter)
-    )
+    stages["check"] = _stage("check", lambda: check(mirror, reporter=reporter))
     stages["pack"] = _stage(
-        "pack",
-        lambda: _call("ccmirror.packs", "pack")(mirror, seal_when_complete=True, reporter=reporter),
+        "pack", lambda: pack(mirror, seal_when_complete=True, reporter=reporter)
     )
     stages["publish"] = _publish(mirror, reporter)
 
@@ -105,13 +110,6 @@ def sync(
     return result
 
 
-def _call(module: str, name: str) -> Callable[..., dict[str, Any]]:
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as e:
-        raise CCMirrorError(f"{module}.{name} is not available in this build ({e})") from None
-
-
 def _stage(
     name: str, run: Callable[[], dict[str, Any]], unreachable: list[str] | None = None
 ) -> dict[str, Any]:
@@ -119,7 +117,7 @@ def _stage(
     t0 = time.monotonic()
     try:
         out = dict(run() or {})
-        ok = not _count(out.get("failed")) and not _count(out.get("errors"))
+        ok = not any(_count(out.get(k)) for k in ("failed", "errors", "unreachable"))
         if not ok:
             log.warning("%s: %s failed (retried next run)", name, _count(out.get("failed")))
     except SourceUnreachable as e:
@@ -150,39 +148,6 @@ def _count(value: Any) -> int:
     return 1
 
 
-def _harvest(mirror: Mirror, reporter: Reporter, unreachable: list[str]) -> dict[str, Any]:
-    """Harvest each source on its own, so one unreachable source does not stop the others.
-
-    Sums counts like `ccmirror.harvest.harvest` (which stops at the first failing source).
-    """
-    t0 = time.monotonic()
-    total: dict[str, Any] = {"sources": [], "refused": {}}
-    ok = True
-    for source in mirror.manifest.sources:
-        where = getattr(source, "endpoint", None) or getattr(source, "metadata", "")
-        down: list[str] = []
-        part = _stage(
-            f"harvest {source.kind}",
-            lambda source=source: _call(f"ccmirror.sources.{source.kind}", "harvest_source")(
-                mirror, source, workers=8, reporter=reporter
-            ),
-            down,
-        )
-        if down:
-            unreachable.append(f"{source.kind} {where}: {part['error']}")
-        ok = ok and part["ok"]
-        total["sources"].append({"kind": source.kind, "where": where, **part})
-        for key, value in part.items():
-            if key == "refused" and isinstance(value, dict):
-                for reason, n in value.items():
-                    total["refused"][reason] = total["refused"].get(reason, 0) + n
-            elif key not in ("seconds", "ok") and type(value) in (int, float):
-                total[key] = total.get(key, 0) + value
-    total["ok"] = ok
-    total["seconds"] = round(time.monotonic() - t0, 3)
-    return total
-
-
 # --- publish, only when what it publishes changed ------------------------------------------
 
 
@@ -195,18 +160,7 @@ def _publish(mirror: Mirror, reporter: Reporter) -> dict[str, Any]:
         log.info("publish: nothing changed since the last publish")
         return {"ok": True, "seconds": 0.0, "skipped": "nothing changed since the last publish"}
 
-    def run() -> dict[str, Any]:
-        for module in ("ccmirror.publish", "ccmirror.publish.run"):
-            try:
-                publish = importlib.import_module(module).publish
-            except (ImportError, AttributeError):
-                continue
-            if callable(publish):
-                return publish(mirror, reporter=reporter)
-        path = _call("ccmirror.publish.torrents_json", "write_torrents_json")(mirror)
-        return {"torrents_json": str(Path(path).relative_to(mirror.data_dir))}
-
-    out = _stage("publish", run)
+    out = _stage("publish", lambda: publish(mirror, reporter=reporter))
     if out["ok"]:
         # What was published is what the catalogue holds now (publish itself may record rows).
         state["published"] = publish_fingerprint(mirror)
