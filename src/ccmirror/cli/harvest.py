@@ -118,10 +118,11 @@ def fetch(manifest: str, max_bytes: int | None, workers: int, retry_failed: bool
     Each file is resumed if interrupted, checked against its size and checksums, and
     renamed into store/ only when it matches (bad bytes go to quarantine/).
 
-    A file that failed waits before it is tried again: 1 hour after its first failed run,
-    then 2, 4, 8 hours ... at most 7 days after its last attempt. Until then it is counted
-    as `deferred`, which is not an error; --retry-failed tries such files now. A source
-    that did not answer at all does not count towards a file's backoff.
+    A file that failed is tried again on the next run. If it fails again, it waits: 1 hour
+    after its last attempt, then 2, 4, 8 hours ... at most 7 days, doubling with each
+    failed run. Until then it is counted as `deferred`, which is not an error;
+    --retry-failed tries such files now. A source that did not answer at all does not
+    count towards a file's backoff.
 
     Exit 1 when a download tried in this run failed; exit 4 when the source never
     answered and nothing could be fetched.

@@ -4,9 +4,11 @@ Each file goes to `<store path>.part` (resumed with Range over http), is checked
 what the source promised (size, md5, sha1: whatever is known), fsynced and renamed into
 `store/<source>/<item>/<name>`; only then does the catalogue say `fetched`. Bytes that do
 not match after a second full try are moved to `quarantine/` with a `.reason.json` and the
-file is `failed` (the run exits 1). A failed file is tried again after a backoff that
-doubles with each failed run (1 h, 2 h, 4 h ... at most 7 days, from its last attempt;
-`retry_failed` ignores it); until then it is `deferred`, which is not a failure of the run.
+file is `failed` (the run exits 1). The next run tries it again (the fault may have been
+passing); from its second failed run in a row it waits, from its last attempt, 1 h, then
+2 h, 4 h ... at most 7 days (stale metadata at the source: bytes that never match must not
+be downloaded twice on every cron run). Until then it is `deferred`, which is not a
+failure of the run; `retry_failed` ignores the wait.
 A host that never answered does not count towards the backoff (not the file's fault).
 A file already in the store with the right bytes (a crash between rename and catalogue
 update) is adopted, not fetched.
@@ -51,12 +53,12 @@ BACKOFF_MAX = timedelta(days=7)
 
 
 def backoff_delay(fail_streak: int) -> timedelta:
-    """How long a file that failed `fail_streak` runs in a row waits: 1 h, 2 h, 4 h ... 7 d."""
-    if fail_streak <= 0:
-        return timedelta(0)
-    if fail_streak > 12:  # 2**12 h is past the cap already; no huge powers
+    """How long a file that failed `fail_streak` runs in a row waits: 0, 1 h, 2 h ... 7 d."""
+    if fail_streak <= 1:
+        return timedelta(0)  # one failure may be a passing fault: the next run tries again
+    if fail_streak > 12:  # 2**10 h is past the cap already; no huge powers
         return BACKOFF_MAX
-    return min(BACKOFF_FIRST * 2 ** (fail_streak - 1), BACKOFF_MAX)
+    return min(BACKOFF_FIRST * 2 ** (fail_streak - 2), BACKOFF_MAX)
 
 
 def _deferred(row: sqlite3.Row, now: datetime) -> bool:
