@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import json
 import sqlite3
 import subprocess
@@ -265,7 +266,7 @@ def test_publish_recovers_from_a_crash_mid_metadata(tmp_path, monkeypatch):
     monkeypatch.setattr(torrent, "make_torrent", real)
     meta = publish(m)["metadata"]
     assert meta["created"] and meta["name"] == "test-metadata-0001"
-    assert not list(m.packs_dir.glob(".*.part"))
+    assert not list((m.data_dir / "tmp").glob("*.part"))
 
 
 def test_publish_finishes_an_interrupted_takedown(tmp_path):
@@ -286,3 +287,20 @@ def test_publish_finishes_an_interrupted_takedown(tmp_path):
         ).fetchone()[0]
         == 0
     )
+
+
+def test_idle_publish_changes_no_file(tmp_path):
+    m = sample_mirror(tmp_path, pack_size="300KiB")
+    pack(m, seal_partial=True)
+    publish(m)
+    watched = [m.public_dir, m.packs_dir, m.torrents_dir]
+    old = 1_000_000_000  # far in the past, so any rewrite shows
+    for top in watched:
+        for p in [top, *top.rglob("*")]:
+            os.utime(p, (old, old), follow_symlinks=False)
+    r = publish(m)
+    assert r["metadata"]["created"] is False
+    changed = [
+        str(p) for top in watched for p in [top, *top.rglob("*")] if p.lstat().st_mtime != old
+    ]
+    assert changed == []

@@ -129,7 +129,8 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         + 1
     )
     name = metadata_name(mirror, seq)
-    work = mirror.packs_dir / f".{name}.part"
+    # Built outside packs/ (same filesystem) so an unchanged catalogue leaves packs/ untouched.
+    work = mirror.data_dir / "tmp" / f"{name}.part"
     if work.exists():
         shutil.rmtree(work)  # left by a crash; nothing refers to it
     work.mkdir(parents=True)
@@ -147,6 +148,7 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         final = mirror.packs_dir / name
         if final.exists():
             shutil.rmtree(final)  # an earlier crash between rename and catalogue row
+        final.parent.mkdir(parents=True, exist_ok=True)
         work.rename(final)
         fsync_dir(mirror.packs_dir)
     except BaseException:

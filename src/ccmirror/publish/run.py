@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from ccmirror.withdraw import purge_withdrawn, write_withdrawn_json
 
 log = logging.getLogger("ccmirror.publish")
 
+_GENERATED = re.compile(r"Generated [^<]* by ccmirror\.")
+
 
 def write_index_html(
     mirror: Mirror, torrents: list[dict[str, Any]] | None = None
@@ -30,7 +33,14 @@ def write_index_html(
             torrents = []
     data = page_data(mirror, torrents)
     index = mirror.public_dir / "index.html"
-    atomic_write_text(index, render(data, utcnow()))
+    page = render(data, utcnow())
+    try:
+        old = index.read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        old = None
+    # Only the "Generated <time>" line differs: the page says nothing new, leave it be.
+    if old is None or _GENERATED.sub("", old) != _GENERATED.sub("", page):
+        atomic_write_text(index, page)
     return index, data
 
 
