@@ -317,7 +317,7 @@ def test_noop_check_is_one_lstat_per_file_and_no_pool(mirror, data_dir, monkeypa
         raise AssertionError("a no-op check must not start a thread pool")
 
     monkeypatch.setattr(check_mod, "ThreadPoolExecutor", no_pool)
-    monkeypatch.setattr(check_mod, "read_tags", no_pool)
+    monkeypatch.setattr(check_mod, "read_tags_apart", no_pool)
     again = check(m)
     assert (again["checked"], again["unchanged"]) == (0, 13)
     assert len(declared_calls) == 2  # one per distinct declaration, not per row

@@ -24,7 +24,7 @@ from ccmirror.fsutil import fsync_dir, safe_relpath
 from ccmirror.licence import Declared, judge_declared
 from ccmirror.licence.normalise import by_id
 from ccmirror.licence.policy import NO_LICENCE, Policy
-from ccmirror.licence.tags import TagReport, read_tags
+from ccmirror.licence.tags import TagReport, read_tags_apart
 from ccmirror.licence.verdict import Verdict, decide
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
@@ -179,7 +179,7 @@ class _Run:
             tags = TagReport(error=f"size {size} differs from catalogue size {row['size']}")
             tags.evidence.append({"tag": "catalogue:size", "value": tags.error})
         else:
-            tags = read_tags(path)
+            tags = read_tags_apart(path)
         return decide(
             tags,
             self.policy,

@@ -12,20 +12,27 @@ import logging
 import multiprocessing
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from typing import TypeVar
 
 log = logging.getLogger("ccmirror.licence")
 
 WORKERS = min(4, os.cpu_count() or 1)
 R_CRASHED = "audio decoder crashed"
 
+T = TypeVar("T")
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
+_in_worker = False  # set in workers: they decode in place
 
 
 def _silence() -> None:
     """Worker start: nothing a worker or its C libraries print reaches our stdout/stderr."""
+    global _in_worker
+    _in_worker = True
     fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
@@ -55,7 +62,7 @@ def decode_frames(path: str) -> tuple[int, int] | str:
 def _new_pool(workers: int) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver")
     # Workers fork from a server that has already imported the decoder: cheap to start.
-    ctx.set_forkserver_preload(["soundfile", __name__])
+    ctx.set_forkserver_preload(["soundfile", "mutagen", "ccmirror.licence.tags", __name__])
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_silence)
 
 
@@ -75,23 +82,34 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
-def decode(path: str | os.PathLike[str]) -> tuple[int, int] | str:
-    """`decode_frames` in a silent worker; thread-safe. A worker that dies is retried once
-    alone, so one crashing file never condemns the files decoded beside it."""
+def call(fn: Callable[[str], T], path: str | os.PathLike[str], crashed: T) -> T:
+    """`fn(path)` in a silent worker (`fn` must be importable by name); thread-safe.
+
+    A worker that dies is retried once alone, so one crashing file never condemns the
+    files beside it; `crashed` is the answer when it dies alone too. In a worker, `fn` just
+    runs.
+    """
     path = os.path.abspath(path)  # workers keep the cwd they started with
+    if _in_worker:
+        return fn(path)
     pool = _shared()
     try:
-        return pool.submit(decode_frames, path).result()
+        return pool.submit(fn, path).result()
     except BrokenProcessPool:
         _discard(pool)
-    log.warning("audio decoder died on a file; trying %s alone", path)
+    log.warning("a decoding worker died; trying %s alone", path)
     alone = _new_pool(1)
     try:
-        return alone.submit(decode_frames, path).result()
+        return alone.submit(fn, path).result()
     except BrokenProcessPool:
-        return R_CRASHED
+        return crashed
     finally:
         alone.shutdown(wait=True)
+
+
+def decode(path: str | os.PathLike[str]) -> tuple[int, int] | str:
+    """`decode_frames` in a silent worker."""
+    return call(decode_frames, path, R_CRASHED)
 
 
 def shutdown() -> None:

@@ -230,3 +230,11 @@ def _read_tags(report: TagReport, f: Any, path: str) -> None:
     if type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, APEv2):
         with contextlib.suppress(APENoHeaderError):  # an APEv2 tag beside ID3 (common on MP3)
             _read_pairs(report, APEv2(path).items(), "APEv2")
+
+
+def read_tags_apart(path: str | os.PathLike[str]) -> TagReport:
+    """`read_tags` in a silent worker process: parsing and decoding run beside the caller's
+    threads (not under its GIL) and nothing a decoder prints reaches our stderr."""
+    from ccmirror.licence.decode import R_CRASHED, call
+
+    return call(read_tags, path, TagReport(error=R_CRASHED))
