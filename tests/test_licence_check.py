@@ -416,3 +416,18 @@ def test_check_and_inspect_are_silent_on_damaged_mp3(cli, write_manifest, tmp_pa
     with open_mirror(path) as m:
         verdicts = {name: row(m, fid)["verdict"] for name, fid in ids.items()}
     assert verdicts == {"good": "verified", "cut": "unreadable", "flip": "unreadable"}
+
+
+def _die_on_bad(path: str) -> str:
+    """Run in a decoding worker: a decoder that crashes the process on one file."""
+    if path.endswith("bad"):
+        os._exit(3)
+    return "fine"
+
+
+def test_a_crashing_decoder_condemns_only_its_file(tmp_path):
+    from ccmirror.licence import decode
+
+    assert decode.call(_die_on_bad, tmp_path / "good", "crashed") == "fine"
+    assert decode.call(_die_on_bad, tmp_path / "bad", "crashed") == "crashed"
+    assert decode.call(_die_on_bad, tmp_path / "good", "crashed") == "fine"  # a new pool
