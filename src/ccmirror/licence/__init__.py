@@ -71,15 +71,20 @@ def inspect(
 
     One row per path, in order; a bad or missing file is a row with verdict unreadable.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ccmirror.licence.decode import WORKERS
     from ccmirror.licence.policy import Policy
-    from ccmirror.licence.tags import read_tags
+    from ccmirror.licence.tags import read_tags_apart
     from ccmirror.licence.verdict import decide
 
     policy = Policy.from_config(config)
     rows = []
     counts: dict[str, int] = {}
-    for p in paths:
-        v = decide(read_tags(p), policy)
+    with ThreadPoolExecutor(WORKERS, thread_name_prefix="inspect") as pool:
+        reports = list(pool.map(read_tags_apart, paths))  # in order
+    for p, report in zip(paths, reports, strict=True):
+        v = decide(report, policy)
         rows.append({"path": os.fspath(p), **v.to_dict()})
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
     return {"files": rows, "verdicts": counts}
