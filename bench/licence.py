@@ -5,6 +5,8 @@ tag conventions, a few conflicts and damaged files), runs `check` twice and prin
 second: the first run reads every file, the second finds them all unchanged.
 
     .venv/bin/python bench/licence.py [--files 2000] [--seconds 0.2] [--keep DIR]
+
+Target: the second run over 20,000 unchanged files (`--files 20000`) in under 0.3 s.
 """
 
 from __future__ import annotations
