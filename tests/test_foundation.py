@@ -119,3 +119,20 @@ def test_readonly_catalogue_in_a_path_with_uri_characters(tmp_path):
     ro.close()
     assert sorted(p.name for p in d.iterdir())[0] == "catalogue.sqlite"
     assert not any(p.name.startswith("mirror ") for p in tmp_path.iterdir() if p != d)
+
+
+@pytest.mark.parametrize(
+    "args,words",
+    [
+        (("sync", "m.toml", "--max-bytes", "huge"), "--max-bytes"),
+        (("plan", "m.toml"), "--budget"),
+        (("seed-plan", "m.toml", "--space", "lots"), "--space"),
+        (("no-such-command",), "no-such-command"),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(cli, args, words):
+    r = cli(*args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ccmirror: ") and words in lines[0]
+    assert "--help" in lines[0] and r.stdout == ""

@@ -89,9 +89,14 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="ccmirror", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.UsageError as e:
+        # One line, like every other failure; where to look for the right usage.
+        path = e.ctx.command_path if e.ctx is not None else "ccmirror"
+        click.echo(f"ccmirror: {e.format_message()} (see '{path} --help')", err=True)
+        sys.exit(EXIT_USAGE)
     except click.ClickException as e:
-        e.show()
-        sys.exit(EXIT_USAGE if isinstance(e, click.UsageError) else e.exit_code)
+        click.echo(f"ccmirror: {e.format_message()}", err=True)
+        sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("ccmirror: interrupted", err=True)
         sys.exit(128 + signal.SIGINT)

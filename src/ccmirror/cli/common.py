@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
+from ccmirror.sizes import parse_size
 
 log = logging.getLogger("ccmirror")
 
@@ -95,6 +96,22 @@ def lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
         help="Wait this long for another run to release the lock (default 0: exit 3 at once).",
     )(f)
 
+
+class SizeType(click.ParamType):
+    """A size option: "50GiB", "2TB", "60KiB" or a byte count; a bad one is a usage error."""
+
+    name = "size"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
+SIZE = SizeType()
 
 manifest_argument = click.argument(
     "manifest", type=click.Path(dir_okay=False, path_type=str), metavar="MANIFEST"

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ccmirror.cli.common import (
+    SIZE,
     emit,
     format_table,
     lock_option,
@@ -150,7 +151,9 @@ def _plan_table(r: dict[str, Any]) -> str:
 
 @click.command("seed-plan")
 @manifest_argument
-@click.option("--space", required=True, metavar="SIZE", help="Disk you offer, e.g. 2TB, 500GiB.")
+@click.option(
+    "--space", required=True, type=SIZE, metavar="SIZE", help="Disk you offer, e.g. 2TB, 500GiB."
+)
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0.1),
@@ -159,7 +162,7 @@ def _plan_table(r: dict[str, Any]) -> str:
     help="Seconds to wait for the trackers' scrape replies.",
 )
 @output_options
-def seed_plan(manifest: str, space: str, timeout: float) -> None:
+def seed_plan(manifest: str, space: int, timeout: float) -> None:
     """List the torrents that most need seeders (fewest seeders first, then the most
     listened) that fit in the space you offer. Counts come from a tracker scrape;
     a torrent whose tracker does not answer shows '?' and still ranks.

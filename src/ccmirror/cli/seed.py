@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from ccmirror.cli.common import (
+    SIZE,
     emit,
     format_table,
     manifest_argument,
@@ -16,16 +17,7 @@ from ccmirror.cli.common import (
     output_options,
     settings,
 )
-from ccmirror.sizes import format_size, parse_size
-
-
-def _rate(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int:
-    if value is None:
-        return 0
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+from ccmirror.sizes import format_size
 
 
 def _status_text(s: dict[str, Any], verbose: bool) -> str:
@@ -74,7 +66,7 @@ def _status_text(s: dict[str, Any], verbose: bool) -> str:
 )
 @click.option(
     "--upload-limit",
-    callback=_rate,
+    type=SIZE,
     metavar="SIZE",
     help="Upload rate limit per second, e.g. 10MiB (default: unlimited).",
 )
@@ -118,7 +110,7 @@ def seed(
     lsd: bool,
     upnp: bool,
     natpmp: bool,
-    upload_limit: int,
+    upload_limit: int | None,
     status_interval: float,
     rescan_interval: float,
     resume_interval: float,
@@ -150,7 +142,7 @@ def seed(
         lsd=lsd,
         upnp=upnp,
         natpmp=natpmp,
-        upload_rate_limit=upload_limit,
+        upload_rate_limit=upload_limit or 0,
         status_interval=status_interval,
         rescan_interval=rescan_interval,
         resume_interval=resume_interval,

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from ccmirror.cli.common import (
+    SIZE,
     format_table,
     lock_option,
     manifest_argument,
@@ -18,8 +19,8 @@ from ccmirror.cli.common import (
     reporter,
     settings,
 )
-from ccmirror.errors import EXIT_UNREACHABLE, UsageError
-from ccmirror.sizes import format_size, parse_size
+from ccmirror.errors import EXIT_UNREACHABLE
+from ccmirror.sizes import format_size
 
 log = logging.getLogger("ccmirror.sync")
 
@@ -101,12 +102,13 @@ def _table(result: dict[str, Any]) -> str:
 )
 @click.option(
     "--max-bytes",
+    type=SIZE,
     metavar="SIZE",
     help="Download at most this much in this run (e.g. 20GiB); the rest waits for the next.",
 )
 @lock_option
 @output_options
-def sync(manifest: str, dry_run: bool, max_bytes: str | None) -> None:
+def sync(manifest: str, dry_run: bool, max_bytes: int | None) -> None:
     """Harvest, fetch, check, pack and publish in one locked, idempotent run (for cron).
 
     Silent unless something needs attention: warnings and errors go to stderr (and to
@@ -131,12 +133,7 @@ def sync(manifest: str, dry_run: bool, max_bytes: str | None) -> None:
     from ccmirror.sync import sync as run_sync
     from ccmirror.sync import sync_dry_run
 
-    budget = None
-    if max_bytes is not None:
-        try:
-            budget = parse_size(max_bytes)
-        except ValueError as e:
-            raise UsageError(f"--max-bytes: {e}") from None
+    budget = max_bytes
     s = settings()
     if dry_run:
         from ccmirror.manifest import load_manifest

@@ -6,9 +6,15 @@ from typing import Any
 
 import click
 
-from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
-from ccmirror.errors import UsageError
-from ccmirror.sizes import format_size, parse_size
+from ccmirror.cli.common import (
+    SIZE,
+    emit,
+    format_table,
+    manifest_argument,
+    mirror_for,
+    output_options,
+)
+from ccmirror.sizes import format_size
 from ccmirror.tiers import plan as plan_budget
 from ccmirror.tiers import tier_table
 
@@ -77,10 +83,14 @@ def _plan_table(r: dict[str, Any]) -> str:
 @click.command()
 @manifest_argument
 @click.option(
-    "--budget", required=True, metavar="SIZE", help="Disk you can give the mirror, e.g. 2TB."
+    "--budget",
+    required=True,
+    type=SIZE,
+    metavar="SIZE",
+    help="Disk you can give the mirror, e.g. 2TB.",
 )
 @output_options
-def plan(manifest: str, budget: str) -> None:
+def plan(manifest: str, budget: int) -> None:
     """What to mirror with the disk you have: the tiers and items a budget holds and the
     share of listening they cover. Where the budget cuts a tier, that tier is filled by
     popularity per byte.
@@ -89,12 +99,8 @@ def plan(manifest: str, budget: str) -> None:
     Example:
       ccmirror plan manifests/netlabels.toml --budget 2TB
     """
-    try:
-        size = parse_size(budget)
-    except ValueError as e:
-        raise UsageError(f"--budget: {e}") from None
     with mirror_for(manifest, write=False) as mirror:
-        emit(plan_budget(mirror, size), _plan_table)
+        emit(plan_budget(mirror, budget), _plan_table)
 
 
 COMMANDS = [tiers, plan]
