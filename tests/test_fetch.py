@@ -444,3 +444,21 @@ def test_a_host_that_stopped_answering_is_exit_4_and_files_stay_pending(write_ma
     # and failed; the rest were not hammered and stay pending.
     assert 5 <= statuses.count("failed") <= 5 + 2 * 2
     assert statuses.count("pending") == 12 - statuses.count("failed")
+
+
+def test_same_archive_at_a_new_endpoint_is_unchanged_and_fetched_from_there(write_manifest):
+    # As `ccmirror demo` run twice: the same sample, served again on another port.
+    with IAServer() as first:
+        path = _harvested(first, write_manifest, n=3, kinds=("mp3",))
+    with IAServer() as second:
+        make_ia_archive(second, 3, kinds=("mp3",))
+        ia_manifest(write_manifest, second)  # the manifest now names the new endpoint
+        with open_mirror(path) as mirror:
+            again = harvest(mirror)
+            assert again["found"] == 3 and again["unchanged"] == 3
+            assert not [r for r in second.requests if r.path.startswith("/metadata/")]
+            result = fetch(mirror, workers=2)
+            assert result["fetched"] == 3 and result["failed"] == 0
+            urls = {f["url"] for f in _files(mirror).values()}
+        assert all(u.startswith(second.url + "/download/") for u in urls)
+        assert len(_served(second)) == 3

@@ -37,6 +37,7 @@ from ccmirror.progress import NullReporter, Reporter
 from ccmirror.sources.ia.records import (
     as_list,
     newest_stamp,
+    repoint_item,
     to_int,
     update_popularity,
     upsert_file,
@@ -165,7 +166,8 @@ def harvest_source(
     known = {
         r["source_id"]: r
         for r in db.execute(
-            "SELECT source_id, source_updated, status, reason, licence_url FROM items"
+            "SELECT id, source_id, source_updated, status, reason, licence_url, source_url"
+            " FROM items"
             " WHERE source = 'ia'"
         )
     }
@@ -261,12 +263,13 @@ def _prepass(
             upsert_item(db, endpoint, d, None, None, "refused", reason, now)
             refused[reason] += 1
             continue
-        if not _unchanged(mirror, d, known.get(ident), counts, refused):
+        if not _unchanged(mirror, endpoint, d, known.get(ident), counts, refused):
             todo.append(d)
 
 
 def _unchanged(
     mirror: Mirror,
+    endpoint: str,
     d: dict[str, Any],
     prev: sqlite3.Row | None,
     counts: Counter[str],
@@ -283,6 +286,10 @@ def _unchanged(
     if rereadable and judge_declared(prev["licence_url"], None, mirror.manifest.licence).allowed:
         return False
     update_popularity(mirror.db, d)
+    if prev["source_url"] and not prev["source_url"].startswith(f"{endpoint}/"):
+        # The same item at a new endpoint (moved, or a demo server on a new port): its
+        # files are fetched from there, nothing is read again.
+        repoint_item(mirror.db, prev["id"], d["identifier"], endpoint)
     counts["unchanged"] += 1
     if prev["status"] == "refused":
         refused[prev["reason"] or "refused"] += 1
@@ -347,7 +354,8 @@ def _record(
         counts["missing"] += 1
         return
     d = _stamp_from_metadata(d, meta)
-    if newest_stamp(d) != d_stamp and _unchanged(mirror, d, known.get(ident), counts, refused):
+    prev = known.get(ident)
+    if newest_stamp(d) != d_stamp and _unchanged(mirror, endpoint, d, prev, counts, refused):
         return
     if meta.get("is_dark"):
         status, reason = "dark", "item is dark"

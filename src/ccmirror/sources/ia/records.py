@@ -92,6 +92,19 @@ def upsert_item(
     ).fetchone()[0]
 
 
+def repoint_item(db: sqlite3.Connection, item_id: int, ident: str, endpoint: str) -> None:
+    """Aim an item's page and its files' download URLs at `endpoint`."""
+    db.execute(
+        "UPDATE items SET source_url = ? WHERE id = ?",
+        (f"{endpoint}/details/{quote(ident)}", item_id),
+    )
+    rows = db.execute("SELECT id, name FROM files WHERE item_id = ?", (item_id,)).fetchall()
+    db.executemany(
+        "UPDATE files SET url = ? WHERE id = ?",
+        [(f"{endpoint}/download/{quote(ident)}/{quote(r['name'])}", r["id"]) for r in rows],
+    )
+
+
 def update_popularity(db: sqlite3.Connection, d: dict[str, Any]) -> None:
     db.execute(
         """UPDATE items SET downloads = ?, downloads_month = ?, downloads_week = ?,
