@@ -16,7 +16,8 @@ a manifest `endpoint`. It binds 127.0.0.1 on a free port and runs in a thread.
 
 Changing the archive: `add_item` again (replaces, bumps the update stamp), `touch(id,
 **metadata)` (edits, bumps), `set_dark(id)`, `forget(id)` (kept in search, `{}` metadata: a
-stale index); `file_bytes(id, name)` gives what is served; `clear_faults()`.
+stale index); `file_bytes(id, name)` gives what is served; `clear_faults()`;
+`hidden_fields = {"oai_updatedate"}` leaves a field out of scrape results.
 `IAServer(latency=0.05, page_size=100, bandwidth=200_000, port=0)`: per-request delay,
 scrape page size cap, a per-response byte rate for file bodies (to interrupt a download
 midway), and the port (0: a free one). Stamps never come from the clock: `add_item(...,
