@@ -431,3 +431,22 @@ def test_a_crashing_decoder_condemns_only_its_file(tmp_path):
     assert decode.call(_die_on_bad, tmp_path / "good", "crashed") == "fine"
     assert decode.call(_die_on_bad, tmp_path / "bad", "crashed") == "crashed"
     assert decode.call(_die_on_bad, tmp_path / "good", "crashed") == "fine"  # a new pool
+
+
+@pytest.mark.parametrize("stale", [False, True])
+def test_prefetched_tags_are_used_only_for_unchanged_bytes(mirror, monkeypatch, stale):
+    import ccmirror.licence.check as check_mod
+    from ccmirror.licence.normalise import by_id
+    from ccmirror.licence.tags import TagReport
+
+    m = mirror
+    item = add_item(m, "item")
+    fid = add_file(m, item, "a.flac", tags={"license": BYSA3})
+    path = m.abspath(row(m, fid)["store_path"])
+    st = path.stat()
+    other = TagReport(format="FLAC")  # what a read of other bytes said: another licence
+    other.licences.append(("Vorbis:license", by_id("CC-BY-NC-4.0")))
+    mtime = st.st_mtime_ns - 1 if stale else st.st_mtime_ns
+    monkeypatch.setattr(check_mod, "read_tags_batch", lambda paths: {os.path.abspath(path): (st.st_size, mtime, other)})  # fmt: skip
+    check(m)
+    assert row(m, fid)["verdict"] == ("verified" if stale else "conflict")

@@ -107,6 +107,20 @@ def call(fn: Callable[[str], T], path: str | os.PathLike[str], crashed: T) -> T:
         alone.shutdown(wait=True)
 
 
+def call_batch(fn: Callable[[list[str]], T], paths: list[str | os.PathLike[str]], crashed: T) -> T:
+    """`fn(paths)` in one silent worker: one round trip for many small files. A dead
+    worker gives `crashed` (callers fall back to `call`, one file at a time)."""
+    absolute = [os.path.abspath(p) for p in paths]
+    if _in_worker:
+        return fn(absolute)
+    pool = _shared()
+    try:
+        return pool.submit(fn, absolute).result()
+    except BrokenProcessPool:
+        _discard(pool)
+        return crashed
+
+
 def decode(path: str | os.PathLike[str]) -> tuple[int, int] | str:
     """`decode_frames` in a silent worker."""
     return call(decode_frames, path, R_CRASHED)

@@ -238,3 +238,28 @@ def read_tags_apart(path: str | os.PathLike[str]) -> TagReport:
     from ccmirror.licence.decode import R_CRASHED, call
 
     return call(read_tags, path, TagReport(error=R_CRASHED))
+
+
+def _stat_and_read(paths: list[str]) -> list[tuple[int, int, TagReport] | None]:
+    """In a worker: each file's (size, mtime_ns) taken before it is read, and its tags."""
+    out: list[tuple[int, int, TagReport] | None] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_size, st.st_mtime_ns, read_tags(p)))
+    return out
+
+
+def read_tags_batch(
+    paths: list[str | os.PathLike[str]],
+) -> dict[str, tuple[int, int, TagReport]]:
+    """`read_tags` of many files in one worker round trip, keyed by absolute path, each
+    with the size and mtime_ns its bytes had before they were read. Files that vanished,
+    or a worker that died, are simply absent (read them with `read_tags_apart`)."""
+    from ccmirror.licence.decode import call_batch
+
+    got = call_batch(_stat_and_read, paths, [])
+    return {os.path.abspath(p): r for p, r in zip(paths, got, strict=False) if r is not None}
