@@ -450,3 +450,20 @@ def test_prefetched_tags_are_used_only_for_unchanged_bytes(mirror, monkeypatch, 
     monkeypatch.setattr(check_mod, "read_tags_batch", lambda paths: {os.path.abspath(path): (st.st_size, mtime, other)})  # fmt: skip
     check(m)
     assert row(m, fid)["verdict"] == ("verified" if stale else "conflict")
+
+
+def test_no_worker_processes_means_decoding_in_place(tmp_path, monkeypatch):
+    from ccmirror.licence import decode
+    from ccmirror.licence.tags import read_tags_apart
+
+    def cannot(*a):
+        raise OSError("no semaphores here")
+
+    monkeypatch.setattr(decode, "_pool", None)
+    monkeypatch.setattr(decode, "_no_pool", False)
+    monkeypatch.setattr(decode, "_new_pool", cannot)
+    good = write_audio(tmp_path / "a.mp3", seconds=0.2, tags={"license": BYSA3})
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(good.read_bytes()[:2000])
+    assert read_tags_apart(good).error is None and read_tags_apart(cut).error
+    assert decode._no_pool and decode._pool is None

@@ -267,7 +267,7 @@ class _Run:
                 try:
                     qpath = _move_to_quarantine(self.mirror, row, store, v)
                     self.count("quarantined")
-                except OSError as e:
+                except (OSError, UnsafeName) as e:
                     log.error("cannot quarantine %s: %s", store, e)
                     self.count("failed")
                     size = mtime = None  # not publishable either way; retried next run

@@ -27,6 +27,7 @@ T = TypeVar("T")
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _in_worker = False  # set in workers: they decode in place
+_no_pool = False  # set when worker processes cannot be made here
 
 
 def _silence() -> None:
@@ -66,11 +67,17 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_silence)
 
 
-def _shared() -> ProcessPoolExecutor:
-    global _pool
+def _shared() -> ProcessPoolExecutor | None:
+    """The shared pool; None where processes cannot be made (then work runs in place:
+    audible, but never a failed check)."""
+    global _pool, _no_pool
     with _lock:
-        if _pool is None:
-            _pool = _new_pool(WORKERS)
+        if _pool is None and not _no_pool:
+            try:
+                _pool = _new_pool(WORKERS)
+            except (OSError, ImportError, NotImplementedError, ValueError) as e:
+                log.warning("no decoding worker processes (%s): decoding in place", e)
+                _no_pool = True
         return _pool
 
 
@@ -90,9 +97,9 @@ def call(fn: Callable[[str], T], path: str | os.PathLike[str], crashed: T) -> T:
     runs.
     """
     path = os.path.abspath(path)  # workers keep the cwd they started with
-    if _in_worker:
+    pool = None if _in_worker else _shared()
+    if pool is None:
         return fn(path)
-    pool = _shared()
     try:
         return pool.submit(fn, path).result()
     except BrokenProcessPool:
@@ -111,9 +118,9 @@ def call_batch(fn: Callable[[list[str]], T], paths: list[str | os.PathLike[str]]
     """`fn(paths)` in one silent worker: one round trip for many small files. A dead
     worker gives `crashed` (callers fall back to `call`, one file at a time)."""
     absolute = [os.path.abspath(p) for p in paths]
-    if _in_worker:
+    pool = None if _in_worker else _shared()
+    if pool is None:
         return fn(absolute)
-    pool = _shared()
     try:
         return pool.submit(fn, absolute).result()
     except BrokenProcessPool:
