@@ -462,3 +462,49 @@ def test_same_archive_at_a_new_endpoint_is_unchanged_and_fetched_from_there(writ
             urls = {f["url"] for f in _files(mirror).values()}
         assert all(u.startswith(second.url + "/download/") for u in urls)
         assert len(_served(second)) == 3
+
+
+_VERIFY = """
+import hashlib, json, sqlite3, sys
+from pathlib import Path
+data = Path(sys.argv[1])
+db = sqlite3.connect(data / "catalogue.sqlite")
+rows = db.execute("SELECT status, store_path, md5, fail_streak FROM files").fetchall()
+bad = [p for s, p, md5, _ in rows if s == "fetched"
+       and hashlib.md5((data / p).read_bytes()).hexdigest() != md5]
+print(json.dumps({"status": sorted(r[0] for r in rows), "bad": bad,
+                  "streaks": sorted({r[3] for r in rows})}))
+"""
+
+
+def test_a_full_disk_stops_the_run_and_loses_nothing(ia, write_manifest, data_dir, tmp_path):
+    """A real full filesystem: a small tmpfs on the store, in a private mount namespace."""
+    path = _harvested(ia, write_manifest, n=6, kinds=("wav",), seconds=0.5)  # ~96 KB each
+    store = data_dir / "store"
+    store.mkdir(exist_ok=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    py = sys.executable
+    script = f"""
+mount -t tmpfs -o size=256k tmpfs '{store}' || exit 99
+'{py}' -m ccmirror fetch '{path}' --workers 1 > '{out}/1.out' 2> '{out}/1.err'
+echo $? > '{out}/1.rc'
+'{py}' -c '{_VERIFY}' '{data_dir}' > '{out}/1.json'
+mount -o remount,size=64m '{store}'
+'{py}' -m ccmirror fetch '{path}' --json > '{out}/2.out' 2> '{out}/2.err'
+echo $? > '{out}/2.rc'
+'{py}' -c '{_VERIFY}' '{data_dir}' > '{out}/2.json'
+"""
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], timeout=300, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    first = json.loads((out / "1.json").read_text())
+    err = (out / "1.err").read_text().strip().splitlines()
+    assert (out / "1.rc").read_text().strip() == "1"
+    assert err[-1].startswith("ccmirror: fetch stopped: No space left on device"), err
+    # Some fitted; the rest wait as they were, with no backoff, and nothing stored is corrupt.
+    assert 0 < first["status"].count("fetched") < 6 and "failed" not in first["status"]
+    assert first["bad"] == [] and first["streaks"] == [0]
+    # With room again, the next run finishes the job.
+    assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
+    second = json.loads((out / "2.json").read_text())
+    assert second["status"] == ["fetched"] * 6 and second["bad"] == []

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ccmirror.cli.common import (
+    SIZE,
     emit,
     format_table,
     lock_option,
@@ -15,16 +16,7 @@ from ccmirror.cli.common import (
     output_options,
     reporter,
 )
-from ccmirror.sizes import format_size, parse_size
-
-
-def _size(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_size(value)
-    except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+from ccmirror.sizes import format_size
 
 
 def _harvest_table(r: dict[str, Any]) -> str:
@@ -94,7 +86,7 @@ def harvest(manifest: str, workers: int) -> None:
 @manifest_argument
 @click.option(
     "--max-bytes",
-    callback=_size,
+    type=SIZE,
     metavar="SIZE",
     help="Keep the store (already fetched + new) within SIZE, e.g. 50GiB; the rest waits.",
 )

@@ -21,6 +21,7 @@ the calling thread.
 
 from __future__ import annotations
 
+import errno
 import logging
 import sqlite3
 import threading
@@ -33,8 +34,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import SourceUnreachable, UnsafeName
-from ccmirror.fetch.transport import Failed, download, source_size
+from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
+from ccmirror.fetch.transport import Failed, Stopped, download, source_size
 from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
@@ -69,6 +70,9 @@ def _deferred(row: sqlite3.Row, now: datetime) -> bool:
     except ValueError:
         return False  # an unreadable stamp: try the file rather than strand it
     return now < last + backoff_delay(row["fail_streak"])
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 @dataclass
@@ -164,6 +168,9 @@ def _run_one(
     except UnsafeName as e:
         return _Outcome(task, "failed", f"unsafe path: {e.message}")
     except OSError as e:
+        if e.errno in DISK_FULL:
+            # Not the file's fault, and every later file would hit it too: stop the run.
+            return _Outcome(task, "disk_full", e.strerror or str(e))
         return _Outcome(task, "failed", f"local error: {e.strerror or e}")
 
 
@@ -255,6 +262,7 @@ def fetch(
         )
 
     stop = threading.Event()
+    disk_full: str | None = None
     down: set[str] = set()  # hosts given up on for this run
     why: dict[str, str] = {}  # host -> why it does not answer
     misses: Counter[str] = Counter()  # consecutive unanswered files per host
@@ -268,7 +276,7 @@ def fetch(
 
             def refill() -> None:
                 # A bounded queue in plan order: most popular first, memory flat.
-                while len(futures) < 2 * max(1, workers):
+                while len(futures) < 2 * max(1, workers) and not stop.is_set():
                     task = next(queue, None)
                     if task is None:
                         return
@@ -281,7 +289,14 @@ def fetch(
                     futures.difference_update(done)
                     refill()
                     for fut in done:
-                        outcome = fut.result()
+                        try:
+                            outcome = fut.result()
+                        except Stopped:
+                            continue  # stopped for a full disk: the file stays as it was
+                        if outcome.status == "disk_full":
+                            disk_full = outcome.reason
+                            stop.set()
+                            continue
                         _record(mirror, outcome, counts, failures)
                         host = urlsplit(outcome.task.url).netloc
                         misses[host] = misses[host] + 1 if outcome.unreachable else 0
@@ -302,6 +317,12 @@ def fetch(
                 raise
     finally:
         reporter.finish()
+    if disk_full is not None:
+        left = len(plan) - counts["fetched"] - counts["failed"]
+        raise WorkFailed(
+            f"fetch stopped: {disk_full} under {mirror.store_dir} after {counts['fetched']}"
+            f" files; {left} wait for the next run (free space, or pass --max-bytes)"
+        )
     if down and not counts["fetched"]:
         hosts = "; ".join(f"{origins[h]} ({why[h]})" for h in sorted(down))
         raise SourceUnreachable(
