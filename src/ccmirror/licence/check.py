@@ -336,8 +336,10 @@ def check(
 ) -> dict[str, Any]:
     """Decide the verdict of every fetched file; returns counts (this run and in total).
 
-    Files are read by `workers` threads (decoding runs outside the GIL); the catalogue is
-    written in batches, each file's row only after its bytes are where it says.
+    Unchanged files (size, mtime, key as recorded) are settled in this thread with one
+    lstat each. The rest go `CHUNK` at a time through `workers` threads, which have the
+    silent worker processes of `licence.decode` read them; the catalogue is written in
+    batches, each file's row only after its bytes are where it says.
     """
     reporter = reporter or NullReporter()
     policy = Policy.from_config(mirror.manifest.licence)
