@@ -23,7 +23,7 @@ from ccmirror.publish.metadata import write_dump
 from ccmirror.publish.run import publish
 from ccmirror.seedplan import seed_plan
 from conftest import run_cli
-from packhelpers import add_file, add_item, sample_mirror, write_manifest
+from packhelpers import add_file, add_item, make_mirror, sample_mirror, write_manifest
 from trackerhelpers import free_port, opentracker, wait_for
 
 
@@ -304,3 +304,13 @@ def test_idle_publish_changes_no_file(tmp_path):
         str(p) for top in watched for p in [top, *top.rglob("*")] if p.lstat().st_mtime != old
     ]
     assert changed == []
+
+
+def test_an_empty_catalogue_publishes_no_metadata_torrent(tmp_path):
+    m = make_mirror(tmp_path)
+    r = publish(m)
+    assert r["metadata"]["created"] is False and r["metadata"]["name"] is None
+    assert _torrents(m) == []
+    assert not m.torrents_dir.exists() or not list(m.torrents_dir.iterdir())
+    assert not (m.data_dir / "tmp").exists()
+    assert "No files are packed yet" in (m.public_dir / "index.html").read_text("utf-8")

@@ -118,7 +118,7 @@ def _stage(
     try:
         out = dict(run() or {})
         ok = not any(_count(out.get(k)) for k in ("failed", "errors", "unreachable"))
-        if not ok:
+        if _count(out.get("failed")):
             log.warning("%s: %s failed (retried next run)", name, _count(out.get("failed")))
     except SourceUnreachable as e:
         log.warning("%s: %s", name, e.message)

@@ -113,9 +113,19 @@ class SizeType(click.ParamType):
 
 SIZE = SizeType()
 
-manifest_argument = click.argument(
-    "manifest", type=click.Path(dir_okay=False, path_type=str), metavar="MANIFEST"
-)
+
+def manifest_argument(f: Callable[..., Any]) -> Callable[..., Any]:
+    """MANIFEST, plus --data-dir after the command too (`ccmirror sync M --data-dir D`)."""
+    f = click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False),
+        expose_value=False,
+        callback=_set("data_dir"),
+        help="Use this data directory instead of the manifest's data_dir.",
+    )(f)
+    return click.argument(
+        "manifest", type=click.Path(dir_okay=False, path_type=str), metavar="MANIFEST"
+    )(f)
 
 
 @contextmanager

@@ -11,6 +11,7 @@ obsolete.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import json
@@ -124,6 +125,9 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
     """Make a new metadata torrent when the catalogue changed since the last one."""
     db = mirror.db
     previous = current_metadata(db)
+    if previous is None and db.execute("SELECT count(*) FROM items").fetchone()[0] == 0:
+        # A first harvest that found nothing (or never reached its source): nothing to share.
+        return {"name": None, "created": False, "skipped": "the catalogue is empty"}
     seq = (
         db.execute("SELECT coalesce(max(seq), 0) FROM packs WHERE is_metadata = 1").fetchone()[0]
         + 1
@@ -144,6 +148,7 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
             snap.close()
         if digest == _previous_digest(mirror, previous):
             shutil.rmtree(work)
+            _rmdir_if_empty(work.parent)
             return _result(previous, created=False, digest=digest)
         final = mirror.packs_dir / name
         if final.exists():
@@ -151,6 +156,7 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
         final.parent.mkdir(parents=True, exist_ok=True)
         work.rename(final)
         fsync_dir(mirror.packs_dir)
+        _rmdir_if_empty(work.parent)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -245,6 +251,11 @@ def _now_ts() -> float:
     import time
 
     return time.time()
+
+
+def _rmdir_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def _result(row: sqlite3.Row | None, *, created: bool, digest: str) -> dict[str, Any]:
