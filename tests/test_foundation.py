@@ -136,3 +136,15 @@ def test_usage_errors_are_one_line_exit_2(cli, args, words):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("ccmirror: ") and words in lines[0]
     assert "--help" in lines[0] and r.stdout == ""
+
+
+def test_data_dir_accepted_before_and_after_the_command(cli, write_manifest, tmp_path):
+    path = write_manifest('[[source]]\nkind = "ia"\nquery = "collection:x"\n')
+    for args in (
+        ("--data-dir", str(tmp_path / "before"), "status", str(path)),
+        ("status", str(path), "--data-dir", str(tmp_path / "after")),
+    ):
+        r = cli(*args, "--json")
+        assert r.returncode == 0, r.stderr
+    assert (tmp_path / "before" / "catalogue.sqlite").is_file()
+    assert (tmp_path / "after" / "catalogue.sqlite").is_file()
