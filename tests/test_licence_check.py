@@ -467,3 +467,20 @@ def test_no_worker_processes_means_decoding_in_place(tmp_path, monkeypatch):
     cut.write_bytes(good.read_bytes()[:2000])
     assert read_tags_apart(good).error is None and read_tags_apart(cut).error
     assert decode._no_pool and decode._pool is None
+
+
+def _hang_on_bad(path: str) -> str:
+    """Run in a decoding worker: a decoder that never returns on one file."""
+    if path.endswith("bad"):
+        import select
+
+        select.select([], [], [])  # blocks for ever, as a stuck C decoder would
+    return "fine"
+
+
+def test_a_hanging_decoder_is_ended(tmp_path, monkeypatch):
+    from ccmirror.licence import decode
+
+    monkeypatch.setattr(decode, "FILE_TIMEOUT", 1)
+    assert decode.call(_hang_on_bad, tmp_path / "bad", "crashed") == "crashed"
+    assert decode.call(_hang_on_bad, tmp_path / "good", "crashed") == "fine"

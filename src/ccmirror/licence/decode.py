@@ -11,15 +11,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from typing import TypeVar
+from typing import Any, TypeVar
 
 log = logging.getLogger("ccmirror.licence")
 
 WORKERS = min(4, os.cpu_count() or 1)
+FILE_TIMEOUT = 600  # seconds one file may take in a worker before the worker is ended
 R_CRASHED = "audio decoder crashed"
 
 T = TypeVar("T")
@@ -38,6 +40,17 @@ def _silence() -> None:
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+
+
+def _timed(fn: Callable[[Any], T], arg: Any, seconds: int) -> T:
+    """In a worker: `fn(arg)`, and a decoder that hangs ends with its process (SIGALRM's
+    default action works even inside C code; the caller sees a dead worker)."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(1, seconds))
+    try:
+        return fn(arg)
+    finally:
+        signal.alarm(0)
 
 
 def decode_frames(path: str) -> tuple[int, int] | str:
@@ -92,22 +105,22 @@ def _discard(pool: ProcessPoolExecutor) -> None:
 def call(fn: Callable[[str], T], path: str | os.PathLike[str], crashed: T) -> T:
     """`fn(path)` in a silent worker (`fn` must be importable by name); thread-safe.
 
-    A worker that dies is retried once alone, so one crashing file never condemns the
-    files beside it; `crashed` is the answer when it dies alone too. In a worker, `fn` just
-    runs.
+    A worker that dies (or hangs past FILE_TIMEOUT) is retried once alone, so one bad file
+    never condemns the files beside it; `crashed` is the answer when it dies alone too. In
+    a worker, `fn` just runs.
     """
     path = os.path.abspath(path)  # workers keep the cwd they started with
     pool = None if _in_worker else _shared()
     if pool is None:
         return fn(path)
     try:
-        return pool.submit(fn, path).result()
+        return pool.submit(_timed, fn, path, FILE_TIMEOUT).result()
     except BrokenProcessPool:
         _discard(pool)
     log.warning("a decoding worker died; trying %s alone", path)
     alone = _new_pool(1)
     try:
-        return alone.submit(fn, path).result()
+        return alone.submit(_timed, fn, path, FILE_TIMEOUT).result()
     except BrokenProcessPool:
         return crashed
     finally:
@@ -122,7 +135,7 @@ def call_batch(fn: Callable[[list[str]], T], paths: list[str | os.PathLike[str]]
     if pool is None:
         return fn(absolute)
     try:
-        return pool.submit(fn, absolute).result()
+        return pool.submit(_timed, fn, absolute, FILE_TIMEOUT * len(absolute)).result()
     except BrokenProcessPool:
         _discard(pool)
         return crashed
