@@ -24,6 +24,7 @@ from ccmirror.catalogue import transaction
 from ccmirror.packs import pack
 from ccmirror.packs.torrent import make_torrent
 from packhelpers import LICENCES, add_file, add_item, packed_mirror, sample_mirror
+from trackerhelpers import loopback_session
 
 MANIFEST_HEADER = (
     "path,size,md5,sha1,sha256,source,source_id,source_url,title,creator,album,date,"
@@ -52,15 +53,7 @@ def torrent_files(info: dict) -> list[tuple[str, int]]:
 
 def recheck(torrent: Path, save_path: Path, timeout: float = 60) -> lt.torrent_status:
     """Add the torrent (not in seed mode) so libtorrent hashes every piece of the payload."""
-    ses = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-        }
-    )
+    ses = loopback_session()
     atp = lt.add_torrent_params()
     atp.ti = lt.torrent_info(str(torrent))
     atp.save_path = str(save_path)
@@ -608,15 +601,7 @@ def test_web_seed_serves_a_client_from_packs_folder(tmp_path):
         handler.root = m.packs_dir
         pack(m, seal_partial=True)
         p = sealed(m)[0]
-        ses = lt.session(
-            {
-                "listen_interfaces": "127.0.0.1:0",
-                "enable_dht": False,
-                "enable_lsd": False,
-                "enable_upnp": False,
-                "enable_natpmp": False,
-            }
-        )
+        ses = loopback_session()
         atp = lt.add_torrent_params()
         atp.ti = lt.torrent_info(str(m.data_dir / p["torrent_path"]))
         atp.save_path = str(tmp_path / "download")

@@ -19,7 +19,14 @@ import libtorrent as lt
 from ccmirror.packs import pack
 from ccmirror.publish.metadata import publish_metadata
 from packhelpers import sample_mirror
-from trackerhelpers import SeedProcess, free_port, opentracker, payload_of, web_seed_server
+from trackerhelpers import (
+    SeedProcess,
+    free_port,
+    loopback_session,
+    opentracker,
+    payload_of,
+    web_seed_server,
+)
 
 
 def _sealed(mirror) -> list:
@@ -30,16 +37,7 @@ def _sealed(mirror) -> list:
 
 def _download_with_libtorrent(torrents: list[bytes], save_path: Path, timeout: float = 90):
     """A leecher on loopback that learns peers only from the tracker."""
-    ses = lt.session(
-        {
-            "listen_interfaces": "127.0.0.1:0",
-            "enable_dht": False,
-            "enable_lsd": False,
-            "enable_upnp": False,
-            "enable_natpmp": False,
-            "alert_mask": lt.alert_category.error | lt.alert_category.tracker,
-        }
-    )
+    ses = loopback_session(alert_mask=lt.alert_category.error | lt.alert_category.tracker)
     handles = []
     for torrent in torrents:
         atp = lt.add_torrent_params()

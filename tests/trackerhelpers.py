@@ -48,6 +48,21 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def loopback_session(**settings) -> lt.session:
+    """A libtorrent session on 127.0.0.1 that finds peers only through trackers and web
+    seeds: no DHT, LSD, UPnP or NAT-PMP. `settings` adds to or overrides those."""
+    return lt.session(
+        {
+            "listen_interfaces": "127.0.0.1:0",
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            **settings,
+        }
+    )
+
+
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
