@@ -10,9 +10,12 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ccmirror.errors import UnsafeName
+from ccmirror.errors import UnsafeName, UsageError
 
 CHUNK = 1024 * 1024
+# 255 bytes (ext4, xfs, btrfs) less room for the ".part" a download is written to: a
+# longer name could never be fetched and would fail on every run instead of being refused.
+MAX_NAME_BYTES = 255 - len(".part")
 
 
 def safe_relpath(name: str) -> PurePosixPath:
@@ -33,7 +36,7 @@ def safe_relpath(name: str) -> PurePosixPath:
     for part in parts:
         if part in ("", ".", ".."):
             raise UnsafeName(f"file name {name!r} has a {part or 'empty'!r} path part")
-        if len(part.encode("utf-8")) > 255:
+        if len(part.encode("utf-8")) > MAX_NAME_BYTES:
             raise UnsafeName(f"file name part too long in {name[:80]!r}...")
     return PurePosixPath(*parts)
 
@@ -47,6 +50,23 @@ def safe_join(base: Path, *names: str) -> Path:
     real = os.path.realpath(path)
     if os.path.commonpath([base_real, real]) != base_real:
         raise UnsafeName(f"{'/'.join(names)!r} would land outside {base}")
+    return path
+
+
+def ensure_data_dir(path: Path) -> Path:
+    """Create the data directory (and its parents) or say plainly why it cannot be used:
+    a file in its place or a folder we may not write is a setup error (exit 2)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"data directory {path} is not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise UsageError(f"data directory {path} is not a directory") from None
+    except OSError as e:
+        raise UsageError(f"cannot create data directory {path}: {e.strerror or e}") from None
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UsageError(f"data directory {path} is not writable")
     return path
 
 

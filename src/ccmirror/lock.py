@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from ccmirror.errors import LockHeld
+from ccmirror.errors import LockHeld, UsageError
+from ccmirror.fsutil import ensure_data_dir
 
 
 class DataLock:
@@ -20,8 +21,11 @@ class DataLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        ensure_data_dir(self.path.parent)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UsageError(f"cannot open the lock file {self.path}: {e.strerror or e}") from None
         deadline = time.monotonic() + max(0.0, self.wait)
         while True:
             try:

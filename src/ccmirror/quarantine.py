@@ -34,7 +34,8 @@ def quarantine(
 ) -> Path:
     """Move `src` (inside the data dir) to `quarantine/<source>/<item>/<name>` with its
     reason file; returns the new path. Raises UnsafeName or OSError, moving nothing."""
-    dest = free_name(safe_join(data_dir / "quarantine", source, source_id, name))
+    # Joined from the data dir itself: a symlinked quarantine/ must not lead outside it.
+    dest = free_name(safe_join(data_dir, "quarantine", source, source_id, name))
     dest.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(reason_path(dest), {**reason, "quarantined_at": utcnow()})
     os.replace(src, dest)

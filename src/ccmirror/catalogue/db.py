@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 
 from ccmirror.errors import CCMirrorError
+from ccmirror.fsutil import ensure_data_dir
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -58,11 +59,14 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             uri = f"file:{urllib.parse.quote(str(Path(path).absolute()))}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            ensure_data_dir(path.parent)
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA foreign_keys = ON")
+        # The pragmas above read nothing: make a file that is not SQLite fail here, once,
+        # with its name, rather than at the first query with a bare "not a database".
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")

@@ -19,14 +19,15 @@ from typing import Any
 
 from ccmirror import __version__
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import CCMirrorError
+from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.packs.assign import assign, retire_unpublishable
-from ccmirror.packs.payload import build_payload, fill_hashes, pack_rows
+from ccmirror.packs.payload import build_payload, fill_hashes, hash_mismatch, pack_rows
 from ccmirror.packs.torrent import info_hashes, make_torrent, payload_files, piece_length
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.quarantine import quarantine
 from ccmirror.tiers import rank_items
 
 log = logging.getLogger("ccmirror.packs")
@@ -122,17 +123,23 @@ def seal_pack(
     if not rows:
         return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
     total = sum(r["size"] for r in rows)
-    to_hash = sum(r["size"] for r in rows if not (r["md5"] and r["sha1"] and r["sha256"]))
-    reporter.start(p["name"], total + to_hash, "bytes")
+    reporter.start(p["name"], 2 * total, "bytes")
     try:
         hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
-        if hashes:
-            with transaction(db):
-                for fid, hs in hashes.items():
-                    for algo, hexd in hs.items():
-                        db.execute(f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, fid))
+        rows, changed = _unchanged_rows(mirror, pack_id, rows, hashes)
+        missing += changed
+        if not rows:
+            return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
+        total = sum(r["size"] for r in rows)
+        with transaction(db):
+            for r in rows:
+                for algo, hexd in hashes[r["file_id"]].items():
+                    if not r[algo]:
+                        db.execute(
+                            f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, r["file_id"])
+                        )
         for r in rows:
-            r.update(hashes.get(r["file_id"], {}))
+            r.update(hashes[r["file_id"]])
         links = build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
         trackers = json.loads(p["trackers"] or "[]")
         torrent = make_torrent(
@@ -202,7 +209,7 @@ def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], i
     for r in pack_rows(mirror.db, pack_id):
         try:
             size = os.stat(mirror.abspath(r["store_path"])).st_size
-        except OSError:
+        except (OSError, UnsafeName):  # gone, or a symlink planted to lead outside
             size = None
         if size is None or (r["size"] is not None and size != r["size"]):
             log.error(
@@ -218,6 +225,51 @@ def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], i
                 [(pack_id, fid) for fid in gone],
             )
     return rows, len(gone)
+
+
+def _unchanged_rows(
+    mirror: Mirror, pack_id: int, rows: list[dict[str, Any]], hashes: dict[int, dict[str, str]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The rows whose store bytes still match the catalogue's checksums. The others
+    (edited or replaced behind ccmirror's back, same size) leave the pack; their bytes go
+    to quarantine (kept for the operator) and the file is pending again, so the next fetch
+    downloads the source's bytes and the next check judges them afresh."""
+    keep, bad = [], []
+    for r in rows:
+        why = hash_mismatch(r, hashes[r["file_id"]])
+        if why is None:
+            keep.append(r)
+            continue
+        why = f"store file changed since it was fetched: {why}"
+        log.error("%s: %s; left out, to be fetched again", r["path"], why)
+        try:
+            quarantine(
+                mirror.data_dir,
+                r["source"],
+                r["source_id"],
+                r["name"],
+                mirror.abspath(r["store_path"]),
+                {"reason": why, "stage": "pack", "store_path": r["store_path"]},
+            )
+        except (CCMirrorError, OSError) as e:
+            # The bytes stay where they are (a fetch would overwrite them): left out of
+            # the pack again on the next run, with this error, until the operator acts.
+            log.error("cannot quarantine %s: %s", r["store_path"], e)
+            bad.append((None, r["file_id"]))
+            continue
+        bad.append((why, r["file_id"]))
+    if bad:
+        with transaction(mirror.db):
+            mirror.db.executemany(
+                "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
+                [(pack_id, fid) for _, fid in bad],
+            )
+            mirror.db.executemany(
+                "UPDATE files SET status = 'pending', reason = ?, store_path = NULL,"
+                " verdict = NULL WHERE id = ?",
+                [(why, fid) for why, fid in bad if why is not None],
+            )
+    return keep, len(bad)
 
 
 def _repair(mirror: Mirror) -> tuple[list[str], int]:

@@ -14,6 +14,7 @@ import sqlite3
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.tiers import rank_items
@@ -135,7 +136,7 @@ def assign(mirror: Mirror) -> dict[str, Any]:
     for r in _candidates(mirror):
         try:
             size = os.stat(mirror.abspath(r["store_path"])).st_size
-        except OSError as e:
+        except (OSError, UnsafeName) as e:  # gone, or a symlink planted to lead outside
             log.error(
                 "%s:%s %s: store file unreadable: %s", r["source"], r["source_id"], r["name"], e
             )

@@ -80,13 +80,14 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
 def fill_hashes(
     data_dir: Path, rows: Sequence[sqlite3.Row], workers: int, progress: Callable[[int], None]
 ) -> dict[int, dict[str, str]]:
-    """md5/sha1/sha256 that the catalogue lacks, one read per file, files in parallel."""
+    """Every file's md5/sha1/sha256, one read per file, files in parallel. All three, also
+    those the catalogue has: the caller compares them (`hash_mismatch`), so bytes changed
+    in the store behind ccmirror's back are never packed as the file the source published."""
 
     stop = threading.Event()
 
     def job(row: sqlite3.Row) -> tuple[int, dict[str, str]]:
-        want = [a for a in ("md5", "sha1", "sha256") if not row[a]]
-        hashers = {a: hashlib.new(a) for a in want}
+        hashers = {a: hashlib.new(a) for a in ("md5", "sha1", "sha256")}
         with open(safe_join(data_dir, row["store_path"]), "rb") as f:
             while chunk := f.read(CHUNK):
                 if stop.is_set():
@@ -96,13 +97,22 @@ def fill_hashes(
                 progress(len(chunk))
         return row["file_id"], {a: h.hexdigest() for a, h in hashers.items()}
 
-    todo = [r for r in rows if not (r["md5"] and r["sha1"] and r["sha256"])]
+    todo = list(rows)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         return dict(pool.map(job, todo))
     finally:  # on an interrupt, stop the running jobs and drop the queued ones
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def hash_mismatch(row: Any, hashes: dict[str, str]) -> str | None:
+    """Which of the catalogue's checksums the bytes just read do not match, if any."""
+    for algo in ("md5", "sha1", "sha256"):
+        known, got = row[algo], hashes.get(algo)
+        if known and got and str(known).lower() != got:
+            return f"{algo} {got} is not the recorded {known}"
+    return None
 
 
 def link_or_copy(src: Path, dst: Path) -> str:
@@ -181,6 +191,15 @@ def tag_title(path: Path) -> str | None:
     return None
 
 
+def _remove(path: Path) -> None:
+    """Clear the way for a payload folder: a symlink or file planted there is unlinked
+    itself (never followed: what it points at is not ours), a folder removed."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
 def build_payload(
     data_dir: Path,
     packs_dir: Path,
@@ -191,8 +210,9 @@ def build_payload(
     """Build packs/<name>/ (replacing an unfinished one); return link/reflink/copy counts."""
     final = packs_dir / name
     build = packs_dir / f".{name}.build"
-    if build.exists():
-        shutil.rmtree(build)
+    if packs_dir.is_relative_to(data_dir):  # a symlinked packs/ must not lead outside
+        safe_join(data_dir, str(packs_dir.relative_to(data_dir)))
+    _remove(build)
     build.mkdir(parents=True)
     counts = {"link": 0, "reflink": 0, "copy": 0}
     credited = []
@@ -206,8 +226,7 @@ def build_payload(
         credited.append(dict(r) | {"title": title})
     atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited))
     atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, credited))
-    if final.exists():
-        shutil.rmtree(final)
+    _remove(final)
     os.rename(build, final)
     fsync_dir(packs_dir)
     return counts

@@ -36,6 +36,7 @@ from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.sources.ia.records import (
     as_list,
+    name_clashes,
     newest_stamp,
     repoint_item,
     to_int,
@@ -131,7 +132,29 @@ class _Fetcher:
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = make_session(self.endpoint)
-        return session.get_metadata(identifier, {"timeout": 60}) or {}
+        return checked_metadata(identifier, session.get_metadata(identifier, {"timeout": 60}) or {})
+
+
+def checked_metadata(identifier: str, meta: Any) -> dict[str, Any]:
+    """The item document, if it has the shape the harvest reads; ValueError otherwise (the
+    item is then failed and retried, never recorded from half a document). File entries
+    that are not objects are dropped: one odd entry must not cost the item."""
+    if not isinstance(meta, dict):
+        raise ValueError(f"malformed item metadata: a JSON {type(meta).__name__}, not an object")
+    if not isinstance(meta.get("metadata") or {}, dict):
+        raise ValueError("malformed item metadata: 'metadata' is not an object")
+    files = meta.get("files") or []
+    if not isinstance(files, list):
+        raise ValueError("malformed item metadata: 'files' is not a list")
+    kept = [f for f in files if isinstance(f, dict)]
+    if len(kept) != len(files):
+        log.warning(
+            "ia: %s: %d file entries that are not objects ignored",
+            identifier,
+            len(files) - len(kept),
+        )
+        meta = {**meta, "files": kept}
+    return meta
 
 
 def harvest_source(
@@ -378,6 +401,15 @@ def _record(
         if status == "refused":
             refused[reason or "refused"] += 1
     item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
+    files, clashes = name_clashes(files)
     for f in files:
-        counts["files"] += upsert_file(db, endpoint, ident, item_id, f)
+        new = upsert_file(db, endpoint, ident, item_id, f)
+        counts["files"] += 0 if str(f.get("name") or "") in clashes else new
+    for name, why_not in clashes.items():
+        log.warning("ia: %s: %s refused: %s", ident, name, why_not)
+        db.execute(
+            "UPDATE files SET status = 'refused', reason = ? WHERE item_id = ? AND name = ?"
+            " AND status IN ('pending', 'failed')",
+            (why_not, item_id, name),
+        )
     counts["new" if ident not in known else "updated"] += 1

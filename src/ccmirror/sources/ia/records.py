@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import unicodedata
 from typing import Any
 from urllib.parse import quote
 
@@ -124,9 +125,11 @@ def upsert_file(
 ) -> int:
     """Record one file; return 1 when it is new or changed (to be fetched), else 0."""
     name = str(f.get("name") or "")
-    size = to_int(f.get("size")) if f.get("size") not in (None, "") else None
-    md5 = (f.get("md5") or None) and str(f["md5"]).lower()
-    sha1 = (f.get("sha1") or None) and str(f["sha1"]).lower()
+    # A size or checksum that is not one (IA metadata is hand-edited at times) is unknown,
+    # not 0 or garbage: those would fail every download of good bytes, for ever.
+    size = _size(f.get("size"))
+    md5 = _hexdigest(f.get("md5"), 32)
+    sha1 = _hexdigest(f.get("sha1"), 40)
     title = (text(f.get("title")) or "").strip() or None  # credited in ATTRIBUTION.md
     try:
         safe_relpath(name)
@@ -173,6 +176,49 @@ def upsert_file(
         (size, md5, sha1, f.get("format"), url, status, reason, prev["id"]),
     )
     return 1
+
+
+def name_clashes(files: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """An item's file entries without repeats (the first entry of a name wins), and the
+    names that cannot share a folder with the others, each with its reason: a name that
+    another uses as a folder ("a" beside "a/b.flac": the nested one is refused) and a name
+    equal to an earlier one after Unicode NFC normalisation (one path on macOS and in
+    most torrent clients)."""
+    kept, seen = [], set()
+    for f in files:
+        name = str(f.get("name") or "")
+        if name not in seen:
+            seen.add(name)
+            kept.append(f)
+    refused: dict[str, str] = {}
+    nfc: dict[str, str] = {}
+    for f in kept:
+        name = str(f.get("name") or "")
+        parts = name.split("/")
+        folder = next(
+            ("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in seen),
+            None,
+        )
+        key = unicodedata.normalize("NFC", name)
+        if folder is not None:
+            refused[name] = f"name clash: {folder!r} is a file, not a folder"
+        elif key in nfc:
+            refused[name] = f"name clash: same as {nfc[key]!r} after Unicode normalisation"
+        else:
+            nfc[key] = name
+    return kept, refused
+
+
+def _size(value: Any) -> int | None:
+    text = str(value).strip() if isinstance(value, (str, int)) else ""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
+def _hexdigest(value: Any, length: int) -> str | None:
+    text = str(value).strip().lower() if isinstance(value, str) else ""
+    if len(text) == length and all(c in "0123456789abcdef" for c in text):
+        return text
+    return None
 
 
 def _origin(f: dict[str, Any]) -> str:
