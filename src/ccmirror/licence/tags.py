@@ -10,6 +10,7 @@ import contextlib
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,6 +189,14 @@ def read_tags(path: str | os.PathLike[str], *, verify_audio: bool = True) -> Tag
         return report
     if os.path.isdir(path):
         report.error = "is a directory"
+        return report
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError as e:
+        report.error = f"cannot read: {e.strerror or e}"
+        return report
+    if not regular:  # a FIFO or device would block the reader (for FILE_TIMEOUT) or never end
+        report.error = "not a regular file"
         return report
     try:
         f = mutagen.File(path)

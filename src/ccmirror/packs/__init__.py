@@ -123,7 +123,8 @@ def seal_pack(
     if not rows:
         return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
     total = sum(r["size"] for r in rows)
-    reporter.start(p["name"], 2 * total, "bytes")
+    to_hash = sum(r["size"] for r in rows if not (r["md5"] and r["sha1"] and r["sha256"]))
+    reporter.start(p["name"], total + to_hash, "bytes")
     try:
         hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
         rows, changed = _unchanged_rows(mirror, pack_id, rows, hashes)
@@ -133,13 +134,13 @@ def seal_pack(
         total = sum(r["size"] for r in rows)
         with transaction(db):
             for r in rows:
-                for algo, hexd in hashes[r["file_id"]].items():
+                for algo, hexd in hashes.get(r["file_id"], {}).items():
                     if not r[algo]:
                         db.execute(
                             f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, r["file_id"])
                         )
         for r in rows:
-            r.update(hashes[r["file_id"]])
+            r.update(hashes.get(r["file_id"], {}))
         links = build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
         trackers = json.loads(p["trackers"] or "[]")
         torrent = make_torrent(
@@ -236,7 +237,7 @@ def _unchanged_rows(
     downloads the source's bytes and the next check judges them afresh."""
     keep, bad = [], []
     for r in rows:
-        why = hash_mismatch(r, hashes[r["file_id"]])
+        why = hash_mismatch(r, hashes.get(r["file_id"], {}))
         if why is None:
             keep.append(r)
             continue

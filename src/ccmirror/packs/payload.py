@@ -20,9 +20,11 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import CHUNK, atomic_write_text, fsync_dir, safe_join
 
 log = logging.getLogger("ccmirror.packs")
@@ -68,7 +70,7 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
     """The files of a pack with what MANIFEST.csv and ATTRIBUTION.md need, by path."""
     return db.execute(
         "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
-        " f.store_path, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
+        " f.store_path, f.fetched_at, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
         " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
         " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
@@ -80,14 +82,26 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
 def fill_hashes(
     data_dir: Path, rows: Sequence[sqlite3.Row], workers: int, progress: Callable[[int], None]
 ) -> dict[int, dict[str, str]]:
-    """Every file's md5/sha1/sha256, one read per file, files in parallel. All three, also
-    those the catalogue has: the caller compares them (`hash_mismatch`), so bytes changed
-    in the store behind ccmirror's back are never packed as the file the source published."""
+    """md5/sha1/sha256 that the catalogue lacks, one read per file, files in parallel.
+
+    A file that is read anyway, or whose store copy was written after it was fetched, is
+    also hashed with one checksum the catalogue has (sha1, else md5) for the caller to
+    compare (`hash_mismatch`): bytes changed in the store behind ccmirror's back are never
+    packed as the file the source published. A file whose checksums are all known and
+    untouched since its fetch is not read again (resealing stays as fast as linking)."""
 
     stop = threading.Event()
 
-    def job(row: sqlite3.Row) -> tuple[int, dict[str, str]]:
-        hashers = {a: hashlib.new(a) for a in ("md5", "sha1", "sha256")}
+    def wanted(row: sqlite3.Row) -> list[str]:
+        want = [a for a in ("md5", "sha1", "sha256") if not row[a]]
+        if not want and not _touched_since_fetch(data_dir, row):
+            return []
+        check = next((a for a in ("sha1", "md5") if row[a]), None)
+        return want + [check] if check else want
+
+    def job(item: tuple[sqlite3.Row, list[str]]) -> tuple[int, dict[str, str]]:
+        row, algos = item
+        hashers = {a: hashlib.new(a) for a in algos}
         with open(safe_join(data_dir, row["store_path"]), "rb") as f:
             while chunk := f.read(CHUNK):
                 if stop.is_set():
@@ -97,13 +111,27 @@ def fill_hashes(
                 progress(len(chunk))
         return row["file_id"], {a: h.hexdigest() for a, h in hashers.items()}
 
-    todo = list(rows)
+    todo = [(r, algos) for r in rows if (algos := wanted(r))]
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
         return dict(pool.map(job, todo))
     finally:  # on an interrupt, stop the running jobs and drop the queued ones
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _touched_since_fetch(data_dir: Path, row: sqlite3.Row) -> bool:
+    """Whether the store file's mtime is past its fetch (1 s for the stamp's rounding).
+    Without a fetch stamp (rows made by hand) the catalogue's checksums are trusted."""
+    fetched = dict(row).get("fetched_at")
+    if not fetched:
+        return False
+    try:
+        when = datetime.strptime(fetched, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        mtime = os.stat(safe_join(data_dir, row["store_path"])).st_mtime
+    except (ValueError, OSError, UnsafeName):
+        return True
+    return mtime >= when.timestamp() + 1
 
 
 def hash_mismatch(row: Any, hashes: dict[str, str]) -> str | None:
