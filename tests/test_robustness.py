@@ -355,3 +355,16 @@ def test_a_fifo_is_unreadable_at_once_not_a_hang(tmp_path):
     assert [r["verdict"] for r in rows] == ["unreadable", "rejected"]
     assert rows[0]["error"] == "not a regular file"
     assert rows[1]["error"] is None
+
+
+def test_identifiers_that_would_leave_their_folder_are_refused_not_failed(ia, write_manifest):
+    make_ia_archive(ia, [{"identifier": i} for i in ("x/../../evil", "..", "a b", "good-1")])
+    mirror = open_mirror(ia_manifest(write_manifest, ia))
+    for _ in range(2):  # not a failure to retry on every cron run
+        result = harvest(mirror)
+        assert result["failed"] == 0
+        assert result["refused"] == {"unsafe identifier": 2}
+    items = {r["source_id"] for r in mirror.db.execute("SELECT source_id FROM items")}
+    assert items == {"a b", "good-1"}
+    asked = [r.path for r in ia.requests if r.path.startswith("/metadata/")]
+    assert not any(".." in p for p in asked)

@@ -28,8 +28,9 @@ from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import SourceUnreachable
+from ccmirror.errors import SourceUnreachable, UnsafeName
 from ccmirror.fetch.reasons import failure_reason
+from ccmirror.fsutil import safe_relpath
 from ccmirror.licence import judge_declared
 from ccmirror.manifest import IASource
 from ccmirror.mirror import Mirror
@@ -108,6 +109,16 @@ def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
     yield from search
 
 
+def _safe_identifier(ident: str) -> bool:
+    if "/" in ident:
+        return False
+    try:
+        safe_relpath(ident)
+    except UnsafeName:
+        return False
+    return True
+
+
 def _selected(f: dict[str, Any], wanted: str | tuple[str, ...]) -> bool:
     fmt = str(f.get("format") or "")
     if str(f.get("private", "")).lower() == "true":
@@ -180,6 +191,12 @@ def harvest_source(
         ident = str(d.get("identifier") or "")
         if ident and ident not in seen:
             seen.add(ident)
+            if not _safe_identifier(ident):
+                # Not an IA identifier ([A-Za-z0-9._-]); as a path it would leave its folder,
+                # as a URL it would name another resource: refused, never asked for.
+                log.warning("ia: refused the unsafe identifier %r", ident[:200])
+                refused["unsafe identifier"] += 1
+                continue
             unique.append(d)
     unique.sort(key=lambda d: (-to_int(d.get("downloads")), d["identifier"]))
     if source.max_items:
