@@ -368,3 +368,22 @@ def test_identifiers_that_would_leave_their_folder_are_refused_not_failed(ia, wr
     assert items == {"a b", "good-1"}
     asked = [r.path for r in ia.requests if r.path.startswith("/metadata/")]
     assert not any(".." in p for p in asked)
+
+
+def test_resume_stamp_that_is_not_an_object_means_a_full_check(tmp_path):
+    import libtorrent as lt
+
+    from ccmirror.packs.torrent import make_torrent
+    from ccmirror.seed.resume import ResumeStore, torrent_key
+
+    save = tmp_path / "packs"
+    (save / "p").mkdir(parents=True)
+    (save / "p" / "a.bin").write_bytes(os.urandom(40_000))
+    ti = lt.torrent_info(make_torrent(save, "p", creation_date=0))
+    store = ResumeStore(tmp_path / "seed", save)
+    key = torrent_key(ti.info_hashes())
+    store.folder.mkdir()
+    (store.folder / f"{key}.resume").write_bytes(b"d4:abcdi1ee")
+    (store.folder / f"{key}.stamp.json").write_text("[1, 2]")  # torn or hand-edited
+    params, why = store.load(ti)
+    assert params is None and "not an object" in why

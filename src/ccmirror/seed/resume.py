@@ -68,6 +68,8 @@ class ResumeStore:
             return None, "no resume data"
         except (OSError, ValueError) as e:
             return None, f"unreadable resume data ({e})"
+        if not isinstance(stamp, dict):  # valid JSON, but not the stamp we write
+            return None, "unreadable resume data (the stamp is not an object)"
         if stamp.get("resume_sha1") != hashlib.sha1(buf).hexdigest():
             return None, "resume data does not match its stamp"
         if stamp.get("files") != payload_stamp(ti, self.save_path):
