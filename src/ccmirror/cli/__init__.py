@@ -11,6 +11,7 @@ import logging
 import os
 import pkgutil
 import signal
+import sqlite3
 import sys
 import traceback
 
@@ -89,6 +90,13 @@ def main(argv: list[str] | None = None) -> None:
         cli.main(args=argv, prog_name="ccmirror", standalone_mode=False)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    except click.exceptions.NoArgsIsHelpError as e:
+        # Click would print the whole help as the "error"; one line that names the choices.
+        group = e.ctx.command if e.ctx is not None else cli
+        path = e.ctx.command_path if e.ctx is not None else "ccmirror"
+        names = ", ".join(getattr(group, "commands", {}))
+        click.echo(f"ccmirror: missing command, one of: {names} (see '{path} --help')", err=True)
+        sys.exit(EXIT_USAGE)
     except click.UsageError as e:
         # One line, like every other failure; where to look for the right usage.
         path = e.ctx.command_path if e.ctx is not None else "ccmirror"
@@ -114,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): nothing more to say.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except sqlite3.DatabaseError as e:
+        # A damaged or foreign catalogue file met after it was opened (read-only opens are lazy).
+        if debug:
+            traceback.print_exc()
+        click.echo(f"ccmirror: catalogue: {e} (is catalogue.sqlite damaged?)", err=True)
         sys.exit(1)
     except OSError as e:
         if debug:

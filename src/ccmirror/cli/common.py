@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from ccmirror.errors import CCMirrorError, WorkFailed
 from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
 from ccmirror.sizes import parse_size
 
@@ -173,7 +174,27 @@ def emit(result: dict[str, Any], table: Callable[[dict[str, Any]], str] | None =
         if text:
             click.echo(text)
     if result.get("failed"):
-        raise SystemExit(1)
+        raise WorkFailed(
+            f"{command_name()}: finished, but {result['failed']} failed"
+            " (see the messages above or --json)"
+        )
+
+
+def command_name() -> str:
+    """The command as typed, without the program name: "fetch", "licence inspect"."""
+    ctx = click.get_current_context(silent=True)
+    path = ctx.command_path if ctx is not None else "ccmirror"
+    return path.split(" ", 1)[1] if " " in path else path
+
+
+def fail(message: str, exit_code: int, level: int = logging.ERROR) -> CCMirrorError:
+    """The one `ccmirror: ...` stderr line for a run that ends non-zero after printing its
+    result; the same line goes to --log-file (raise what this returns)."""
+    record = log.makeRecord(log.name, level, __file__, 0, message, (), None)
+    for handler in log.handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+    return CCMirrorError(message, exit_code)
 
 
 def _default_table(result: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import click
 from ccmirror.cli.common import (
     SIZE,
     emit,
+    fail,
     format_table,
     manifest_argument,
     mirror_for,
@@ -171,7 +172,7 @@ def seed(
         for sig, handler in old.items():
             signal.signal(sig, handler)
     if final["failed"]:
-        raise SystemExit(1)
+        raise fail(f"seed: {final['failed']} torrents could not be seeded (see above)", 1)
 
 
 def _export_table(r: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import click
 
 from ccmirror.cli.common import (
     SIZE,
+    fail,
     format_table,
     lock_option,
     manifest_argument,
@@ -148,16 +149,16 @@ def sync(manifest: str, dry_run: bool, max_bytes: int | None) -> None:
     elif not s.quiet and (dry_run or s.verbose or sys.stdout.isatty()):
         click.echo(_table(result))
     if code:
-        # A source down entirely is an error (shown even with --quiet); failed work that the
-        # next run retries is a warning.
-        log.log(
-            logging.ERROR if code == EXIT_UNREACHABLE else logging.WARNING,
-            "sync: exit %d (%s)",
-            code,
-            "; ".join(result.get("unreachable") or [])
-            or "failed: " + ", ".join(result.get("failed_stages") or []),
+        # One `ccmirror:` line, even with --quiet: cron mails it. A source down entirely is
+        # an error; failed work that the next run retries is a warning (in --log-file).
+        detail = "; ".join(result.get("unreachable") or []) or "failed: " + ", ".join(
+            result.get("failed_stages") or []
         )
-        raise SystemExit(code)
+        raise fail(
+            f"sync: exit {code} ({detail})",
+            code,
+            logging.ERROR if code == EXIT_UNREACHABLE else logging.WARNING,
+        )
 
 
 COMMANDS = [sync]
