@@ -387,3 +387,28 @@ def test_resume_stamp_that_is_not_an_object_means_a_full_check(tmp_path):
     (store.folder / f"{key}.stamp.json").write_text("[1, 2]")  # torn or hand-edited
     params, why = store.load(ti)
     assert params is None and "not an object" in why
+
+
+def test_a_newcomer_that_clashes_with_a_fetched_file_is_the_one_refused(ia, write_manifest):
+    nfc = unicodedata.normalize("NFC", "été.flac")
+    nfd = unicodedata.normalize("NFD", "été.flac")
+    first = {"sub/inner.flac": audio_bytes("flac", 1), nfd: audio_bytes("flac", 2)}
+    spec = {"identifier": "grows", "kinds": ("flac",)}
+    make_ia_archive(ia, [{**spec, "extra_files": first}])
+    mirror = open_mirror(ia_manifest(write_manifest, ia))
+    harvest(mirror)
+    assert fetch(mirror)["fetched"] == 3
+    # The uploader adds a file named like the folder, and the NFC twin of a fetched name.
+    later = {
+        **first,
+        "sub": {"data": audio_bytes("flac", 3), "format": "Flac"},
+        nfc: audio_bytes("flac", 4),
+    }
+    make_ia_archive(ia, [{**spec, "extra_files": later}])
+    harvest(mirror)
+    files = _files(mirror, "grows")
+    assert files["sub/inner.flac"]["status"] == "fetched"
+    assert files[nfd]["status"] == "fetched"
+    assert files["sub"]["status"] == "refused" and "already fetched" in files["sub"]["reason"]
+    assert files[nfc]["status"] == "refused" and "normalisation" in files[nfc]["reason"]
+    assert fetch(mirror)["failed"] == 0

@@ -418,7 +418,13 @@ def _record(
         if status == "refused":
             refused[reason or "refused"] += 1
     item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
-    files, clashes = name_clashes(files)
+    fetched = [
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
+        )
+    ]
+    files, clashes = name_clashes(files, fetched)
     for f in files:
         new = upsert_file(db, endpoint, ident, item_id, f)
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import unicodedata
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
@@ -178,30 +179,43 @@ def upsert_file(
     return 1
 
 
-def name_clashes(files: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def name_clashes(
+    files: list[dict[str, Any]], fetched: Collection[str] = ()
+) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """An item's file entries without repeats (the first entry of a name wins), and the
     names that cannot share a folder with the others, each with its reason: a name that
     another uses as a folder ("a" beside "a/b.flac": the nested one is refused) and a name
     equal to an earlier one after Unicode NFC normalisation (one path on macOS and in
-    most torrent clients)."""
+    most torrent clients). Names already `fetched` keep their place: a newcomer that
+    clashes with one of them is the one refused."""
     kept, seen = [], set()
     for f in files:
         name = str(f.get("name") or "")
         if name not in seen:
             seen.add(name)
             kept.append(f)
+    have = set(fetched)
+    have_folders = {"/".join(n.split("/")[:k]) for n in have for k in range(1, n.count("/") + 1)}
     refused: dict[str, str] = {}
-    nfc: dict[str, str] = {}
+    nfc = {unicodedata.normalize("NFC", n): n for n in sorted(have)}
     for f in kept:
         name = str(f.get("name") or "")
+        if name in have:
+            continue
         parts = name.split("/")
         folder = next(
-            ("/".join(parts[:n]) for n in range(1, len(parts)) if "/".join(parts[:n]) in seen),
+            (
+                "/".join(parts[:n])
+                for n in range(1, len(parts))
+                if "/".join(parts[:n]) in seen or "/".join(parts[:n]) in have
+            ),
             None,
         )
         key = unicodedata.normalize("NFC", name)
         if folder is not None:
             refused[name] = f"name clash: {folder!r} is a file, not a folder"
+        elif name in have_folders:
+            refused[name] = f"name clash: {name!r} is a folder of files already fetched"
         elif key in nfc:
             refused[name] = f"name clash: same as {nfc[key]!r} after Unicode normalisation"
         else:
