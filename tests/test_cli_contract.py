@@ -136,6 +136,7 @@ READ_ONLY = [
     ["plan", "{m}", "--budget", "100KiB"],
     ["search", "{m}", "harbour"],
     ["sync", "{m}", "--dry-run"],
+    ["licence", "inspect", "{m}", "{m}"],
 ]
 
 
@@ -186,6 +187,14 @@ def test_missing_or_broken_manifest_is_exit_2_naming_file_and_key(cli, tmp_path)
         assert "bad.toml" in line and "mirror.colour" in line
         assert "broken.toml" in _one_error_line(cli(command[0], str(broken), *command[1:]), 2)
     assert not (tmp_path / "d").exists()
+
+
+def test_a_log_file_that_cannot_be_opened_is_a_usage_error(demo, cli, tmp_path):
+    for before in (True, False):
+        opt = ["--log-file", str(tmp_path / "no-such-folder/sync.log")]
+        argv = [*opt, "status", str(demo)] if before else ["status", str(demo), *opt]
+        line = _one_error_line(cli(*argv), 2)
+        assert "--log-file" in line and "no-such-folder" in line
 
 
 def test_no_command_is_one_line_naming_the_commands(cli):

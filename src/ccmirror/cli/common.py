@@ -44,7 +44,13 @@ def _set(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
         if value not in (None, False):
             setattr(settings(ctx), attr, value)
             if attr in ("quiet", "verbose", "log_file", "debug"):
-                setup_logging(settings(ctx))
+                try:
+                    setup_logging(settings(ctx))
+                except OSError as e:  # --log-file in a missing or unwritable folder: usage
+                    settings(ctx).log_file = None
+                    raise click.BadParameter(
+                        f"cannot open {value}: {e.strerror or e}", ctx=ctx, param=_param
+                    ) from None
         return value
 
     return callback
