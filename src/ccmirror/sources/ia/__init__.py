@@ -28,13 +28,13 @@ from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
-from ccmirror.errors import SourceUnreachable, UnsafeName
+from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch.reasons import failure_reason
-from ccmirror.fsutil import safe_relpath
 from ccmirror.licence import judge_declared
 from ccmirror.manifest import IASource
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.sources.ia.checks import checked_metadata, safe_identifier
 from ccmirror.sources.ia.records import (
     as_list,
     name_clashes,
@@ -109,16 +109,6 @@ def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
     yield from search
 
 
-def _safe_identifier(ident: str) -> bool:
-    if "/" in ident:
-        return False
-    try:
-        safe_relpath(ident)
-    except UnsafeName:
-        return False
-    return True
-
-
 def _selected(f: dict[str, Any], wanted: str | tuple[str, ...]) -> bool:
     fmt = str(f.get("format") or "")
     if str(f.get("private", "")).lower() == "true":
@@ -146,28 +136,6 @@ class _Fetcher:
         return checked_metadata(identifier, session.get_metadata(identifier, {"timeout": 60}) or {})
 
 
-def checked_metadata(identifier: str, meta: Any) -> dict[str, Any]:
-    """The item document, if it has the shape the harvest reads; ValueError otherwise (the
-    item is then failed and retried, never recorded from half a document). File entries
-    that are not objects are dropped: one odd entry must not cost the item."""
-    if not isinstance(meta, dict):
-        raise ValueError(f"malformed item metadata: a JSON {type(meta).__name__}, not an object")
-    if not isinstance(meta.get("metadata") or {}, dict):
-        raise ValueError("malformed item metadata: 'metadata' is not an object")
-    files = meta.get("files") or []
-    if not isinstance(files, list):
-        raise ValueError("malformed item metadata: 'files' is not a list")
-    kept = [f for f in files if isinstance(f, dict)]
-    if len(kept) != len(files):
-        log.warning(
-            "ia: %s: %d file entries that are not objects ignored",
-            identifier,
-            len(files) - len(kept),
-        )
-        meta = {**meta, "files": kept}
-    return meta
-
-
 def harvest_source(
     mirror: Mirror, source: IASource, *, workers: int = 8, reporter: Reporter | None = None
 ) -> dict[str, Any]:
@@ -191,7 +159,7 @@ def harvest_source(
         ident = str(d.get("identifier") or "")
         if ident and ident not in seen:
             seen.add(ident)
-            if not _safe_identifier(ident):
+            if not safe_identifier(ident):
                 # Not an IA identifier ([A-Za-z0-9._-]); as a path it would leave its folder,
                 # as a URL it would name another resource: refused, never asked for.
                 log.warning("ia: refused the unsafe identifier %r", ident[:200])
