@@ -216,6 +216,19 @@ def test_sync_with_its_source_down_ends_with_one_ccmirror_line(cli, tmp_path):
     assert json.loads(j.stdout)["exit_code"] == 4 and "sync: exit 4" in _final_line(j, 4)
 
 
+def test_a_stage_that_crashes_logs_no_traceback_without_debug(cli, tmp_path):
+    manifest = _unreachable_manifest(tmp_path)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data/public").write_text("a file where public/ should be")
+    log = tmp_path / "sync.log"
+    r = cli("sync", str(manifest), "--log-file", str(log))
+    assert "sync: exit" in _final_line(r, 4)
+    assert "internal error" in r.stderr  # the stage's one line says what went wrong
+    assert "Traceback" in log.read_text()  # the operator's log keeps the details
+    d = cli("--debug", "sync", str(manifest))
+    assert d.returncode == 4 and "Traceback" in d.stderr
+
+
 def test_a_result_with_failures_is_exit_1_with_one_line(demo, cli, tmp_path):
     watch = tmp_path / "watch"
     watch.mkdir()

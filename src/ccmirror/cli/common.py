@@ -244,6 +244,19 @@ def reporter() -> BarReporter:
     return BarReporter()
 
 
+class _OneLineFormatter(logging.Formatter):
+    """Log lines without the traceback a library attached (exc_info): tracebacks reach
+    stderr only with --debug; --log-file keeps them for the operator."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        saved = record.exc_info, record.exc_text, record.stack_info
+        record.exc_info = record.exc_text = record.stack_info = None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info, record.exc_text, record.stack_info = saved
+
+
 def setup_logging(s: Settings) -> None:
     """Timestamped lines on stderr; INFO on a terminal, WARNING in cron, ERROR with -q."""
     root = logging.getLogger("ccmirror")
@@ -251,7 +264,7 @@ def setup_logging(s: Settings) -> None:
         root.removeHandler(h)
     fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
     err = logging.StreamHandler(sys.stderr)
-    err.setFormatter(fmt)
+    err.setFormatter(fmt if s.debug else _OneLineFormatter(fmt._fmt, fmt.datefmt))
     if s.quiet:
         err.setLevel(logging.ERROR)
     elif s.verbose or s.debug:

@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from ccmirror.cli.common import format_table, lock_option, output_options, reporter, settings
+from ccmirror.cli.common import (
+    fail,
+    format_table,
+    lock_option,
+    output_options,
+    reporter,
+    settings,
+)
 from ccmirror.sizes import format_size
 
 
@@ -105,7 +112,8 @@ def demo(folder: str) -> None:
     elif not s.quiet:
         click.echo(_render(result))
     if result["exit_code"]:
-        raise SystemExit(result["exit_code"])
+        code = int(result["exit_code"])
+        raise fail(f"demo: its sync exited {code} (see the messages above)", code)
 
 
 COMMANDS = [demo]
