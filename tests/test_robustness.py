@@ -412,3 +412,31 @@ def test_a_newcomer_that_clashes_with_a_fetched_file_is_the_one_refused(ia, writ
     assert files["sub"]["status"] == "refused" and "already fetched" in files["sub"]["reason"]
     assert files[nfc]["status"] == "refused" and "normalisation" in files[nfc]["reason"]
     assert fetch(mirror)["failed"] == 0
+
+
+def test_a_store_file_deleted_behind_our_back_comes_back_from_its_pack(tmp_path):
+    """The sealed pack holds the same verified bytes (a hard link): check puts them back,
+    the pack stays current, and nothing is downloaded or re-packed."""
+    from ccmirror.licence.check import check
+    from ccmirror.packs import pack
+    from packhelpers import sample_mirror
+
+    m = sample_mirror(tmp_path, pack_size="300KiB")
+    check(m)  # real verdicts first (the fixture writes its own)
+    pack(m, seal_partial=True)
+    f = m.db.execute(
+        "SELECT f.id, f.store_path, f.md5, f.verdict FROM files f"
+        " JOIN pack_files pf ON pf.file_id = f.id LIMIT 1"
+    ).fetchone()
+    store = m.abspath(f["store_path"])
+    data = store.read_bytes()
+    store.unlink()
+    r = check(m)
+    assert r["restored"] == 1 and r["missing"] == 0 and r["failed"] == 0
+    assert store.read_bytes() == data
+    again = m.db.execute("SELECT status, verdict FROM files WHERE id = ?", (f["id"],)).fetchone()
+    assert tuple(again) == ("fetched", f["verdict"])
+    before = m.db.execute("SELECT name, obsolete FROM packs ORDER BY id").fetchall()
+    out = pack(m, seal_partial=True)
+    assert out["obsoleted"] == 0 and out["sealed"] == []
+    assert m.db.execute("SELECT name, obsolete FROM packs ORDER BY id").fetchall() == before

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sqlite3
 import stat
 import threading
@@ -20,7 +21,7 @@ from typing import Any
 
 from ccmirror.catalogue.db import transaction, utcnow
 from ccmirror.errors import UnsafeName
-from ccmirror.fsutil import fsync_dir, safe_relpath
+from ccmirror.fsutil import fsync_dir, hash_file, promote, safe_join, safe_relpath
 from ccmirror.licence import Declared, judge_declared
 from ccmirror.licence.normalise import by_id
 from ccmirror.licence.policy import NO_LICENCE, Policy
@@ -41,13 +42,16 @@ WORKERS = min(4, os.cpu_count() or 1)
 _UNSAFE = re.compile(r"^/|\\|[\x00-\x1f\x7f-\x9f]|(?:^|/)\.{0,2}(?:/|$)")
 
 _SELECT = """
-SELECT f.id, f.name, f.size, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
+SELECT f.id, f.name, f.size, f.md5, f.sha1, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
        f.checked_key, f.quarantine_path, i.source, i.source_id, i.licence_url,
        i.licence_title, i.declared_licence_id
 FROM files f JOIN items i ON i.id = f.item_id
 WHERE f.status = 'fetched' AND i.status = 'ok'
 ORDER BY f.id
 """
+_REFETCH = """UPDATE files SET status = 'pending', reason = ?, store_path = NULL,
+    fetched_at = NULL, verdict = NULL, verdict_reason = NULL, checked_at = NULL,
+    checked_size = NULL, checked_mtime_ns = NULL, checked_key = NULL WHERE id = ?"""
 _UPDATE = """
 UPDATE files SET verdict = ?, licence_id = ?, licence_url = ?, verdict_reason = ?,
        evidence = ?, isrc = ?, mbid = ?, checked_at = ?, checked_size = ?,
@@ -120,6 +124,34 @@ def _ours(path: Path, row: sqlite3.Row) -> str | None:
     return None
 
 
+def _restore_from_pack(mirror: Mirror, row: sqlite3.Row, store: Path) -> bool:
+    """Put a sealed pack's copy of a vanished store file back, if its checksums match."""
+    want = {a: row[a] for a in ("md5", "sha1") if row[a]}
+    if not want:
+        return False
+    for p in mirror.db.execute(
+        "SELECT p.name, pf.path FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        " WHERE pf.file_id = ? AND p.status = 'sealed' ORDER BY p.obsolete, p.id",
+        (row["id"],),
+    ):
+        try:
+            copy = safe_join(mirror.packs_dir, p["name"], p["path"])
+        except UnsafeName:
+            continue
+        if copy.is_symlink() or not copy.is_file() or hash_file(copy, want) != want:
+            continue
+        store.parent.mkdir(parents=True, exist_ok=True)
+        part = store.with_name(store.name + ".part")
+        part.unlink(missing_ok=True)
+        try:
+            os.link(copy, part)
+        except OSError:
+            shutil.copyfile(copy, part)
+        promote(part, store)
+        return True
+    return False
+
+
 def _recover(mirror: Mirror, row: sqlite3.Row) -> Path | None:
     """Bytes `check` moved to quarantine just before a crash (the catalogue never heard):
     the newest of <name>, <name>.1, ... (`quarantine.free_name`'s choices) that is ours."""
@@ -149,6 +181,7 @@ class _Run:
             "unchanged": 0,
             "quarantined": 0,
             "missing": 0,
+            "restored": 0,
             "failed": 0,
             "run": {},
         }
@@ -305,16 +338,17 @@ class _Run:
             else:
                 self.record(row, v, st.st_size, st.st_mtime_ns, key, qrel)
             return
-        # The catalogue says fetched but the bytes are gone.
-        if row["verdict"] == "unreadable" and row["checked_size"] == -1:
-            self.count("unchanged")
+        # The catalogue says fetched but the bytes are gone: a sealed pack may still hold the
+        # same verified bytes (a hard link); otherwise the next fetch gets them again.
+        if store is not None and _restore_from_pack(self.mirror, row, store):
+            log.warning("fetched file missing: %s; restored from its pack", row["store_path"])
+            self.count("restored")
+            self.one(row)
             return
-        v = decide(TagReport(error="no such file"), self.policy, declared_id=decl.licence_id,
-                   declared_reason=decl.reason, source=True, source_evidence=_source_evidence(row))  # fmt: skip
-        v.reason = R_MISSING
         self.count("missing")
-        log.warning("fetched file missing: %s", row["store_path"])
-        self.record(row, v, -1, None, key, None)
+        log.warning("fetched file missing: %s; the next fetch gets it again", row["store_path"])
+        with self.lock, transaction(self.mirror.db) as db:
+            db.execute(_REFETCH, (R_MISSING, row["id"]))
 
 
 def totals(db: sqlite3.Connection) -> dict[str, Any]:
