@@ -23,8 +23,6 @@ from ccmirror.cli.common import (
 from ccmirror.errors import EXIT_UNREACHABLE
 from ccmirror.sizes import format_size
 
-log = logging.getLogger("ccmirror.sync")
-
 # The numbers worth a glance per stage, in this order; the rest is in --json.
 _HEADLINE = (
     "found",
