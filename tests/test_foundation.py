@@ -148,3 +148,43 @@ def test_data_dir_accepted_before_and_after_the_command(cli, write_manifest, tmp
         assert r.returncode == 0, r.stderr
     assert (tmp_path / "before" / "catalogue.sqlite").is_file()
     assert (tmp_path / "after" / "catalogue.sqlite").is_file()
+
+
+def test_read_only_commands_upgrade_an_older_catalogue(tmp_path, monkeypatch):
+    """After an upgrade that adds a migration, status/search must not fail on 'no such
+    column': the read-only open applies what is missing first."""
+    import ccmirror.catalogue.db as db
+
+    path = tmp_path / "catalogue.sqlite"
+    real = db._migrations
+    monkeypatch.setattr(db, "_migrations", lambda: real()[:2])  # an older release
+    catalogue.connect(path).close()
+    monkeypatch.setattr(db, "_migrations", real)
+    ro = catalogue.connect(path, readonly=True)
+    names = [r[0] for r in ro.execute("SELECT name FROM migrations ORDER BY name")]
+    assert names == [name for name, _ in real()]
+    ro.execute("SELECT tier FROM items").fetchall()  # a column from a later migration
+    ro.close()
+
+
+def test_a_migration_applied_meanwhile_by_another_process_is_skipped(tmp_path, monkeypatch):
+    import ccmirror.catalogue.db as db
+
+    path = tmp_path / "catalogue.sqlite"
+    first = catalogue.connect(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    last = first.execute("SELECT name FROM migrations ORDER BY name DESC LIMIT 1").fetchone()[0]
+    other.execute("DELETE FROM migrations WHERE name = ?", (last,))  # looks pending again
+    real = db.pending_migrations
+    calls = []
+
+    def pending(conn):
+        # The second look happens after applying failed (its schema is in place): by then
+        # the other process has recorded it, as a concurrent upgrader would.
+        calls.append(1)
+        if len(calls) == 2:
+            other.execute("INSERT INTO migrations(name, applied_at) VALUES (?, 'x')", (last,))
+        return real(conn)
+
+    monkeypatch.setattr(db, "pending_migrations", pending)
+    assert migrate(first) == [] and len(calls) == 2

@@ -31,22 +31,39 @@ def _migrations() -> list[tuple[str, str]]:
     return sorted((name, sql) for name, sql in found if not name.startswith("."))
 
 
+def pending_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations this catalogue has not recorded yet."""
+    try:
+        done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+    except sqlite3.OperationalError:  # no migrations table: a new or foreign database
+        done = set()
+    return [name for name, _ in _migrations() if name not in done]
+
+
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply the migrations not yet recorded; return their names."""
     conn.execute(
         "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
     )
-    done = {r[0] for r in conn.execute("SELECT name FROM migrations")}
+    todo = set(pending_migrations(conn))
     applied = []
     for name, sql in _migrations():
-        if name in done:
+        if name not in todo:
             continue
         # executescript commits first; the migration and its record go in one transaction.
-        conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + sql
-            + f"\nINSERT INTO migrations(name, applied_at) VALUES ('{name}', '{utcnow()}');\nCOMMIT;"
-        )
+        try:
+            conn.executescript(
+                "BEGIN IMMEDIATE;\n"
+                + sql
+                + f"\nINSERT INTO migrations(name, applied_at) VALUES ('{name}', '{utcnow()}');"
+                "\nCOMMIT;"
+            )
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if name in pending_migrations(conn):
+                raise
+            continue  # another process (a read-only command upgrading) applied it first
         applied.append(name)
     return applied
 
@@ -66,7 +83,18 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         # The pragmas above read nothing: make a file that is not SQLite fail here, once,
         # with its name, rather than at the first query with a bare "not a database".
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "migrations" not in tables:
+            conn.close()
+            raise CCMirrorError(
+                f"{path} is an SQLite database but not a ccmirror catalogue; move it away"
+                " or use another data directory"
+            )
+        if readonly and pending_migrations(conn):
+            # A catalogue from an older ccmirror: upgrade it once, then read.
+            conn.close()
+            connect(path).close()
+            return connect(path, readonly=True)
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")

@@ -170,8 +170,17 @@ def manifest_csv(rows: Sequence[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(MANIFEST_COLUMNS)
     for r in rows:
-        w.writerow(["" if r.get(c) is None else r[c] for c in MANIFEST_COLUMNS])
+        w.writerow([_cell(r.get(c)) for c in MANIFEST_COLUMNS])
     return buf.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    # Download and listen counts are whole numbers stored as REAL: 6000, not 6000.0.
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def _md(text: Any) -> str:
