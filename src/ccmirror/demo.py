@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from ccmirror.fsutil import atomic_write_text
 from ccmirror.lock import DataLock
 from ccmirror.mirror import Mirror, open_mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.tiers import tier_table
 
 log = logging.getLogger("ccmirror.demo")
 
@@ -133,21 +133,14 @@ def _check_folder(folder: Path) -> None:
 
 
 def _tiers(mirror: Mirror) -> list[dict[str, Any]]:
-    try:
-        from ccmirror.tiers import tier_table
-    except ImportError:
-        return []
-    return list(tier_table(mirror).get("tiers", []))
+    return list(tier_table(mirror)["tiers"])
 
 
 def _packs(mirror: Mirror) -> list[dict[str, Any]]:
-    try:
-        rows = mirror.db.execute(
-            "SELECT name, tier, status, num_files, data_size, info_hash_v1, torrent_path"
-            " FROM packs WHERE obsolete = 0 AND is_metadata = 0 ORDER BY tier, seq"
-        ).fetchall()
-    except sqlite3.OperationalError:
-        return []
+    rows = mirror.db.execute(
+        "SELECT name, tier, status, num_files, data_size, info_hash_v1, torrent_path"
+        " FROM packs WHERE obsolete = 0 AND is_metadata = 0 ORDER BY tier, seq"
+    ).fetchall()
     return [dict(r) for r in rows]
 
 
@@ -216,17 +209,14 @@ def _outcomes(mirror: Mirror, rows: list[dict[str, Any]]) -> list[dict[str, Any]
 
 
 def _packed_names(mirror: Mirror, item_id: int) -> set[str]:
-    try:
-        return {
-            r[0]
-            for r in mirror.db.execute(
-                "SELECT f.name FROM files f JOIN pack_files pf ON pf.file_id = f.id"
-                " JOIN packs p ON p.id = pf.pack_id WHERE f.item_id = ? AND p.obsolete = 0",
-                (item_id,),
-            )
-        }
-    except sqlite3.OperationalError:
-        return set()
+    return {
+        r[0]
+        for r in mirror.db.execute(
+            "SELECT f.name FROM files f JOIN pack_files pf ON pf.file_id = f.id"
+            " JOIN packs p ON p.id = pf.pack_id WHERE f.item_id = ? AND p.obsolete = 0",
+            (item_id,),
+        )
+    }
 
 
 def _next(manifest: Path, mirror: Mirror) -> list[str]:

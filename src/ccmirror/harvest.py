@@ -30,7 +30,7 @@ def harvest(
     reporter = reporter or NullReporter()
     total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": []}
     for source in mirror.manifest.sources:
-        where = getattr(source, "endpoint", None) or getattr(source, "metadata", "")
+        where = source.where
         module = importlib.import_module(f"ccmirror.sources.{source.kind}")
         try:
             result = module.harvest_source(mirror, source, workers=workers, reporter=reporter)

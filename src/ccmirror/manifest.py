@@ -35,6 +35,11 @@ class IASource:
     max_items: int = 0
     kind: str = "ia"
 
+    @property
+    def where(self) -> str:
+        """Where this source is read from, for messages and summaries."""
+        return self.endpoint
+
 
 @dataclass(frozen=True)
 class FMASource:
@@ -43,6 +48,10 @@ class FMASource:
     audio_base_url: str | None = None
     max_items: int = 0
     kind: str = "fma"
+
+    @property
+    def where(self) -> str:
+        return self.metadata
 
 
 Source = IASource | FMASource

@@ -29,7 +29,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -198,9 +197,6 @@ def publish_fingerprint(mirror: Mirror) -> str:
         "SELECT count(*) FROM pack_files",
     )
     for sql in queries:
-        try:
-            rows = mirror.db.execute(sql).fetchall()
-        except sqlite3.OperationalError:
-            rows = []
+        rows = mirror.db.execute(sql).fetchall()
         h.update(repr([tuple(r) for r in rows]).encode())
     return h.hexdigest()

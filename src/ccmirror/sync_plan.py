@@ -13,6 +13,7 @@ from ccmirror import catalogue
 from ccmirror.errors import EXIT_OK
 from ccmirror.licence import publishable_verdicts
 from ccmirror.manifest import Manifest
+from ccmirror.tiers import rank_items
 
 
 def sync_dry_run(manifest: Manifest, *, max_bytes: int | None = None) -> dict[str, Any]:
@@ -42,10 +43,7 @@ def plan(
     in a live pack, open packs, packs it would seal per tier: an estimate, files do not
     split), publish (whether anything would change).
     """
-    sources = [
-        {"kind": s.kind, "where": getattr(s, "endpoint", None) or getattr(s, "metadata", "")}
-        for s in manifest.sources
-    ]
+    sources = [{"kind": s.kind, "where": s.where} for s in manifest.sources]
     result: dict[str, Any] = {
         "dry_run": True,
         "mirror": manifest.name,
@@ -65,16 +63,10 @@ def plan(
         return result
 
     def one(sql: str, *args: Any) -> sqlite3.Row | None:
-        try:
-            return db.execute(sql, args).fetchone()
-        except sqlite3.OperationalError:  # a catalogue older than a stage's migration
-            return None
+        return db.execute(sql, args).fetchone()
 
     def rows(sql: str, *args: Any) -> list[sqlite3.Row]:
-        try:
-            return db.execute(sql, args).fetchall()
-        except sqlite3.OperationalError:
-            return []
+        return db.execute(sql, args).fetchall()
 
     # fetch: pending files of live items, most popular first, within the budget.
     pending = rows(
@@ -170,12 +162,7 @@ def plan(
 
 def _item_tiers(manifest: Manifest, db: sqlite3.Connection) -> dict[int, int]:
     """Item id -> tier, as `pack` would assign it (read-only)."""
-    try:
-        from ccmirror.tiers import rank_items
-
-        return {it.id: it.tier for it in rank_items(db, manifest.tiers.shares)}
-    except (ImportError, sqlite3.OperationalError):
-        return {}
+    return {it.id: it.tier for it in rank_items(db, manifest.tiers.shares)}
 
 
 def _published(manifest: Manifest) -> bool:

@@ -26,6 +26,7 @@ from typing import Any
 
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import CHUNK, atomic_write_text, fsync_dir, safe_join
+from ccmirror.licence.normalise import licence_info
 
 log = logging.getLogger("ccmirror.packs")
 
@@ -49,21 +50,6 @@ MANIFEST_COLUMNS = (
     "popularity",
 )
 FICLONE = 0x40049409  # linux/fs.h
-
-
-def licence_info(licence_id: str | None) -> dict[str, str] | None:
-    """Name and URL of a licence id, from the licence engine when it has them."""
-    if not licence_id:
-        return None
-    try:
-        from ccmirror.licence.normalise import licence_info as lookup
-    except ImportError:
-        return None
-    try:
-        return lookup(licence_id)
-    except Exception:  # a lookup problem must not stop a pack; fall back to the id
-        log.debug("licence_info(%r) failed", licence_id, exc_info=True)
-        return None
 
 
 def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:

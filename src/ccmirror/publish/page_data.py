@@ -10,6 +10,7 @@ import urllib.parse
 from typing import Any
 
 from ccmirror.licence import publishable_verdicts
+from ccmirror.licence.normalise import licence_info
 from ccmirror.mirror import Mirror
 from ccmirror.tiers import RankedItem, ranked, summarise
 
@@ -18,18 +19,11 @@ TOP_ITEMS = 10
 
 
 def licence_name(licence_id: str) -> tuple[str, str | None]:
-    """A readable name and canonical URL; the id itself when the lookup is not there."""
-    try:
-        from ccmirror.licence.normalise import licence_info
-    except ImportError:
-        return licence_id, None
-    try:
-        info = licence_info(licence_id)
-    except Exception:  # a lookup problem must not stop publishing
-        return licence_id, None
+    """A readable name and canonical URL; the id itself for an id CC's table lacks."""
+    info = licence_info(licence_id)
     if not info:
         return licence_id, None
-    return info.get("name") or licence_id, info.get("url")
+    return info["name"] or licence_id, info["url"]
 
 
 def magnet(btih: str, name: str, trackers: list[str]) -> str:
