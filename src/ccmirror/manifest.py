@@ -76,6 +76,15 @@ class TorrentsConfig:
     piece_size: int | None = None  # None: automatic
     trackers: tuple[str, ...] = DEFAULT_TRACKERS
     web_seeds: tuple[str, ...] = ()
+    scrape: bool = False  # publish asks the trackers for swarm counts (torrents.json)
+
+
+@dataclass(frozen=True)
+class FollowConfig:
+    """A follower's `[follow]`: a primary's torrents.json and the space offered to it."""
+
+    torrents: str  # http(s) URL, or an absolute path
+    space: int
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,12 @@ class Manifest:
     licence: LicenceConfig = field(default_factory=LicenceConfig)
     tiers: TiersConfig = field(default_factory=TiersConfig)
     torrents: TorrentsConfig = field(default_factory=TorrentsConfig)
+    public_url: str | None = None  # makes torrents.json `url`s absolute
+    follow: FollowConfig | None = None  # a follower: no sources, packs from a primary's list
+
+    @property
+    def is_follower(self) -> bool:
+        return self.follow is not None
 
 
 class _Section:
@@ -275,8 +290,36 @@ def _torrents(path: Path, raw: Any) -> TorrentsConfig:
     for w in web_seeds:
         if not _is_url(w):
             raise sec.fail("web_seeds", f"not an http(s) URL: {w!r}")
+    scrape = sec.get("scrape", bool, False)
     sec.finish()
-    return TorrentsConfig(pack_size, fmt, piece_size, trackers, web_seeds)
+    return TorrentsConfig(pack_size, fmt, piece_size, trackers, web_seeds, scrape)
+
+
+def _follow(path: Path, raw: Any) -> FollowConfig:
+    sec = _Section(path, "follow", raw)
+    torrents = sec.get("torrents", str, required=True).strip()
+    if not torrents:
+        raise sec.fail("torrents", "must be the URL or path of a primary's torrents.json")
+    if not _is_url(torrents):
+        if "://" in torrents:
+            raise sec.fail("torrents", f"must be an http(s) URL or a path, not {torrents!r}")
+        torrents = str(_local_path(path.parent, torrents))
+    space = sec.size("space", None)
+    if space is None:
+        raise sec.fail("space", 'is required: the disk you offer, e.g. "2TB"')
+    if space <= 0:
+        raise sec.fail("space", "must be more than 0")
+    sec.finish()
+    return FollowConfig(torrents, space)
+
+
+def _public_url(sec: _Section) -> str | None:
+    value = sec.get("public_url", str, None)
+    if value is None:
+        return None
+    if not _is_url(value.strip()):
+        raise sec.fail("public_url", f"must be an http(s) URL, not {value!r}")
+    return value.strip().rstrip("/") + "/"
 
 
 def resolve_data_dir(manifest_path: Path, configured: str, override: str | None) -> Path:
@@ -313,15 +356,23 @@ def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> 
     configured = mirror.get("data_dir", str, None)
     if configured is None and not (data_dir or os.environ.get("CCMIRROR_DATA_DIR")):
         raise mirror.fail("data_dir", "is required (or pass --data-dir / CCMIRROR_DATA_DIR)")
+    public_url = _public_url(mirror)
     mirror.finish()
+    raw_follow = top.get("follow", dict, None)
+    follow = _follow(path, raw_follow) if raw_follow is not None else None
+    raw_sources = top.get("source", list, None)
+    if follow is not None and raw_sources is not None:
+        raise ManifestError(path, "source", "a follower ([follow]) has no [[source]]")
     manifest = Manifest(
         path=path.resolve(),
         name=name,
         data_dir=resolve_data_dir(path.resolve(), configured or ".", data_dir),
-        sources=_sources(path, top.get("source", list, required=True)),
+        sources=() if follow is not None else _sources(path, raw_sources),
         licence=_licence(path, top.get("licence", dict, None)),
         tiers=_tiers(path, top.get("tiers", dict, None)),
         torrents=_torrents(path, top.get("torrents", dict, None)),
+        public_url=public_url,
+        follow=follow,
     )
     top.finish()
     return manifest

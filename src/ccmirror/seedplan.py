@@ -45,8 +45,49 @@ def scrape(
     """name -> {"seeders", "leechers", "error"}; counts are None when no tracker answered."""
     import libtorrent as lt
 
+    params: list[tuple[str, Any]] = []
+    errors: dict[str, str] = {}
+    for name, path in torrents:
+        try:
+            params.append((name, lt.load_torrent_file(str(path))))
+        except (RuntimeError, OSError) as e:
+            errors[name] = f"cannot read {path.name}: {e}"
+    return _scrape(params, errors, timeout, scratch)
+
+
+def scrape_hashes(
+    torrents: list[tuple[str, str, list[str]]], timeout: float = SCRAPE_TIMEOUT
+) -> dict[str, dict[str, Any]]:
+    """The same scrape from (name, v1 info-hash hex, trackers) alone, no .torrent file
+    needed: a follower ranks a primary's whole list before it fetches any torrent."""
+    import libtorrent as lt
+
+    params: list[tuple[str, Any]] = []
+    errors: dict[str, str] = {}
+    for name, btih, trackers in torrents:
+        try:
+            atp = lt.add_torrent_params()
+            atp.info_hashes = lt.info_hash_t(lt.sha1_hash(bytes.fromhex(btih)))
+            atp.trackers = list(trackers)
+            atp.name = name
+        except (RuntimeError, ValueError, TypeError) as e:
+            errors[name] = f"not an info-hash: {btih!r} ({e})"
+            continue
+        params.append((name, atp))
+    return _scrape(params, errors, timeout, None)
+
+
+def _scrape(
+    torrents: list[tuple[str, Any]],
+    errors: dict[str, str],
+    timeout: float,
+    scratch: Path | None,
+) -> dict[str, dict[str, Any]]:
+    import libtorrent as lt
+
     out: dict[str, dict[str, Any]] = {
-        name: {"seeders": None, "leechers": None, "error": None} for name, _ in torrents
+        name: {"seeders": None, "leechers": None, "error": errors.get(name)}
+        for name in [n for n, _ in torrents] + list(errors)
     }
     if not torrents:
         return out
@@ -55,12 +96,7 @@ def scrape(
     ses = _session()
     by_hash: dict[str, str] = {}
     pending: dict[str, int] = {}  # name -> trackers not yet answered
-    for name, path in torrents:
-        try:
-            params = lt.load_torrent_file(str(path))
-        except (RuntimeError, OSError) as e:
-            out[name]["error"] = f"cannot read {path.name}: {e}"
-            continue
+    for name, params in torrents:
         trackers = list(params.trackers)
         if not trackers:
             out[name]["error"] = "no tracker in the torrent"
@@ -70,7 +106,11 @@ def scrape(
         params.flags = (params.flags & ~lt.torrent_flags.auto_managed) | (
             lt.torrent_flags.paused | lt.torrent_flags.upload_mode
         )
-        handle = ses.add_torrent(params)
+        try:
+            handle = ses.add_torrent(params)
+        except RuntimeError as e:  # e.g. the same info-hash twice in one list
+            out[name]["error"] = f"cannot scrape: {e}"
+            continue
         by_hash[str(handle.info_hashes().get_best())] = name
         pending[name] = len(trackers)
         for idx in range(len(trackers)):
