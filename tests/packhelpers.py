@@ -50,12 +50,15 @@ def write_manifest(
     trackers: tuple[str, ...] = ("http://127.0.0.1:6969/announce",),
     web_seeds: tuple[str, ...] = (),
     require_embedded: bool = False,
+    contact: str | None = None,
 ) -> Path:
     """A manifest with one IA source on loopback and the given pack settings."""
     data_dir = dir / "data"
     path = dir / "mirror.toml"
     path.write_text(
-        f'[mirror]\nname = "{name}"\ndata_dir = "{data_dir}"\n\n'
+        f'[mirror]\nname = "{name}"\ndata_dir = "{data_dir}"\n'
+        + (f"contact = {json.dumps(contact)}\n" if contact else "")
+        + "\n"
         '[[source]]\nkind = "ia"\nquery = "collection:test"\nendpoint = "http://127.0.0.1:9"\n\n'
         f"[licence]\nrequire_embedded = {'true' if require_embedded else 'false'}\n\n"
         f"[tiers]\nshares = {json.dumps(list(shares))}\n\n"

@@ -98,6 +98,7 @@ class Manifest:
     torrents: TorrentsConfig = field(default_factory=TorrentsConfig)
     public_url: str | None = None  # makes torrents.json `url`s absolute
     follow: FollowConfig | None = None  # a follower: no sources, packs from a primary's list
+    contact: str | None = None  # shown on every public page as "takedown and contact"
 
     @property
     def is_follower(self) -> bool:
@@ -322,6 +323,19 @@ def _public_url(sec: _Section) -> str | None:
     return value.strip().rstrip("/") + "/"
 
 
+_EMAIL_RE = re.compile(r"^(mailto:)?[^@\s/:]+@[^@\s/]+\.[^@\s/]+$")
+
+
+def _contact(sec: _Section) -> str | None:
+    value = sec.get("contact", str, None)
+    if value is None:
+        return None
+    value = value.strip()
+    if not (_EMAIL_RE.match(value.split("?")[0]) or _is_url(value)):
+        raise sec.fail("contact", f"must be an e-mail address or an http(s) URL, not {value!r}")
+    return value
+
+
 def resolve_data_dir(manifest_path: Path, configured: str, override: str | None) -> Path:
     """--data-dir beats CCMIRROR_DATA_DIR beats the manifest's data_dir."""
     chosen = override or os.environ.get("CCMIRROR_DATA_DIR") or configured
@@ -357,6 +371,7 @@ def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> 
     if configured is None and not (data_dir or os.environ.get("CCMIRROR_DATA_DIR")):
         raise mirror.fail("data_dir", "is required (or pass --data-dir / CCMIRROR_DATA_DIR)")
     public_url = _public_url(mirror)
+    contact = _contact(mirror)
     mirror.finish()
     raw_follow = top.get("follow", dict, None)
     follow = _follow(path, raw_follow) if raw_follow is not None else None
@@ -373,6 +388,7 @@ def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> 
         torrents=_torrents(path, top.get("torrents", dict, None)),
         public_url=public_url,
         follow=follow,
+        contact=contact,
     )
     top.finish()
     return manifest

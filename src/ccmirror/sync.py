@@ -44,6 +44,7 @@ from ccmirror.mirror import Mirror
 from ccmirror.packs import pack
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.publish import publish
+from ccmirror.publish.site import SITE_LAYOUT
 from ccmirror.sync_plan import plan, sync_dry_run
 
 __all__ = ["STAGES", "publish_fingerprint", "sync", "sync_dry_run"]
@@ -182,7 +183,7 @@ def publish_fingerprint(mirror: Mirror) -> str:
     A few aggregate queries (milliseconds on a large catalogue); any change to a pack,
     an item's status, a file's verdict or the manifest's bytes changes it.
     """
-    h = hashlib.sha256()
+    h = hashlib.sha256(SITE_LAYOUT.encode())
     with contextlib.suppress(OSError):
         h.update(mirror.manifest.path.read_bytes())
     queries = (

@@ -32,10 +32,31 @@ def magnet(btih: str, name: str, trackers: list[str]) -> str:
     return "magnet:?" + "&".join(parts)
 
 
-def _torrent(row: sqlite3.Row, by_name: dict[str, dict[str, Any]], trackers: list[str]) -> dict:
+def contact_link(contact: str | None) -> dict[str, str] | None:
+    """`[mirror] contact` as a link: an e-mail address becomes a mailto: link."""
+    if not contact:
+        return None
+    if contact.startswith("mailto:"):
+        return {"href": contact, "label": urllib.parse.unquote(contact[7:].split("?")[0])}
+    if "@" in contact and "://" not in contact:
+        return {"href": "mailto:" + contact, "label": contact}
+    return {"href": contact, "label": contact}
+
+
+def _torrent(
+    row: sqlite3.Row,
+    by_name: dict[str, dict[str, Any]],
+    trackers: list[str],
+    published: set[str] | frozenset[str] = frozenset(),
+) -> dict:
     entry = by_name.get(row["name"], {})
     btih = entry.get("btih") or row["info_hash_v1"] or (row["info_hash_v2"] or "")[:40]
+    name = urllib.parse.quote(row["name"], safe="")
+    live = not row["obsolete"] and not row["is_metadata"]
     return {
+        # Links relative to public/: the site is served alone (DESIGN §3).
+        "torrent_href": f"torrents/{name}.torrent" if row["name"] in published else None,
+        "page_href": f"packs/{name}.html" if live else None,
         "name": row["name"],
         "tier": row["tier"],
         "btih": btih,
@@ -49,7 +70,12 @@ def _torrent(row: sqlite3.Row, by_name: dict[str, dict[str, Any]], trackers: lis
     }
 
 
-def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
+def page_data(
+    mirror: Mirror,
+    torrents: list[dict[str, Any]],
+    published: set[str] | frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """What the index shows; `published`: the packs whose .torrent is in public/torrents/."""
     db = mirror.db
     by_name = {t.get("name"): t for t in torrents if isinstance(t, dict)}
     trackers = list(mirror.manifest.torrents.trackers)
@@ -98,7 +124,7 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
             },
         )
         t["bytes"] += p["data_size"] or 0
-        t["torrents"].append(_torrent(p, by_name, trackers))
+        t["torrents"].append(_torrent(p, by_name, trackers, published))
 
     licences = []
     for r in db.execute(
@@ -143,14 +169,16 @@ def page_data(mirror: Mirror, torrents: list[dict[str, Any]]) -> dict[str, Any]:
         "packed_bytes": packed[2],
         "torrents": len(live),
         "obsolete": [
-            _torrent(p, by_name, trackers) for p in packs if p["obsolete"] and not p["is_metadata"]
+            _torrent(p, by_name, trackers, published)
+            for p in packs
+            if p["obsolete"] and not p["is_metadata"]
         ],
         "tiers": [tiers[k] for k in sorted(tiers)],
         "shares": list(mirror.manifest.tiers.shares),
         "licences": licences,
         "curve": coverage_curve(ranked_items),
         "top": top,
-        "metadata": _torrent(meta[-1], by_name, trackers) if meta else None,
+        "metadata": _torrent(meta[-1], by_name, trackers, published) if meta else None,
         "withdrawn": withdrawn,
     }
 

@@ -4,44 +4,23 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
-from ccmirror.catalogue import utcnow
-from ccmirror.fsutil import atomic_write_text
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.publish.index_html import render
 from ccmirror.publish.metadata import publish_metadata
-from ccmirror.publish.page_data import page_data
+from ccmirror.publish.site import write_site
 from ccmirror.withdraw import purge_withdrawn, write_withdrawn_json
 
 log = logging.getLogger("ccmirror.publish")
-
-_GENERATED = re.compile(r"Generated [^<]* by ccmirror\.")
 
 
 def write_index_html(
     mirror: Mirror, torrents: list[dict[str, Any]] | None = None
 ) -> tuple[Path, dict[str, Any]]:
-    """Render public/index.html from the catalogue (magnets from torrents.json)."""
-    if torrents is None:
-        try:
-            torrents = json.loads((mirror.public_dir / "torrents.json").read_text("utf-8"))
-        except (OSError, ValueError):
-            torrents = []
-    data = page_data(mirror, torrents)
-    index = mirror.public_dir / "index.html"
-    page = render(data, utcnow())
-    try:
-        old = index.read_text("utf-8")
-    except (OSError, UnicodeDecodeError):
-        old = None
-    # Only the "Generated <time>" line differs: the page says nothing new, leave it be.
-    if old is None or _GENERATED.sub("", old) != _GENERATED.sub("", page):
-        atomic_write_text(index, page)
-    return index, data
+    """Render the public site (index.html, pack pages, .torrent copies) from the catalogue."""
+    return write_site(mirror, torrents)
 
 
 def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
@@ -74,4 +53,6 @@ def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, An
         "metadata": metadata,
         "packed_files": data["packed_files"],
         "packed_bytes": data["packed_bytes"],
+        "pack_pages": data["pack_pages"],
+        "torrent_files": data["torrent_files"],
     }
