@@ -94,17 +94,25 @@ def tier_status(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[dict[
 
 def pack_status(db: sqlite3.Connection, data_dir: Path) -> dict[str, dict[str, int]]:
     """Packs (audio) by state, and the published torrents: live ones (packs and metadata),
-    their payload bytes, obsolete ones, and live ones whose .torrent is missing on disk."""
+    their payload bytes, obsolete ones, and live ones whose .torrent is missing on disk or
+    damaged (not the size that was published)."""
     packs = {"sealed": 0, "open": 0, "obsolete": 0}
     for r in db.execute(
         "SELECT status, obsolete, count(*) AS n FROM packs WHERE is_metadata = 0"
         " GROUP BY status, obsolete"
     ):
         packs["obsolete" if r["obsolete"] else r["status"]] += r["n"]
-    torrents = {"published": 0, "metadata": 0, "data_bytes": 0, "obsolete": 0, "missing": 0}
+    torrents = {
+        "published": 0,
+        "metadata": 0,
+        "data_bytes": 0,
+        "obsolete": 0,
+        "missing": 0,
+        "damaged": 0,
+    }
     for r in db.execute(
-        "SELECT is_metadata, obsolete, torrent_path, coalesce(data_size, 0) AS size"
-        " FROM packs WHERE status = 'sealed'"
+        "SELECT is_metadata, obsolete, torrent_path, torrent_size,"
+        " coalesce(data_size, 0) AS size FROM packs WHERE status = 'sealed'"
     ):
         if r["obsolete"]:
             torrents["obsolete"] += 1
@@ -112,8 +120,15 @@ def pack_status(db: sqlite3.Connection, data_dir: Path) -> dict[str, dict[str, i
         torrents["published"] += 1
         torrents["metadata"] += r["is_metadata"]
         torrents["data_bytes"] += r["size"]
-        if not r["torrent_path"] or not (data_dir / r["torrent_path"]).is_file():
+        try:
+            on_disk = (data_dir / r["torrent_path"]).stat().st_size if r["torrent_path"] else None
+        except OSError:
+            on_disk = None
+        if on_disk is None:
             torrents["missing"] += 1
+        elif r["torrent_size"] is not None and on_disk != r["torrent_size"]:
+            # A stat, not a parse: `pack` checks info-hashes and rebuilds what differs.
+            torrents["damaged"] += 1
     return {"packs": packs, "torrents": torrents}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 import click
@@ -31,7 +32,7 @@ def _tiers(tiers: list[dict[str, Any]]) -> str:
     return format_table(("tier", "items", "files", "stored", "packed", "verdicts", "packs"), rows)
 
 
-def _table(r: dict[str, Any]) -> str:
+def _table(r: dict[str, Any], manifest: str = "MANIFEST") -> str:
     rows: list[tuple[Any, ...]] = [("items", k, v, "") for k, v in sorted(r["items"].items())]
     rows += [
         ("files", k, v["files"], format_size(v["bytes"])) for k, v in sorted(r["files"].items())
@@ -49,8 +50,12 @@ def _table(r: dict[str, Any]) -> str:
         line += f", {t['metadata']} metadata)" if t["metadata"] else ")"
     if t["obsolete"]:
         line += f", {t['obsolete']} obsolete"
-    if t["missing"]:
-        line += f"; {t['missing']} .torrent files missing (run 'ccmirror pack' to rebuild)"
+    broken = [f"{t[k]} {k}" for k in ("missing", "damaged") if t.get(k)]
+    if broken:
+        line += (
+            f"; .torrent files {' and '.join(broken)}"
+            f" (run 'ccmirror pack {shlex.quote(manifest)}' to rebuild them)"
+        )
     out += ["", line + "."]
     return "\n".join(out)
 
@@ -68,7 +73,10 @@ def status(manifest: str) -> None:
       ccmirror status manifests/netlabels.toml --json
     """
     with mirror_for(manifest, write=False) as mirror:
-        emit(mirror_status(mirror.db, mirror.manifest.tiers.shares, mirror.data_dir), _table)
+        emit(
+            mirror_status(mirror.db, mirror.manifest.tiers.shares, mirror.data_dir),
+            lambda r: _table(r, manifest),
+        )
 
 
 COMMANDS = [status]

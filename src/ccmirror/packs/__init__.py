@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 from ccmirror import __version__
@@ -25,7 +23,15 @@ from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.packs.assign import assign, retire_unpublishable
 from ccmirror.packs.payload import build_payload, fill_hashes, hash_mismatch, pack_rows
-from ccmirror.packs.torrent import info_hashes, make_torrent, payload_files, piece_length
+from ccmirror.packs.rebuild import repair_torrents
+from ccmirror.packs.torrent import (
+    CURRENT_LAYOUT,
+    LAYOUT_LT2,
+    info_hashes,
+    make_torrent,
+    payload_files,
+    piece_length,
+)
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine
 from ccmirror.tiers import rank_items
@@ -105,7 +111,7 @@ def seal_pack(
         with transaction(db):
             db.execute(
                 "UPDATE packs SET creation_date = ?, format = ?, piece_size = ?, creator = ?,"
-                " comment = ?, trackers = ?, web_seeds = ? WHERE id = ?",
+                " comment = ?, trackers = ?, web_seeds = ?, torrent_layout = ? WHERE id = ?",
                 (
                     int(time.time()),
                     tc.format,
@@ -115,6 +121,7 @@ def seal_pack(
                     json.dumps(list(tc.trackers)),
                     # BEP 19: a client asks base + name + "/" + path; the base needs its "/".
                     json.dumps([w if w.endswith("/") else w + "/" for w in tc.web_seeds]),
+                    CURRENT_LAYOUT,
                     pack_id,
                 ),
             )
@@ -155,6 +162,8 @@ def seal_pack(
             creator=p["creator"],
             workers=workers,
             progress=reporter.advance,
+            # Inputs fixed before layouts were recorded were fixed for libtorrent's own.
+            layout=p["torrent_layout"] or LAYOUT_LT2,
         )
     finally:
         reporter.finish()
@@ -273,56 +282,6 @@ def _unchanged_rows(
     return keep, len(bad)
 
 
-def _repair(mirror: Mirror) -> tuple[list[str], int]:
-    """Sealed packs whose .torrent or payload went missing: rebuilt from the catalogue
-    and checked against the recorded info-hash (a sealed pack never changes)."""
-    repaired, failed = [], 0
-    for p in mirror.db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 AND is_metadata = 0"
-    ).fetchall():
-        tpath = mirror.data_dir / (p["torrent_path"] or f"torrents/{p['name']}.torrent")
-        if tpath.exists() and (mirror.packs_dir / p["name"]).is_dir():
-            continue
-        try:
-            _rebuild(mirror, p, tpath)
-        except (CCMirrorError, OSError) as e:
-            log.error("pack %s cannot be rebuilt: %s", p["name"], e)
-            failed += 1
-            continue
-        log.warning("rebuilt sealed pack %s (same info-hash)", p["name"])
-        repaired.append(p["name"])
-    return repaired, failed
-
-
-def _rebuild(mirror: Mirror, p: Any, tpath: Path) -> None:
-    built = not (mirror.packs_dir / p["name"]).is_dir()
-    if built:
-        # The payload's MANIFEST.csv and ATTRIBUTION.md come from the catalogue: the
-        # info-hash check below catches rows edited since sealing.
-        rows = [dict(r) for r in pack_rows(mirror.db, p["id"])]
-        build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
-    torrent = make_torrent(
-        mirror.packs_dir,
-        p["name"],
-        fmt=p["format"],
-        piece_size=p["piece_size"],
-        trackers=json.loads(p["trackers"] or "[]"),
-        web_seeds=json.loads(p["web_seeds"] or "[]"),
-        comment=p["comment"],
-        creation_date=p["creation_date"],
-        creator=p["creator"],
-    )
-    v1, v2 = info_hashes(torrent)
-    if (v1, v2) != (p["info_hash_v1"], p["info_hash_v2"]):
-        if built:  # do not leave a payload that does not match the published torrent
-            shutil.rmtree(mirror.packs_dir / p["name"], ignore_errors=True)
-        raise CCMirrorError(
-            f"the rebuilt torrent has info-hash {v1 or v2}, not the sealed"
-            f" {p['info_hash_v1'] or p['info_hash_v2']}: its files or catalogue rows changed"
-        )
-    atomic_write_bytes(tpath, torrent)
-
-
 def pack(
     mirror: Mirror,
     *,
@@ -338,7 +297,7 @@ def pack(
     reporter = reporter or NullReporter()
     retired = retire_unpublishable(mirror)
     assigned = assign(mirror)
-    repaired, repair_failed = _repair(mirror)
+    repair = repair_torrents(mirror)
     sealed, missing = [], 0
     to_seal = _to_seal(mirror, seal_partial, seal_when_complete)
     basis = _share_basis(mirror) if to_seal else {}
@@ -357,9 +316,9 @@ def pack(
         "assigned_items": assigned["assigned_items"],
         "sealed": sealed,
         "open": [dict(r) for r in open_packs],
-        "repaired": repaired,
+        "repaired": repair["repaired"],
         "obsoleted": retired["obsoleted"],
-        "failed": assigned["missing"] + missing + repair_failed,
+        "failed": assigned["missing"] + missing + len(repair["failed"]),
         "publishable_verdicts": list(
             publishable_verdicts(mirror.manifest.licence.require_embedded)
         ),

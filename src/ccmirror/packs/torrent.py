@@ -7,8 +7,18 @@ digest to `create_torrent.set_hash`. Hybrid and v2 need merkle trees per file, f
 libtorrent's own `set_piece_hashes` is used.
 
 Everything written into a torrent (files, piece size, trackers, web seeds, creator,
-comment, creation date) is an argument, so the same arguments over the same payload
-give the same bytes.
+comment, creation date, layout) is an argument, so the same arguments over the same
+payload give the same bytes.
+
+Layouts (recorded per pack, so a rebuild gives the bytes that were published):
+- LAYOUT_LT2 (1): libtorrent 2.x's canonical BEP 52 layout: every file of a hybrid torrent
+  is padded to a piece boundary, the last one included, and pad files are all named
+  `.pad/<size>`, so two pads of one size share a name (rTorrent: "Duplicate filename").
+- LAYOUT_FRIENDLY (2): `canonical_files_no_tail_padding` (no pad after the last file,
+  libtorrent's own layout up to 2.0.7), and a repeated pad name gets a `.<k>` suffix
+  (BEP 47 clients know pads by their `p` attribute, not by name; libtorrent compares
+  hybrid v1/v2 layouts ignoring pad names). v1 torrents have no pads; v2-only torrents
+  list none, and the flag does not change their bytes.
 """
 
 from __future__ import annotations
@@ -29,6 +39,16 @@ MAX_AUTO_PIECE = 16 * 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024  # work handed to one hashing thread at a time
 
 _FLAGS = {"v1": lt.create_torrent.v1_only, "hybrid": 0, "v2": lt.create_torrent.v2_only}
+LAYOUT_LT2 = 1
+LAYOUT_FRIENDLY = 2
+CURRENT_LAYOUT = LAYOUT_FRIENDLY
+_LAYOUT_FLAGS = {LAYOUT_LT2: 0, LAYOUT_FRIENDLY: lt.create_torrent.canonical_files_no_tail_padding}
+
+
+def _flags(fmt: str, layout: int) -> int:
+    if layout not in _LAYOUT_FLAGS:
+        raise CCMirrorError(f"unknown torrent layout {layout!r}")
+    return _FLAGS[fmt] | (_LAYOUT_FLAGS[layout] if fmt != "v1" else 0)
 
 
 def payload_files(root: Path, name: str) -> list[tuple[str, int]]:
@@ -121,6 +141,18 @@ def auto_piece_size(files: Sequence[tuple[str, int]], fmt: str) -> int:
     return min(MAX_AUTO_PIECE, lt.create_torrent(entries, 0, _FLAGS[fmt]).piece_length())
 
 
+def _unique_pad_names(info: dict) -> None:
+    """Give every repeated pad path of a v1 file list a `.<k>` suffix (k = 2, 3, ...)."""
+    seen: dict[tuple[bytes, ...], int] = {}
+    for f in info.get(b"files", []):
+        if b"p" not in f.get(b"attr", b""):
+            continue
+        path = tuple(f[b"path"])
+        seen[path] = seen.get(path, 0) + 1
+        if seen[path] > 1:
+            f[b"path"] = [*path[:-1], path[-1] + b".%d" % seen[path]]
+
+
 def make_torrent(
     root: Path,
     name: str,
@@ -134,11 +166,13 @@ def make_torrent(
     creator: str | None = None,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    layout: int = CURRENT_LAYOUT,
 ) -> bytes:
     """Bencoded torrent over the folder root/name (`root` is the client's save path).
 
     piece_size None means automatic (libtorrent's table, at most 16 MiB). `progress`
-    is called with the number of bytes hashed since the last call.
+    is called with the number of bytes hashed since the last call. `layout` matters
+    for hybrid torrents only (see the module doc).
     """
     if fmt not in _FLAGS:
         raise CCMirrorError(f"unknown torrent format {fmt!r} (v1, hybrid or v2)")
@@ -147,7 +181,7 @@ def make_torrent(
         raise CCMirrorError(f"nothing to put in a torrent under {root / name}")
     piece = piece_size or auto_piece_size(files, fmt)
     entries = [lt.create_file_entry(p, s) for p, s in files]
-    ct = lt.create_torrent(entries, piece, _FLAGS[fmt])
+    ct = lt.create_torrent(entries, piece, _flags(fmt, layout))
     if creator is None:
         from ccmirror import __version__
 
@@ -166,7 +200,10 @@ def make_torrent(
         lt.set_piece_hashes(ct, str(root))
         if progress:
             progress(sum(s for _, s in files))
-    return lt.bencode(ct.generate())
+    torrent = ct.generate()
+    if layout == LAYOUT_FRIENDLY:
+        _unique_pad_names(torrent[b"info"])
+    return lt.bencode(torrent)
 
 
 def info_hashes(torrent: bytes) -> tuple[str | None, str | None]:
@@ -181,13 +218,37 @@ def piece_length(torrent: bytes) -> int:
     return int(lt.bdecode(torrent)[b"info"][b"piece length"])
 
 
-def magnet_link(name: str, btih: str | None, btmh: str | None, trackers: Sequence[str] = ()) -> str:
-    """magnet:?xt=urn:btih:<hex> (+ xt=urn:btmh:1220<hex> for hybrid/v2) + dn + tr."""
+def content_files(torrent: bytes) -> tuple[int, int]:
+    """(number of files, bytes) of a torrent's content: pad files left out, every format."""
+    fs = lt.torrent_info(lt.bdecode(torrent)).layout()
+    pad = lt.file_storage.flag_pad_file
+    real = [i for i in range(fs.num_files()) if not fs.file_flags(i) & pad]
+    return len(real), sum(fs.file_size(i) for i in real)
+
+
+def magnet_link(
+    name: str,
+    btih: str | None,
+    btmh: str | None,
+    trackers: Sequence[str] = (),
+    *,
+    size: int | None = None,
+    web_seeds: Sequence[str] = (),
+) -> str:
+    """magnet:?xt=urn:btih:<hex> (+ xt=urn:btmh:1220<hex> for hybrid/v2) + dn + xl + tr + ws.
+
+    `xl` (BEP 9 exact length) is the content's size, `ws` one BEP 19 web seed each, as
+    written into the torrent. Only parameters are added over time: the `xt`s, what
+    identifies the torrent, never change, so a published link stays valid.
+    """
     parts = []
     if btih:
         parts.append(f"xt=urn:btih:{btih}")
     if btmh:
         parts.append(f"xt=urn:btmh:1220{btmh}")
     parts.append(f"dn={quote(name, safe='')}")
+    if size is not None:
+        parts.append(f"xl={int(size)}")
     parts += [f"tr={quote(t, safe='')}" for t in trackers]
+    parts += [f"ws={quote(w, safe='')}" for w in web_seeds]
     return "magnet:?" + "&".join(parts)

@@ -171,20 +171,26 @@ def _seal(
 ) -> sqlite3.Row:
     import libtorrent as lt
 
-    from ccmirror.packs.torrent import make_torrent
+    from ccmirror import __version__
+    from ccmirror.packs.torrent import CURRENT_LAYOUT, content_files, make_torrent
 
     t = mirror.manifest.torrents
     created = int(_now_ts())
     comment = f"ccmirror catalogue dump of the {mirror.name} mirror"
+    creator = f"ccmirror {__version__}"
+    # BEP 19: a client asks base + name + "/" + path; the base needs its "/" (as packs).
+    web_seeds = [w if w.endswith("/") else w + "/" for w in t.web_seeds]
     data = make_torrent(
         root.parent,  # the save path: the torrent's folder is root.parent / name
         name,
         fmt=t.format,
         piece_size=t.piece_size,
         trackers=list(t.trackers),
-        web_seeds=list(t.web_seeds),
+        web_seeds=web_seeds,
         comment=comment,
         creation_date=created,
+        creator=creator,
+        layout=CURRENT_LAYOUT,
     )
     info = lt.torrent_info(lt.bdecode(data))
     hashes = info.info_hashes()
@@ -213,20 +219,23 @@ def _seal(
                 v2,
                 torrent_rel,
                 len(data),
-                info.num_files(),
+                content_files(data)[0],  # libtorrent's count includes pad files
                 size,
             ),
         )
-        # Columns the packs engineer's 0004 added so a lost .torrent can be rebuilt.
-        columns = {r["name"] for r in db.execute("PRAGMA table_info(packs)")}
-        extra = {
-            "comment": comment,
-            "trackers": json.dumps(list(t.trackers)),
-            "web_seeds": json.dumps(list(t.web_seeds)),
-        }
-        for key, value in extra.items():
-            if key in columns:
-                db.execute(f"UPDATE packs SET {key} = ? WHERE name = ?", (value, name))
+        # Every input of the torrent, so a lost .torrent is rebuilt byte for byte.
+        db.execute(
+            "UPDATE packs SET comment = ?, trackers = ?, web_seeds = ?, creator = ?,"
+            " torrent_layout = ? WHERE name = ?",
+            (
+                comment,
+                json.dumps(list(t.trackers)),
+                json.dumps(web_seeds),
+                creator,
+                CURRENT_LAYOUT,
+                name,
+            ),
+        )
         db.execute(
             "UPDATE packs SET obsolete = 1, obsolete_reason = ?"
             " WHERE is_metadata = 1 AND obsolete = 0 AND name != ?",

@@ -5,6 +5,7 @@ Kept apart from the HTML so the numbers can be tested without parsing markup.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import urllib.parse
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 from ccmirror.licence import publishable_verdicts
 from ccmirror.licence.normalise import licence_info
 from ccmirror.mirror import Mirror
+from ccmirror.packs.torrent import magnet_link
 from ccmirror.tiers import RankedItem, ranked, summarise
 
 CHART_POINTS = 400
@@ -24,12 +26,6 @@ def licence_name(licence_id: str) -> tuple[str, str | None]:
     if not info:
         return licence_id, None
     return info["name"] or licence_id, info["url"]
-
-
-def magnet(btih: str, name: str, trackers: list[str]) -> str:
-    parts = [f"xt=urn:btih:{btih}", "dn=" + urllib.parse.quote(name, safe="")]
-    parts += ["tr=" + urllib.parse.quote(t, safe="") for t in trackers]
-    return "magnet:?" + "&".join(parts)
 
 
 def contact_link(contact: str | None) -> dict[str, str] | None:
@@ -51,6 +47,14 @@ def _torrent(
 ) -> dict:
     entry = by_name.get(row["name"], {})
     btih = entry.get("btih") or row["info_hash_v1"] or (row["info_hash_v2"] or "")[:40]
+    fallback = magnet_link(
+        row["name"],
+        row["info_hash_v1"],
+        row["info_hash_v2"],
+        json.loads(row["trackers"]) if row["trackers"] else trackers,
+        size=row["data_size"],
+        web_seeds=json.loads(row["web_seeds"] or "[]"),
+    )
     name = urllib.parse.quote(row["name"], safe="")
     live = not row["obsolete"] and not row["is_metadata"]
     return {
@@ -60,7 +64,7 @@ def _torrent(
         "name": row["name"],
         "tier": row["tier"],
         "btih": btih,
-        "magnet_link": entry.get("magnet_link") or magnet(btih, row["name"], trackers),
+        "magnet_link": entry.get("magnet_link") or fallback,
         "torrent_path": row["torrent_path"],
         "data_size": row["data_size"] or 0,
         "num_files": row["num_files"] or 0,

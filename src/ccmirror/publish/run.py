@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.mirror import Mirror
+from ccmirror.packs.rebuild import repair_torrents
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.publish.metadata import publish_metadata
 from ccmirror.publish.site import write_site
@@ -34,6 +35,8 @@ def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, An
     withdrawn = write_withdrawn_json(mirror)
     reporter.advance()
     metadata = publish_metadata(mirror)
+    # After the metadata torrent: one whose payload was gone has just been replaced.
+    repair = repair_torrents(mirror)
     reporter.advance()
     tj = write_torrents_json(mirror)
     torrents = json.loads(tj.read_text("utf-8"))
@@ -51,6 +54,8 @@ def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, An
         "withdrawn": data["withdrawn"],
         "withdrawn_files_deleted": purged,
         "metadata": metadata,
+        "repaired": repair["repaired"],
+        "failed": len(repair["failed"]),
         "packed_files": data["packed_files"],
         "packed_bytes": data["packed_bytes"],
         "pack_pages": data["pack_pages"],

@@ -105,7 +105,14 @@ def torrents_list(mirror: Mirror) -> list[dict[str, Any]]:
         # The trackers written into the torrent (0004); the manifest's for older rows.
         raw = p["trackers"] if "trackers" in p.keys() else None  # noqa: SIM118 (sqlite3.Row)
         trackers = json.loads(raw) if raw else list(mirror.manifest.torrents.trackers)
-        magnet = magnet_link(p["name"], p["info_hash_v1"], p["info_hash_v2"], trackers)
+        magnet = magnet_link(
+            p["name"],
+            p["info_hash_v1"],
+            p["info_hash_v2"],
+            trackers,
+            size=p["data_size"],
+            web_seeds=json.loads(p["web_seeds"] or "[]"),
+        )
         out.append(
             {
                 "name": p["name"],

@@ -192,12 +192,26 @@ class Seeder:
 
     def _add(self, row: sqlite3.Row) -> None:
         path = self.mirror.abspath(row["torrent_path"])
-        ti = lt.torrent_info(str(path))
+        repair = f"'ccmirror pack {self.mirror.manifest.path}' rebuilds it"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise CCMirrorError(f"{path} is missing; {repair}") from None
+        except OSError as e:
+            raise CCMirrorError(f"cannot read {path}: {e.strerror or e}") from None
+        try:
+            ti = lt.torrent_info(lt.bdecode(data))
+        except RuntimeError as e:
+            raise CCMirrorError(f"{path} is damaged ({e}); {repair}") from None
         hashes = ti.info_hashes()
         if row["info_hash_v1"] and hashes.has_v1() and str(hashes.v1) != row["info_hash_v1"]:
-            raise ValueError(f"{path} has info-hash {hashes.v1}, the catalogue says otherwise")
+            raise ValueError(
+                f"{path} has info-hash {hashes.v1}, the catalogue says otherwise; {repair}"
+            )
         if row["info_hash_v2"] and hashes.has_v2() and str(hashes.v2) != row["info_hash_v2"]:
-            raise ValueError(f"{path} has v2 info-hash {hashes.v2}, the catalogue says otherwise")
+            raise ValueError(
+                f"{path} has v2 info-hash {hashes.v2}, the catalogue says otherwise; {repair}"
+            )
         atp, source = self.resume.load(ti)
         resumed = atp is not None
         if atp is None:
