@@ -85,6 +85,8 @@ class FollowConfig:
 
     torrents: str  # http(s) URL, or an absolute path
     space: int
+    dht: bool = True  # find peers through the DHT too (off: trackers and web seeds only)
+    time_limit: int = 3600  # seconds one sync spends downloading; the rest resumes next run
 
 
 @dataclass(frozen=True)
@@ -310,8 +312,12 @@ def _follow(path: Path, raw: Any) -> FollowConfig:
         raise sec.fail("space", 'is required: the disk you offer, e.g. "2TB"')
     if space <= 0:
         raise sec.fail("space", "must be more than 0")
+    dht = sec.get("dht", bool, True)
+    time_limit = sec.get("time_limit", int, FollowConfig.time_limit)
+    if time_limit <= 0:
+        raise sec.fail("time_limit", "must be a number of seconds above 0")
     sec.finish()
-    return FollowConfig(torrents, space)
+    return FollowConfig(torrents, space, dht, time_limit)
 
 
 def _public_url(sec: _Section) -> str | None:

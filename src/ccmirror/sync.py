@@ -37,6 +37,7 @@ from typing import Any
 from ccmirror.catalogue.db import utcnow
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
 from ccmirror.fetch import fetch
+from ccmirror.follow import follow_sync
 from ccmirror.fsutil import atomic_write_json
 from ccmirror.harvest import harvest
 from ccmirror.licence.check import check
@@ -66,6 +67,8 @@ def sync(
 
     `max_bytes` caps what fetch downloads in this run. With `dry_run`, nothing is written.
     """
+    if mirror.manifest.is_follower:  # no sources: packs come from a primary's list
+        return follow_sync(mirror, dry_run=dry_run, reporter=reporter)
     if dry_run:
         return plan(mirror.manifest, mirror.db, max_bytes)
     reporter = reporter or NullReporter()

@@ -9,6 +9,7 @@ import click
 
 from ccmirror.catalogue.queries import mirror_status
 from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
+from ccmirror.follow import follow_status
 from ccmirror.sizes import format_size
 
 
@@ -60,6 +61,26 @@ def _table(r: dict[str, Any], manifest: str = "MANIFEST") -> str:
     return "\n".join(out)
 
 
+def _follow_table(r: dict[str, Any]) -> str:
+    rows = [
+        (t["name"], t["tier"] if t["tier"] is not None else "-", t["state"],
+         format_size(t["data_size"]), t["reason"] or "")
+        for t in r["torrents"]
+    ]  # fmt: skip
+    head = (
+        format_table(("torrent", "tier", "state", "size", "note"), rows)
+        if rows
+        else ("Nothing followed yet: run 'ccmirror sync MANIFEST'.")
+    )
+    line = (
+        f"Following {r['list']}: {r['held']} torrents held ({format_size(r['held_bytes'])} of"
+        f" {format_size(r['space'])})"
+    )
+    if r["quarantined"]:
+        line += f"; {len(r['quarantined'])} refused (under quarantine/follow/)"
+    return f"{head}\n\n{line}."
+
+
 @click.command()
 @manifest_argument
 @output_options
@@ -73,6 +94,9 @@ def status(manifest: str) -> None:
       ccmirror status manifests/netlabels.toml --json
     """
     with mirror_for(manifest, write=False) as mirror:
+        if mirror.manifest.is_follower:
+            emit(follow_status(mirror), _follow_table)
+            return
         emit(
             mirror_status(mirror.db, mirror.manifest.tiers.shares, mirror.data_dir),
             lambda r: _table(r, manifest),

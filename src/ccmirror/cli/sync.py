@@ -77,7 +77,30 @@ def _summary(stage: dict[str, Any]) -> str:
     return ", ".join(parts) or "nothing to do"
 
 
+def _follow_table(r: dict[str, Any]) -> str:
+    rows = [
+        (p["rank"], p["name"], p["tier"], format_size(p["data_size"]),
+         "?" if p["seeders"] is None else p["seeders"], "held" if p["held"] else "")
+        for p in r["plan"]
+    ]  # fmt: skip
+    out = [format_table(("rank", "torrent", "tier", "size", "seeders", ""), rows)]
+    out.append(
+        f"{r['listed']} listed, {r['planned']} planned ({format_size(r['planned_bytes'])} of"
+        f" {format_size(r['space'])}), {r['not_fitting']} do not fit"
+    )
+    if not r["dry_run"]:
+        out.append(
+            f"downloaded {len(r['downloaded'])} ({format_size(r['bytes'])}), incomplete"
+            f" {len(r['incomplete'])}, refused {len(r['quarantined']) + len(r['refused_torrents'])},"
+            f" dropped {len(r['dropped'])}, withdrawn files deleted {r['withdrawn_files_deleted']};"
+            f" exit {r['exit_code']}"
+        )
+    return "\n".join(out)
+
+
 def _table(result: dict[str, Any]) -> str:
+    if result.get("follower"):
+        return _follow_table(result)
     rows = []
     for name, stage in result["stages"].items():
         state = "plan" if result.get("dry_run") else ("ok" if stage.get("ok") else "FAILED")
@@ -137,7 +160,12 @@ def sync(manifest: str, dry_run: bool, max_bytes: int | None) -> None:
     if dry_run:
         from ccmirror.manifest import load_manifest
 
-        result = sync_dry_run(load_manifest(manifest, s.data_dir), max_bytes=budget)
+        m = load_manifest(manifest, s.data_dir)
+        if m.is_follower:
+            with mirror_for(manifest, write=False) as mirror:
+                result = run_sync(mirror, dry_run=True)
+        else:
+            result = sync_dry_run(m, max_bytes=budget)
     else:
         with mirror_for(manifest, write=True) as mirror:
             result = run_sync(mirror, max_bytes=budget, reporter=reporter())

@@ -149,8 +149,12 @@ class Seeder:
     def _sealed_packs(self) -> list[sqlite3.Row]:
         return list(
             self.mirror.db.execute(
-                "SELECT name, torrent_path, info_hash_v1, info_hash_v2, obsolete FROM packs"
-                " WHERE status = 'sealed' AND torrent_path IS NOT NULL ORDER BY tier, seq, name"
+                "SELECT name, torrent_path, info_hash_v1, info_hash_v2, obsolete, tier, seq"
+                " FROM packs WHERE status = 'sealed' AND torrent_path IS NOT NULL"
+                # A follower's verified packs (ccmirror.follow), seeded the same way.
+                " UNION ALL SELECT name, torrent_path, btih, NULL, 0, coalesce(tier, 1000000), 0"
+                " FROM follow_torrents WHERE state = 'held' AND torrent_path IS NOT NULL"
+                " ORDER BY 6, 7, 1"
             )
         )
 
