@@ -65,7 +65,7 @@ def _fetch_jobs(mirror: Mirror, wanted: list[Listed], out: dict[str, Any]) -> li
     jobs = []
     for e in wanted:
         try:
-            data, ti = fetch_torrent(e)
+            data, atp = fetch_torrent(e)
         except TorrentRefused as err:
             line = f"{e.name}: .torrent refused: {err}"
             log.warning("%s", line)
@@ -76,7 +76,7 @@ def _fetch_jobs(mirror: Mirror, wanted: list[Listed], out: dict[str, Any]) -> li
             out["failures"].append({"name": e.name, "error": err.message})
             continue
         state.upsert_wanted(mirror.db, e)
-        jobs.append(Job(e, data, ti))
+        jobs.append(Job(e, data, atp))
     return jobs
 
 
@@ -88,7 +88,12 @@ def _verify(mirror: Mirror, jobs: list[Job], out: dict[str, Any]) -> None:
             state.set_reason(mirror.db, e.btih, why)
             out["incomplete"].append({"name": e.name, "progress": round(job.progress, 4)})
             continue
-        problems = verify_pack(state.payload_dir(mirror, e.name), job.ti, mirror.manifest.licence)
+        problems = verify_pack(
+            state.payload_dir(mirror, e.name),
+            job.atp.ti,
+            mirror.manifest.licence,
+            is_metadata=e.is_metadata,
+        )
         if problems:
             where = state.quarantine_pack(mirror, e, job.data, problems)
             log.warning("%s refused, moved to %s: %s", e.name, where, problems[0])
@@ -214,8 +219,13 @@ def follow_sync(
     _verify(mirror, jobs, out)
     _withdraw(mirror, out)
     _drop_obsolete(mirror, entries, {c.btih for c in choice.chosen}, out)
-    failed = len(out["failures"]) + len(out["incomplete"]) + len(out["quarantined"])
-    failed += len(out["refused_torrents"])
+    parts = {
+        "fetch": len(out["failures"]) + len(out["refused_torrents"]),
+        "download": len(out["incomplete"]),
+        "verify": len(out["quarantined"]),
+    }
+    failed = sum(parts.values())
+    out["failed_stages"] = [k for k, n in parts.items() if n]
     out["held"] = mirror.db.execute(
         "SELECT count(*) FROM follow_torrents WHERE state = 'held'"
     ).fetchone()[0]

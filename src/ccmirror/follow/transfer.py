@@ -33,7 +33,7 @@ class TorrentRefused(Exception):
 class Job:
     entry: Listed
     data: bytes
-    ti: Any
+    atp: Any  # from check_torrent: libtorrent keeps trackers and web seeds here, not in ti
     handle: Any = None
     done: bool = False
     progress: float = 0.0
@@ -48,7 +48,8 @@ def _component_ok(part: Any) -> bool:
 
 
 def check_torrent(entry: Listed, data: bytes) -> Any:
-    """The torrent_info of `data` when it is the torrent the entry lists; else TorrentRefused."""
+    """The add_torrent_params of `data` (its `ti`, trackers and web seeds) when it is the
+    torrent the entry lists; else TorrentRefused."""
     try:
         meta = lt.bdecode(data)
     except RuntimeError:
@@ -75,10 +76,11 @@ def check_torrent(entry: Listed, data: bytes) -> Any:
         path = f.get(b"path") if isinstance(f, dict) else None
         if not isinstance(path, list) or not path or not all(_component_ok(p) for p in path):
             raise TorrentRefused(f"a file name would escape the pack folder: {path!r}")
-    return atp.ti
+    return atp
 
 
 def fetch_torrent(entry: Listed) -> tuple[bytes, Any]:
+    """The .torrent's bytes and its add_torrent_params, checked against the entry."""
     data = read_bytes(entry.url, TORRENT_MAX_BYTES, ".torrent")
     return data, check_torrent(entry, data)
 
@@ -118,8 +120,7 @@ def download(
     ses = _session(dht)
     by_hash: dict[str, Job] = {}
     for job in jobs:
-        atp = lt.add_torrent_params()
-        atp.ti = job.ti
+        atp = job.atp
         atp.save_path = str(packs_dir)
         atp.flags &= ~lt.torrent_flags.paused
         job.handle = ses.add_torrent(atp)

@@ -25,6 +25,9 @@ from ccmirror.licence.verdict import decide
 from ccmirror.manifest import LicenceConfig
 
 OWN_FILES = ("ATTRIBUTION.md", "MANIFEST.csv")
+# A metadata torrent (the catalogue dump) holds these and nothing else: no audio, so no
+# licence to check; a list calling an audio pack "metadata" does not skip the checks.
+METADATA_FILES = ("catalogue.sqlite", "catalogue.jsonl.gz")
 MANIFEST_MAX_BYTES = 256 * 1024**2
 
 
@@ -76,9 +79,14 @@ def _licence_problem(path: Path, row: dict[str, str], policy: Policy, strict: bo
     return f"{row['path']}: {v.verdict} ({v.reason}; MANIFEST.csv claims {said})"
 
 
-def verify_pack(root: Path, ti: Any, licence: LicenceConfig) -> list[str]:
+def verify_pack(
+    root: Path, ti: Any, licence: LicenceConfig, *, is_metadata: bool = False
+) -> list[str]:
     """What is wrong with the downloaded pack at `root` (empty: it may be seeded)."""
     files = torrent_files(ti)
+    if is_metadata:
+        others = sorted(set(files) - set(METADATA_FILES))
+        return [f"{f}: not a catalogue dump file in a metadata torrent" for f in others]
     if "MANIFEST.csv" not in files:
         return ["the torrent has no MANIFEST.csv"]
     try:

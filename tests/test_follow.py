@@ -1,0 +1,292 @@
+"""Followers: a primary (real sync, seed, public/ and packs/ on loopback, a web seed) and a
+volunteer following its torrents.json on the same machine; hostile lists and packs."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import libtorrent as lt
+import pytest
+
+from ccmirror.audio import write_audio
+from ccmirror.errors import ManifestError
+from ccmirror.follow.listing import BadList, parse_list
+from ccmirror.follow.plan import Candidate, choose
+from ccmirror.follow.transfer import TorrentRefused, check_torrent
+from ccmirror.iaserver import IAServer
+from ccmirror.manifest import load_manifest
+from conftest import run_cli
+from iahelpers import make_ia_archive
+from trackerhelpers import (
+    SeedProcess,
+    announce_seeder,
+    free_port,
+    opentracker,
+    payload_of,
+    wait_for,
+    web_seed_server,
+)
+
+
+def _follower_manifest(path: Path, data_dir: Path, torrents: str, space: str) -> Path:
+    path.write_text(
+        f'[mirror]\nname = "volunteer"\ndata_dir = "{data_dir}"\n\n'
+        f'[follow]\ntorrents = "{torrents}"\nspace = "{space}"\ndht = false\ntime_limit = 120\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def test_follower_manifest(tmp_path):
+    m = _follower_manifest(tmp_path / "f.toml", tmp_path / "d", "list/torrents.json", "2TB")
+    man = load_manifest(m)
+    assert man.is_follower and man.sources == ()
+    assert man.follow.torrents == str(tmp_path / "list/torrents.json")
+    assert man.follow.space == 2 * 10**12 and man.follow.dht is False
+    m.write_text(m.read_text() + '\n[[source]]\nkind = "ia"\nquery = "x"\n')
+    with pytest.raises(ManifestError, match="source"):
+        load_manifest(m)
+    m.write_text(f'[mirror]\nname = "v"\ndata_dir = "{tmp_path}"\n[follow]\ntorrents = "x"\n')
+    with pytest.raises(ManifestError, match="follow.space"):
+        load_manifest(m)
+
+
+def test_plan_most_needed_first_and_spread_per_volunteer():
+    cands = [Candidate(f"{i:040x}", 10, tier=1 + i % 3, seeders=None) for i in range(60)]
+    cands.append(Candidate("f" * 40, 10, tier=1, seeders=3))
+    c = choose(cands, 100, "volunteer-a")
+    assert len(c.chosen) == 10 and c.used == 100 and len(c.not_fitting) == 51
+    assert all(x.tier == 1 for x in c.chosen)  # unknown = 0 seeders, then the lower tier
+    assert "f" * 40 not in {x.btih for x in c.chosen}
+    other = choose(cands, 100, "volunteer-b")
+    assert {x.btih for x in c.chosen} != {x.btih for x in other.chosen}  # spread
+    assert choose(cands, 100, "volunteer-a").chosen == c.chosen  # deterministic
+    # Held torrents stay chosen, even when they rank lower now.
+    held = choose(cands, 100, "volunteer-a", held={"f" * 40: 10})
+    assert "f" * 40 in {x.btih for x in held.chosen} and held.used == 100
+
+
+def test_hostile_lists_are_refused_line_by_line():
+    with pytest.raises(BadList, match="not valid JSON"):
+        parse_list("http://x/torrents.json", b"[{")
+    with pytest.raises(BadList, match="not a list"):
+        parse_list("http://x/torrents.json", b'{"a": 1}')
+    good = {"name": "p-t1-0001", "btih": "a" * 40, "url": "torrents/p.torrent", "data_size": 5}
+    bad = [
+        dict(good, name="../../etc", btih="b" * 40),
+        dict(good, name="a/b", btih="c" * 40),
+        dict(good, btih="zz"),
+        dict(good, btih="d" * 40, data_size=-1),
+        dict(good, btih="e" * 40, url="file:///etc/passwd"),
+        dict(good),  # listed twice
+        "not an object",
+    ]
+    entries, refused = parse_list("http://x/list/torrents.json", json.dumps([good, *bad]).encode())
+    assert [e.name for e in entries] == ["p-t1-0001"]
+    assert entries[0].url == "http://x/list/torrents/p.torrent"
+    assert len(refused) == len(bad)
+    # Anna's Archive's own fields suffice: display_name, btih, url, data_size.
+    aa = {"display_name": "sm_001.torrent", "btih": "A" * 40, "url": "https://aa/x.torrent"}
+    entries, _ = parse_list("http://x/t.json", json.dumps([dict(aa, data_size=1)]).encode())
+    assert entries[0].name == "sm_001" and entries[0].btih == "a" * 40
+
+
+def _torrent_bytes(root: Path, name: str) -> bytes:
+    ct = lt.create_torrent(lt.list_files(str(root / name)), 16384, lt.create_torrent.v1_only)
+    lt.set_piece_hashes(ct, str(root))
+    return lt.bencode(ct.generate())
+
+
+def test_torrents_that_do_not_match_their_entry_are_refused(tmp_path):
+    from ccmirror.follow.listing import Listed
+
+    (tmp_path / "p" / "ia").mkdir(parents=True)
+    (tmp_path / "p" / "ia" / "a.txt").write_bytes(b"x" * 100)
+    data = _torrent_bytes(tmp_path, "p")
+    btih = str(lt.torrent_info(lt.bdecode(data)).info_hashes().v1)
+    entry = Listed("p", btih, "u", 100, 1, False, False, (), None)
+    assert check_torrent(entry, data).ti.num_files() == 1
+    with pytest.raises(TorrentRefused, match="info-hash"):
+        check_torrent(Listed("p", "0" * 40, "u", 100, 1, False, False, (), None), data)
+    with pytest.raises(TorrentRefused, match="named"):
+        check_torrent(Listed("q", btih, "u", 100, 1, False, False, (), None), data)
+    meta = lt.bdecode(data)
+    meta[b"info"][b"files"][0][b"path"] = [b"..", b"..", b"escape.txt"]
+    evil = lt.bencode(meta)
+    evil_hash = hashlib.sha1(lt.bencode(meta[b"info"])).hexdigest()
+    with pytest.raises(TorrentRefused, match="escape"):
+        check_torrent(Listed("p", evil_hash, "u", 100, 1, False, False, (), None), evil)
+    with pytest.raises(TorrentRefused, match="not a .torrent"):
+        check_torrent(entry, b"<html>")
+
+
+# --- a primary and a follower on one machine ----------------------------------------------
+
+
+def _primary_manifest(path: Path, data: Path, ia: IAServer, tracker: str, web_seed: str) -> Path:
+    path.write_text(
+        f'[mirror]\nname = "prim"\ndata_dir = "{data}"\n\n'
+        f'[[source]]\nkind = "ia"\nquery = "collection:netlabels"\nendpoint = "{ia.url}"\n\n'
+        "[tiers]\nshares = [0.5, 0.9, 1.0]\n\n"
+        f'[torrents]\npack_size = "120KiB"\npiece_size = "16KiB"\ntrackers = ["{tracker}"]\n'
+        f'web_seeds = ["{web_seed}"]\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def _plant(root: Path, primary_packs: Path, source: str, tracker: str, web_seed: str) -> dict:
+    """A pack copied from the primary whose first audio file now says "All rights
+    reserved" while its MANIFEST.csv (sizes and sha256 updated) still claims CC BY."""
+    name = "prim-t1-9999"
+    dest = root / "packs" / name
+    shutil.copytree(primary_packs / source, dest)
+    rows = list(csv.DictReader(io.StringIO((dest / "MANIFEST.csv").read_text("utf-8"))))
+    victim = next(r for r in rows if r["path"].endswith(".flac"))
+    path = dest / victim["path"]
+    write_audio(
+        path, seconds=0.3, seed=77, tags={"copyright": "(P) 2009 Label. All rights reserved."}
+    )
+    victim["size"] = str(path.stat().st_size)
+    victim["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    (dest / "MANIFEST.csv").write_text(buf.getvalue(), encoding="utf-8")
+    ct = lt.create_torrent(lt.list_files(str(dest)), 16384, lt.create_torrent.v1_only)
+    ct.add_tracker(tracker, 0)
+    ct.add_url_seed(web_seed)
+    lt.set_piece_hashes(ct, str(root / "packs"))
+    data = lt.bencode(ct.generate())
+    (root / f"{name}.torrent").write_bytes(data)
+    ti = lt.torrent_info(lt.bdecode(data))
+    return {"name": name, "btih": str(ti.info_hashes().v1), "data_size": ti.total_size()}
+
+
+def _held(data_dir: Path) -> dict[str, str]:
+    conn = sqlite3.connect(data_dir / "catalogue.sqlite")
+    try:
+        return dict(conn.execute("SELECT name, state FROM follow_torrents"))
+    finally:
+        conn.close()
+
+
+def test_primary_and_follower_on_one_machine(tmp_path):
+    with IAServer() as ia, web_seed_server(tmp_path) as base:
+        port = free_port()  # after the servers took theirs: the tracker starts later
+        tracker = f"http://127.0.0.1:{port}/announce"
+        make_ia_archive(ia, 8, kinds=("flac", "ogg"), seconds=0.3)
+        pdata = tmp_path / "primary"
+        pman = _primary_manifest(
+            tmp_path / "primary.toml", pdata, ia, tracker, f"{base}primary/packs/"
+        )
+        r = run_cli("sync", str(pman), "--json")
+        assert r.returncode == 0, r.stderr
+        listed = json.loads((pdata / "public/torrents.json").read_text("utf-8"))
+        live = [t for t in listed if not t["obsolete"]]
+        packs = [t for t in live if not t["is_metadata"]]
+        assert len(packs) >= 3, [t["name"] for t in listed]
+        for t in live:  # the .torrent copies the list points at are in public/
+            assert (pdata / "public" / t["url"]).is_file()
+
+        # A hostile copy of the list: everything the primary lists, plus a planted pack.
+        hostile = tmp_path / "hostile"
+        hostile.mkdir()
+        planted = _plant(
+            hostile, pdata / "packs", packs[0]["name"], tracker, f"{base}hostile/packs/"
+        )
+        entries = [dict(t, url=f"{base}primary/public/{t['url']}") for t in listed]
+        entries.append(
+            dict(packs[0], name=planted["name"], display_name=f"{planted['name']}.torrent",
+                 btih=planted["btih"], data_size=planted["data_size"],
+                 url=f"{base}hostile/{planted['name']}.torrent",
+                 magnet_link=f"magnet:?xt=urn:btih:{planted['btih']}&tr={tracker}")
+        )  # fmt: skip
+        (hostile / "torrents.json").write_text(json.dumps(entries), encoding="utf-8")
+        shutil.copy(pdata / "public/withdrawn.json", hostile / "withdrawn.json")
+
+        # The most seeded torrent (two extra seeders) is the one a small follower leaves out.
+        crowded = packs[0]
+        total = sum(t["data_size"] for t in live) + planted["data_size"]
+        space = total - crowded["data_size"]
+        hashes = [t["btih"] for t in live] + [planted["btih"]]
+        with opentracker(hashes, port), SeedProcess(pman) as primary_seed:
+            primary_seed.next_status(
+                lambda s: s["states"].get("seeding") == len(live), 60, "the primary to seed"
+            )
+            for p in (40001, 40002):
+                wait_for(lambda p=p: announce_seeder(tracker, crowded["btih"], p), 10, "tracker")
+            fdata = tmp_path / "follower"
+            fman = _follower_manifest(
+                tmp_path / "follower.toml", fdata, f"{base}hostile/torrents.json", str(space)
+            )
+            r = run_cli("sync", str(fman), "--json")
+            assert r.returncode == 1, r.stderr  # the planted pack was refused
+            result = json.loads(r.stdout)
+            brief = {k: result[k] for k in ("incomplete", "failures", "refused_torrents")}
+            assert "refused, moved to quarantine" in r.stderr, (r.stderr, brief)
+
+            # Most needed first: everything but the crowded torrent, the planted pack refused.
+            assert result["plan"][-1]["name"] != crowded["name"]
+            states = _held(fdata)
+            assert crowded["name"] not in states
+            assert states[planted["name"]] == "quarantined"
+            held = [n for n, s in states.items() if s == "held"]
+            assert sorted(held) == sorted(t["name"] for t in live if t is not crowded)
+            assert result["planned_bytes"] <= space
+            for name in held:  # byte-identical to the primary's
+                assert payload_of(fdata / "packs" / name) == payload_of(pdata / "packs" / name)
+            q = fdata / "quarantine/follow" / planted["name"]
+            reason = json.loads((q / "reason.json").read_text("utf-8"))
+            assert any("conflict" in p and "rights reserved" in p for p in reason["problems"])
+            assert (q / planted["name"] / "MANIFEST.csv").is_file()  # moved, never deleted
+            assert not (fdata / "packs" / planted["name"]).exists()
+
+            st = run_cli("status", str(fman), "--json")
+            assert st.returncode == 0, st.stderr
+            status = json.loads(st.stdout)
+            assert status["held"] == len(held)
+            assert [t["name"] for t in status["quarantined"]] == [planted["name"]]
+
+            # A later sync re-plans: the refused pack's space now takes the crowded torrent;
+            # the one after that has nothing left to do.
+            again = run_cli("sync", str(fman), "--json")
+            assert again.returncode == 0, again.stderr
+            assert json.loads(again.stdout)["downloaded"] == [crowded["name"]]
+            held.append(crowded["name"])
+            third = run_cli("sync", str(fman), "--json")
+            assert third.returncode == 0, third.stderr
+            assert json.loads(third.stdout)["downloaded"] == []
+            assert _held(fdata)[planted["name"]] == "quarantined"  # not tried again
+            primary_seed.stop()
+
+        # The primary and its web seed are gone: aria2c gets a pack from the follower alone.
+        with opentracker(hashes, port), SeedProcess(fman) as follower_seed:
+            follower_seed.next_status(
+                lambda s: s["states"].get("seeding") == len(held), 60, "the follower to seed"
+            )
+            target = next(t for t in packs if t["name"] in held)
+            out = tmp_path / "aria2"
+            out.mkdir()
+            r = subprocess.run(
+                [
+                    shutil.which("aria2c") or "aria2c",
+                    "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+                    "--enable-peer-exchange=false", "--seed-time=0", "--bt-stop-timeout=60",
+                    "--follow-torrent=false", "--console-log-level=warn", "--summary-interval=0",
+                    f"--listen-port={free_port()}", "-d", str(out),
+                    str(fdata / "torrents" / f"{target['name']}.torrent"),
+                ],
+                capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert r.returncode == 0, r.stdout + r.stderr
+            assert payload_of(out / target["name"]) == payload_of(pdata / "packs" / target["name"])
+            follower_seed.stop()
