@@ -68,6 +68,11 @@ def test_plan_most_needed_first_and_spread_per_volunteer():
     other = choose(cands, 100, "volunteer-b")
     assert {x.btih for x in c.chosen} != {x.btih for x in other.chosen}  # spread
     assert choose(cands, 100, "volunteer-a").chosen == c.chosen  # deterministic
+    # Seeders count against the copies a tier wants: tier 1 wants 3, the tail 1.
+    t1, t3 = Candidate("1" * 40, 10, tier=1, seeders=2), Candidate("3" * 40, 10, tier=3, seeders=1)
+    assert choose([t3, t1], 10, "v").chosen == [t1]
+    t3_empty = Candidate("4" * 40, 10, tier=3, seeders=0)
+    assert choose([t1, t3_empty], 10, "v").chosen == [t3_empty]  # a first copy comes first
     # Held torrents stay chosen, even when they rank lower now.
     held = choose(cands, 100, "volunteer-a", held={"f" * 40: 10})
     assert "f" * 40 in {x.btih for x in held.chosen} and held.used == 100
@@ -213,7 +218,8 @@ def test_primary_and_follower_on_one_machine(tmp_path):
         (hostile / "torrents.json").write_text(json.dumps(entries), encoding="utf-8")
         shutil.copy(pdata / "public/withdrawn.json", hostile / "withdrawn.json")
 
-        # The most seeded torrent (two extra seeders) is the one a small follower leaves out.
+        # The most seeded torrent (five extra seeders: well past what tier 1 wants) is the
+        # one a small follower leaves out.
         crowded = packs[0]
         total = sum(t["data_size"] for t in live) + planted["data_size"]
         space = total - crowded["data_size"]
@@ -222,7 +228,7 @@ def test_primary_and_follower_on_one_machine(tmp_path):
             primary_seed.next_status(
                 lambda s: s["states"].get("seeding") == len(live), 60, "the primary to seed"
             )
-            for p in (40001, 40002):
+            for p in range(40001, 40006):
                 wait_for(lambda p=p: announce_seeder(tracker, crowded["btih"], p), 10, "tracker")
             fdata = tmp_path / "follower"
             fman = _follower_manifest(
@@ -290,3 +296,125 @@ def test_primary_and_follower_on_one_machine(tmp_path):
             assert r.returncode == 0, r.stdout + r.stderr
             assert payload_of(out / target["name"]) == payload_of(pdata / "packs" / target["name"])
             follower_seed.stop()
+
+
+# --- re-planning: obsolete packs, takedowns, a broken list ----------------------------------
+
+BY = "https://creativecommons.org/licenses/by/4.0/"
+
+
+def _pack(root: Path, name: str, item: str, seed: int, web_seed: str, tier: int) -> dict:
+    """A pack as the pack builder lays it out (audio with its licence tag, MANIFEST.csv,
+    ATTRIBUTION.md) under root/packs, its .torrent under root/torrents, its list entry."""
+    from ccmirror.packs.payload import manifest_csv
+
+    folder = root / "packs" / name
+    rows = []
+    for k in range(2):
+        rel = f"ia/{item}/track{k}.flac"
+        path = write_audio(folder / rel, seconds=0.3, seed=seed * 10 + k, tags={"license": BY})
+        data = path.read_bytes()
+        rows.append({
+            "path": rel, "size": len(data), "md5": hashlib.md5(data).hexdigest(),
+            "sha1": hashlib.sha1(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
+            "source": "ia", "source_id": item, "licence_id": "CC-BY-4.0", "licence_url": BY,
+            "verdict": "verified",
+        })  # fmt: skip
+    (folder / "MANIFEST.csv").write_text(manifest_csv(rows), encoding="utf-8")
+    (folder / "ATTRIBUTION.md").write_text(f"# {name}\n", encoding="utf-8")
+    ct = lt.create_torrent(lt.list_files(str(folder)), 16384, lt.create_torrent.v1_only)
+    ct.add_url_seed(web_seed)
+    lt.set_piece_hashes(ct, str(root / "packs"))
+    data = lt.bencode(ct.generate())
+    (root / "torrents").mkdir(exist_ok=True)
+    (root / "torrents" / f"{name}.torrent").write_bytes(data)
+    ti = lt.torrent_info(lt.bdecode(data))
+    return {
+        "name": name, "tier": tier, "btih": str(ti.info_hashes().v1),
+        "url": f"torrents/{name}.torrent", "data_size": ti.total_size(),
+        "obsolete": False, "is_metadata": False,
+    }  # fmt: skip
+
+
+def test_replan_drops_obsolete_applies_takedowns_and_survives_a_broken_list(tmp_path):
+    prim = tmp_path / "prim"
+    with web_seed_server(prim / "packs") as base:
+        prim.mkdir(exist_ok=True)
+        a = _pack(prim, "p-t1-0001", "item-a", 1, base, 1)
+        b = _pack(prim, "p-t2-0001", "item-b", 2, base, 2)
+        listing = prim / "torrents.json"
+        listing.write_text(json.dumps([a, b]), encoding="utf-8")
+        fdata = tmp_path / "follower"
+        fman = _follower_manifest(tmp_path / "f.toml", fdata, str(listing), "10MB")
+        r = run_cli("sync", str(fman), "--json")
+        assert r.returncode == 0, r.stderr
+        assert _held(fdata) == {a["name"]: "held", b["name"]: "held"}
+        before = payload_of(fdata / "packs")
+
+        # A broken list: one clear line, nothing changed or lost.
+        for bad in ("[{", '{"not": "a list"}'):
+            listing.write_text(bad, encoding="utf-8")
+            r = run_cli("sync", str(fman))
+            assert r.returncode == 1
+            lines = [x for x in r.stderr.splitlines() if x.strip()]
+            assert len(lines) == 1 and "nothing was changed" in lines[0], r.stderr
+            assert payload_of(fdata / "packs") == before
+
+        # The primary repacked tier 1 (a obsolete, a2 replaces it) and withdrew item-b.
+        a2 = _pack(prim, "p-t1-0002", "item-a", 3, base, 1)
+        listing.write_text(json.dumps([dict(a, obsolete=True), a2, b]), encoding="utf-8")
+        (prim / "withdrawn.json").write_text(
+            json.dumps([{"id": "ia:item-b", "source": "ia", "source_id": "item-b"}]),
+            encoding="utf-8",
+        )
+        r = run_cli("sync", str(fman), "--json")
+        assert r.returncode == 0, r.stderr
+        result = json.loads(r.stdout)
+        assert result["downloaded"] == [a2["name"]] and result["dropped"] == [a["name"]]
+        assert result["withdrawn_files_deleted"] == 2
+        states = _held(fdata)
+        assert states == {a["name"]: "dropped", a2["name"]: "held", b["name"]: "held"}
+        assert not (fdata / "packs" / a["name"]).exists()
+        assert not list((fdata / "packs" / b["name"]).rglob("*.flac"))
+        assert payload_of(fdata / "packs" / a2["name"]) == payload_of(prim / "packs" / a2["name"])
+
+        # A list that outgrows the space: a clear line, what is held stays.
+        big = dict(_pack(prim, "p-t3-0001", "item-c", 4, base, 3), data_size=10**9)
+        listing.write_text(json.dumps([dict(a, obsolete=True), a2, b, big]), encoding="utf-8")
+        r = run_cli("sync", str(fman), "--json")
+        assert r.returncode == 0, r.stderr
+        assert "do not fit in the space offered" in r.stderr
+        assert json.loads(r.stdout)["not_fitting"] == 1
+        assert _held(fdata)[a2["name"]] == "held" and big["name"] not in _held(fdata)
+
+
+def test_downloads_are_bounded_in_time_and_resume(tmp_path):
+    """No source answers: the run ends at its time limit (exit 1, incomplete, nothing held);
+    a damaged partial payload left behind is repaired by the next run, not trusted."""
+    prim = tmp_path / "prim"
+    prim.mkdir()
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/"
+    a = _pack(prim, "p-t1-0001", "item-a", 1, base, 1)
+    listing = prim / "torrents.json"
+    listing.write_text(json.dumps([a]), encoding="utf-8")
+    fdata = tmp_path / "follower"
+    fman = _follower_manifest(tmp_path / "f.toml", fdata, str(listing), "10MB")
+    fman.write_text(fman.read_text().replace("time_limit = 120", "time_limit = 2"))
+    r = run_cli("sync", str(fman), "--json")
+    assert r.returncode == 1, r.stderr
+    result = json.loads(r.stdout)
+    assert [x["name"] for x in result["incomplete"]] == [a["name"]]
+    assert _held(fdata) == {a["name"]: "wanted"}
+    # What a killed run might leave: one file whole, one cut short and damaged.
+    files = sorted((prim / "packs" / a["name"]).rglob("*.flac"))
+    dest = fdata / "packs" / a["name"]
+    for i, f in enumerate(files):
+        target = dest / f.relative_to(prim / "packs" / a["name"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(f.read_bytes() if i == 0 else b"\0" * 1000)
+    with web_seed_server(prim / "packs", port):
+        r = run_cli("sync", str(fman), "--json")
+    assert r.returncode == 0, r.stderr
+    assert _held(fdata) == {a["name"]: "held"}
+    assert payload_of(dest) == payload_of(prim / "packs" / a["name"])

@@ -186,10 +186,11 @@ class _RangeHandler(SimpleHTTPRequestHandler):
 
 
 @contextlib.contextmanager
-def web_seed_server(root: Path) -> Iterator[str]:
-    """python's http.server over `root` on 127.0.0.1; yields the base URL (ending in /)."""
+def web_seed_server(root: Path, port: int = 0) -> Iterator[str]:
+    """python's http.server over `root` on 127.0.0.1 (`port`, default any free one);
+    yields the base URL (ending in /)."""
     handler = functools.partial(_RangeHandler, directory=str(root))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
