@@ -93,9 +93,9 @@ def harvest(manifest: str, workers: int) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=4,
+    default=8,
     show_default=True,
-    help="Downloads in flight at most.",
+    help="Downloads in flight at most (16 at most to one host).",
 )
 @click.option(
     "--retry-failed",

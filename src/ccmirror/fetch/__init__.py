@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
+from ccmirror.fetch.polite import Gate, GivenUp, InFlight
 from ccmirror.fetch.transport import Failed, Stopped, download, source_size
 from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.mirror import Mirror
@@ -44,6 +45,7 @@ from ccmirror.quarantine import quarantine
 __all__ = ["fetch"]
 
 log = logging.getLogger("ccmirror.fetch")
+WORKERS = 8  # downloads in flight by default (at most MAX_PER_HOST to one host)
 VERIFY_TRIES = 2  # a mismatch earns one more full download before the file is failed
 MAX_LISTED_FAILURES = 50
 # Consecutive files that never got an answer from a host before its other files are left
@@ -87,6 +89,15 @@ class _Task:
     sha1: str | None
     relpath: str
     dest: Path
+    ticket: int = -1  # its turn to start downloading (InFlight), set when submitted
+
+
+@dataclass
+class _Net:
+    """What the download threads of one run share: per-host politeness, downloads in flight."""
+
+    gate: Gate
+    inflight: InFlight
 
 
 @dataclass
@@ -138,10 +149,30 @@ def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
 
 
 def _run_one(
-    mirror: Mirror, task: _Task, stop: threading.Event, reporter: Reporter, down: set[str]
+    mirror: Mirror,
+    task: _Task,
+    stop: threading.Event,
+    reporter: Reporter,
+    down: set[str],
+    net: _Net,
+) -> _Outcome:
+    try:
+        return _one(mirror, task, stop, reporter, down, net)
+    finally:
+        net.inflight.skip(task.ticket)  # no download needed (or it failed early)
+
+
+def _one(
+    mirror: Mirror,
+    task: _Task,
+    stop: threading.Event,
+    reporter: Reporter,
+    down: set[str],
+    net: _Net,
 ) -> _Outcome:
     part = task.dest.with_name(task.dest.name + ".part")
-    if urlsplit(task.url).netloc in down:
+    host = urlsplit(task.url).netloc
+    if host in down:
         return _Outcome(task, "skipped", "host unreachable")
     try:
         task.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -152,8 +183,13 @@ def _run_one(
             if bad is None:
                 return _Outcome(task, "fetched", None, hashes, size, adopted=True)
         for attempt in range(1, VERIFY_TRIES + 1):
-            download(task.url, part, task.size, stop, reporter.advance)
-            bad, size, hashes = _verify(task, part)
+            # Hashed while the bytes streamed in: the .part is not read again.
+            # In plan order for the first try; a second try of a bad file goes straight on.
+            ticket = task.ticket if attempt == 1 else None
+            place = net.inflight.place(ticket, stop, lambda: host not in down)
+            landed = download(task.url, part, task.size, stop, reporter.advance, net.gate, place)
+            size, hashes = landed.size, landed.hashes
+            bad = _mismatch(task, size, hashes)
             if bad is None:
                 promote(part, task.dest)
                 return _Outcome(task, "fetched", None, hashes, size)
@@ -163,6 +199,8 @@ def _run_one(
             else:
                 _quarantine(mirror, task, part, bad)
         return _Outcome(task, "failed", bad)
+    except GivenUp:
+        return _Outcome(task, "skipped", "host unreachable")
     except Failed as e:
         return _Outcome(task, "failed", e.reason, unreachable=e.unreachable, cause=e.cause)
     except UnsafeName as e:
@@ -188,7 +226,7 @@ def fetch(
     mirror: Mirror,
     *,
     max_bytes: int | None = None,
-    workers: int = 4,
+    workers: int = WORKERS,
     reporter: Reporter | None = None,
     retry_failed: bool = False,
 ) -> dict[str, Any]:
@@ -262,6 +300,8 @@ def fetch(
         )
 
     stop = threading.Event()
+    workers = max(1, workers)
+    net = _Net(Gate(workers), InFlight(workers))
     disk_full: str | None = None
     down: set[str] = set()  # hosts given up on for this run
     why: dict[str, str] = {}  # host -> why it does not answer
@@ -270,17 +310,20 @@ def fetch(
     if plan:  # no empty bar when there is nothing to do
         reporter.start("fetch", planned_bytes, "bytes")
     try:
-        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="fetch") as pool:
+        # Twice the threads of downloads in flight: while one thread fsyncs and renames a
+        # file that has arrived, another's requests are already out.
+        with ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="fetch") as pool:
             queue = iter(plan)
             futures: set[Future[_Outcome]] = set()
 
             def refill() -> None:
                 # A bounded queue in plan order: most popular first, memory flat.
-                while len(futures) < 2 * max(1, workers) and not stop.is_set():
+                while len(futures) < 3 * workers and not stop.is_set():
                     task = next(queue, None)
                     if task is None:
                         return
-                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter, down))
+                    task.ticket = net.inflight.ticket()
+                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter, down, net))
 
             try:
                 refill()

@@ -1,0 +1,215 @@
+"""Fetch speed: `ccmirror fetch` against `aria2c -j 8 --check-integrity`, same server, same files.
+
+The loopback IA server runs in a process of its own (so neither client shares a GIL with
+it), with 50 ms latency on every request, /download/ answering 302 to /serve/ as archive.org
+does. Both clients run as command-line programs, start to finish, with 8 downloads in
+flight and md5 verified; ours also hashes sha1 and sha256, fsyncs and records every file in
+the catalogue. Prints both times and the ratio (target >= 1.0x).
+
+The large-file case (--large N, default 4 files; --large-mib, default 64 MiB each; 256 for
+the issue's figure) is bound by the disk and the hashes: MiB/s of our fetch against
+`sha256sum` over the same bytes, warm in the page cache (target >= 80%).
+
+    .venv/bin/python bench/fetch.py [--files 240] [--latency 0.05] [--workers 8]
+                                    [--large 4] [--large-mib 64] [--rounds 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))  # iahelpers: the shared IA archive builder
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+
+from ccmirror.audio import RATE, signal  # noqa: E402
+from ccmirror.harvest import harvest  # noqa: E402
+from ccmirror.iaserver import IAServer  # noqa: E402
+from ccmirror.mirror import open_mirror  # noqa: E402
+from iahelpers import make_ia_archive  # noqa: E402
+
+QUERY = "collection:netlabels AND mediatype:audio"
+PER_ITEM = 8
+WAV_RATE = RATE * 2 * 2  # bytes per second of 16-bit stereo
+
+
+def _big_wav(path: Path, mib: int, seed: int) -> None:
+    """A real WAV of about `mib` MiB, written block by block (never all in memory)."""
+    block = (signal(10.0, seed) * 32767).astype(np.int16)
+    left = mib * 1024 * 1024 // 4  # frames
+    with sf.SoundFile(path, "w", RATE, 2, "PCM_16", format="WAV") as f:
+        while left > 0:
+            f.write(block[:left])
+            left -= len(block)
+
+
+def serve(args: argparse.Namespace) -> None:
+    """The server process: build the archive, print the URL, obey `latency X` lines."""
+    with IAServer(latency=0.0) as ia, tempfile.TemporaryDirectory() as tmp:
+        seconds = 1024 * 1024 / WAV_RATE  # ~1 MiB of real audio per file
+        make_ia_archive(ia, args.files // PER_ITEM, kinds=("wav",) * PER_ITEM, seconds=seconds)
+        if args.large:
+            files = {}
+            for i in range(args.large):
+                p = Path(tmp) / f"big-{i}.wav"
+                _big_wav(p, args.large_mib, i)
+                files[p.name] = p
+            ia.add_item(
+                "big",
+                {
+                    "title": "Big",
+                    "collection": ["large"],
+                    "licenseurl": "https://creativecommons.org/licenses/by/4.0/",
+                },
+                files,
+            )
+        print(ia.url, flush=True)
+        for line in sys.stdin:
+            cmd, _, value = line.partition(" ")
+            if cmd == "latency":
+                ia.latency = float(value)
+            print("ok", flush=True)
+
+
+def _manifest(tmp: Path, url: str, name: str, query: str) -> Path:
+    path = tmp / f"{name}.toml"
+    path.write_text(
+        f'[mirror]\nname = "{name}"\ndata_dir = "{tmp / name}"\n\n'
+        f'[[source]]\nkind = "ia"\nquery = "{query}"\nendpoint = "{url}"\n',
+        encoding="utf-8",
+    )
+    with open_mirror(path) as mirror:
+        harvest(mirror, workers=8)
+    return path
+
+
+def _ours(manifest: Path, workers: int) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccmirror",
+            "fetch",
+            str(manifest),
+            "--json",
+            "--workers",
+            str(workers),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"ccmirror fetch failed ({r.returncode}): {r.stderr}")
+    return dt, json.loads(r.stdout)
+
+
+def _aria2c(manifest: Path, out: Path, workers: int) -> float:
+    """aria2c over the same files: /download/ URLs (redirects), md5 checked on the way."""
+    with open_mirror(manifest) as mirror:
+        rows = mirror.db.execute(
+            "SELECT f.url, f.md5, i.source_id, f.name FROM files f JOIN items i ON i.id = f.item_id"
+        ).fetchall()
+    listing = out.with_suffix(".aria2-input")
+    listing.write_text(
+        "".join(f"{u}\n  out={i}/{n}\n  checksum=md5={m}\n" for u, m, i, n in rows),
+        encoding="utf-8",
+    )
+    cmd = [
+        "aria2c", f"-j{workers}", "--check-integrity=true", f"--input-file={listing}",
+        f"--dir={out}", "--console-log-level=error", "--summary-interval=0",
+        "--download-result=hide", "--quiet=true",
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    got = sum(1 for p in out.rglob("*") if p.is_file() and not p.name.endswith(".aria2"))
+    if r.returncode != 0 or got != len(rows):
+        raise SystemExit(f"aria2c failed ({r.returncode}, {got}/{len(rows)} files): {r.stderr}")
+    return dt
+
+
+def _sha256sum(paths: list[Path]) -> float:
+    subprocess.run(["cat", *map(str, paths)], stdout=subprocess.DEVNULL, check=True)  # warm
+    t0 = time.perf_counter()
+    subprocess.run(["sha256sum", *map(str, paths)], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--files", type=int, default=240)
+    ap.add_argument("--latency", type=float, default=0.05)
+    ap.add_argument("--workers", type=int, default=8)
+    ap.add_argument("--large", type=int, default=4, help="large files (0: skip that case)")
+    ap.add_argument("--large-mib", type=int, default=64)
+    ap.add_argument("--rounds", type=int, default=1, help="runs of each client (best kept)")
+    ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.serve:
+        serve(args)
+        return 0
+
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--files", str(args.files),
+         "--large", str(args.large), "--large-mib", str(args.large_mib)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="ccmirror-bench-fetch-"))
+    try:
+        url = server.stdout.readline().strip()
+
+        def latency(value: float) -> None:
+            server.stdin.write(f"latency {value}\n")
+            server.stdin.flush()
+            server.stdout.readline()
+
+        ours_t, aria_t = [], []
+        for n in range(args.rounds):
+            manifest = _manifest(tmp, url, f"r{n}", QUERY)
+            latency(args.latency)
+            dt, res = _ours(manifest, args.workers)
+            if res["fetched"] != args.files // PER_ITEM * PER_ITEM:
+                raise SystemExit(f"ccmirror fetched {res['fetched']} files: {res}")
+            ours_t.append(dt)
+            aria_t.append(_aria2c(manifest, tmp / f"aria-{n}", args.workers))
+            latency(0.0)
+            shutil.rmtree(tmp / f"r{n}")
+            shutil.rmtree(tmp / f"aria-{n}")
+        ours, aria = min(ours_t), min(aria_t)
+        print(f"files                  {args.files} of ~1 MiB real audio (wav)")
+        print(f"latency per request    {args.latency * 1000:.0f} ms (302 + file: 2 requests)")
+        print(f"ccmirror fetch         {ours:.2f} s  (--workers {args.workers}, md5+sha1+sha256)")
+        print(f"aria2c -j {args.workers:<2}           {aria:.2f} s  (--check-integrity, md5)")
+        print(f"ratio                  {aria / ours:.2f}x  (target >= 1.0x)")
+
+        if args.large:
+            manifest = _manifest(tmp, url, "large", "collection:large")
+            dt, res = _ours(manifest, args.workers)
+            total = res["bytes"] / 2**20
+            paths = sorted((tmp / "large" / "store").rglob("*.wav"))
+            ref = _sha256sum(paths)
+            ours_rate, ref_rate = total / dt, total / ref
+            print(f"large files            {args.large} x {args.large_mib} MiB")
+            print(f"ccmirror fetch         {ours_rate:,.0f} MiB/s  ({dt:.2f} s)")
+            print(f"sha256sum              {ref_rate:,.0f} MiB/s  ({ref:.2f} s, warm cache)")
+            print(f"ratio                  {ours_rate / ref_rate:.0%}  (target >= 80%)")
+    finally:
+        server.stdin.close()
+        server.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,151 @@
+"""Adaptive politeness per host: fewer requests at once after a 429/503, and a pause.
+
+Each host starts at `ceiling` requests in flight (MAX_PER_HOST at most). A 429 or 503 halves
+its limit and holds every request to it until the pause is over (its Retry-After, else the
+caller's backoff); each run of `limit` answers without one raises the limit by one again,
+back up to the ceiling. Giving up on a host that keeps failing is the fetch loop's job.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+MAX_PER_HOST = 16  # never more requests than this in flight to one host
+
+
+class Stopped(Exception):
+    """The run is being interrupted; the `.part` file is kept for resuming."""
+
+
+class GivenUp(Exception):
+    """The host was given up for this run while the download waited for its place."""
+
+
+class _Host:
+    def __init__(self, ceiling: int) -> None:
+        self.ceiling = ceiling
+        self.limit = ceiling
+        self.active = 0
+        self.calm = 0  # answers since the last slow-down
+        self.not_before = 0.0  # monotonic time before which no request starts
+
+
+class Gate:
+    """Per-host limits shared by the download threads of one run."""
+
+    def __init__(self, ceiling: int = MAX_PER_HOST) -> None:
+        self.ceiling = max(1, min(ceiling, MAX_PER_HOST))
+        self._hosts: dict[str, _Host] = {}
+        self._cond = threading.Condition()
+
+    def limit(self, host: str) -> int:
+        with self._cond:
+            return self._hosts[host].limit if host in self._hosts else self.ceiling
+
+    @contextmanager
+    def slot(self, host: str, stop: threading.Event) -> Iterator[None]:
+        """Hold one of `host`'s request slots (waiting out a pause); Stopped if stopped."""
+        with self._cond:
+            h = self._hosts.setdefault(host, _Host(self.ceiling))
+            while True:
+                if stop.is_set():
+                    raise Stopped()
+                wait = h.not_before - time.monotonic()
+                if wait <= 0 and h.active < h.limit:
+                    break
+                # Short waits: a stop, or a slot freed elsewhere, is seen promptly.
+                self._cond.wait(min(wait, 0.25) if wait > 0 else 0.25)
+            h.active += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                h.active -= 1
+                self._cond.notify_all()
+
+    def answered(self, host: str) -> None:
+        """An answer that was not a slow-down: creep back towards the ceiling."""
+        with self._cond:
+            h = self._hosts.get(host)
+            if h is None or h.limit >= h.ceiling:
+                return
+            h.calm += 1
+            if h.calm >= h.limit:
+                h.limit += 1
+                h.calm = 0
+                self._cond.notify_all()
+
+    def slow_down(self, host: str, pause: float) -> None:
+        """A 429/503: halve the host's limit and pause all its requests for `pause` s."""
+        with self._cond:
+            h = self._hosts.setdefault(host, _Host(self.ceiling))
+            h.limit = max(1, h.limit // 2)
+            h.calm = 0
+            h.not_before = max(h.not_before, time.monotonic() + pause)
+
+
+class InFlight:
+    """At most `limit` downloads receiving bytes at once, admitted in plan order.
+
+    A download holds its place from its first request to its last byte received; hashing
+    the tail, fsync and the rename happen after it has let go, so the next download's
+    requests are already on the wire. Tickets are handed out in plan order; a task that
+    needs no download gives its ticket up (`skip`), so the ones behind it are not held.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._cond = threading.Condition()
+        self._issued = 0
+        self._next = 0  # the ticket admitted next
+        self._gone: set[int] = set()  # tickets given up before their turn
+        self._active = 0
+
+    def ticket(self) -> int:
+        with self._cond:
+            self._issued += 1
+            return self._issued - 1
+
+    def _advance(self) -> None:
+        while self._next in self._gone:
+            self._gone.discard(self._next)
+            self._next += 1
+
+    def skip(self, ticket: int) -> None:
+        with self._cond:
+            if ticket >= self._next:
+                self._gone.add(ticket)
+                self._advance()
+                self._cond.notify_all()
+
+    @contextmanager
+    def place(
+        self, ticket: int | None, stop: threading.Event, still: Callable[[], bool]
+    ) -> Iterator[None]:
+        """Hold a place; `ticket` None: a second try of an admitted file (no queueing).
+        GivenUp when `still()` is false once the place is ours (its host is down)."""
+        with self._cond:
+            while (
+                stop.is_set()
+                or self._active >= self.limit
+                or (ticket is not None and ticket != self._next)
+            ):
+                if stop.is_set():
+                    raise Stopped()
+                self._cond.wait(0.25)
+            self._active += 1
+            if ticket is not None:
+                self._next += 1
+                self._advance()
+                self._cond.notify_all()
+        try:
+            if not still():
+                raise GivenUp()
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
