@@ -4,13 +4,22 @@ libsndfile's mpg123 prints warnings about damaged MP3s straight to file descript
 cron mails to the operator on every run. So the decode runs in worker processes whose fds 1
 and 2 are /dev/null. They start from a 'forkserver' (never a fork of a process that has
 threads and an open SQLite connection); a decoder that crashes takes only its worker along.
+
+Workers die with their run. A run killed by SIGKILL (a cron timeout, the OOM killer) runs
+no clean-up, so each worker watches the run's process itself: a thread waits on a pidfd of
+the run (polling where pidfds are missing) and, when it ends, kills the forkserver that
+forked the worker, then the worker. The worker also has PR_SET_PDEATHSIG, so a forkserver
+that dies first takes its workers along. (The forkserver itself gets no parent-death
+signal: that fires when the *thread* that started it ends, and a check thread may.)
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import select
 import signal
 import threading
 from collections.abc import Callable
@@ -32,14 +41,57 @@ _in_worker = False  # set in workers: they decode in place
 _no_pool = False  # set when worker processes cannot be made here
 
 
-def _silence() -> None:
-    """Worker start: nothing a worker or its C libraries print reaches our stdout/stderr."""
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+WATCH_POLL = 0.5  # seconds between checks where a pidfd cannot be had
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGKILL to this process when its parent (the forkserver) ends."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the run watch below still holds
+        pass
+
+
+def _watch(run_pid: int, server_pid: int) -> None:
+    """A worker's thread: wait for the run to end, then end the forkserver and the worker."""
+    try:
+        fd = os.pidfd_open(run_pid)
+    except (AttributeError, OSError):
+        fd = None
+    try:
+        if fd is not None:
+            select.select([fd], [], [])  # readable once the run has ended
+        else:
+            while True:
+                os.kill(run_pid, 0)
+                threading.Event().wait(WATCH_POLL)
+    except OSError:
+        pass  # ProcessLookupError: the run is gone
+    # Still our parent means still alive and still the forkserver (not a reused pid);
+    # never the run itself (without a forkserver the parent is the run, already gone).
+    if server_pid not in (run_pid, 1) and os.getppid() == server_pid:
+        os.kill(server_pid, signal.SIGKILL)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _silence(run_pid: int | None = None) -> None:
+    """Worker start: nothing a worker or its C libraries print reaches our stdout/stderr;
+    the worker ends with the run `run_pid` (see the module's docstring)."""
     global _in_worker
     _in_worker = True
     fd = os.open(os.devnull, os.O_WRONLY)
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
+    if run_pid is None:
+        return
+    server = os.getppid()
+    _die_with_parent()
+    if os.getppid() != server:  # the forkserver ended before the signal was armed
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=_watch, args=(run_pid, server), name="run-watch", daemon=True).start()
 
 
 def _timed(fn: Callable[[Any], T], arg: Any, seconds: int) -> T:
@@ -77,7 +129,9 @@ def _new_pool(workers: int) -> ProcessPoolExecutor:
     ctx = multiprocessing.get_context("forkserver")
     # Workers fork from a server that has already imported the decoder: cheap to start.
     ctx.set_forkserver_preload(["soundfile", "mutagen", "ccmirror.licence.tags", __name__])
-    return ProcessPoolExecutor(workers, mp_context=ctx, initializer=_silence)
+    return ProcessPoolExecutor(
+        workers, mp_context=ctx, initializer=_silence, initargs=(os.getpid(),)
+    )
 
 
 def _shared() -> ProcessPoolExecutor | None:
