@@ -15,8 +15,8 @@ update) is adopted, not fetched.
 
 `max_bytes` bounds the store: bytes already fetched plus the files this run would add. The
 first file that would pass it stops the plan; it and everything after stay pending
-(`skipped_budget`). Downloads run on `workers` threads; the catalogue is written only by
-the calling thread.
+(`skipped_budget`). `workers` downloads are in flight at once (16 at most to one host);
+the catalogue is written only by the calling thread, fetched files in batches.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from urllib.parse import urlsplit
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight
+from ccmirror.fetch.record import Recorder
 from ccmirror.fetch.transport import Failed, Stopped, download, source_size
 from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.mirror import Mirror
@@ -307,6 +308,7 @@ def fetch(
     why: dict[str, str] = {}  # host -> why it does not answer
     misses: Counter[str] = Counter()  # consecutive unanswered files per host
     origins = {urlsplit(t.url).netloc: _origin(t.url) for t in plan}
+    recorder = Recorder(db)  # fetched rows in batches (record.py)
     if plan:  # no empty bar when there is nothing to do
         reporter.start("fetch", planned_bytes, "bytes")
     try:
@@ -340,7 +342,7 @@ def fetch(
                             disk_full = outcome.reason
                             stop.set()
                             continue
-                        _record(mirror, outcome, counts, failures)
+                        _record(mirror, recorder, outcome, counts, failures)
                         host = urlsplit(outcome.task.url).netloc
                         misses[host] = misses[host] + 1 if outcome.unreachable else 0
                         if outcome.unreachable:
@@ -359,6 +361,7 @@ def fetch(
                     fut.cancel()
                 raise
     finally:
+        recorder.flush()  # even when interrupted: what is in the store is recorded
         reporter.finish()
     if disk_full is not None:
         left = len(plan) - counts["fetched"] - counts["failed"]
@@ -421,32 +424,18 @@ def _set_status(
 
 
 def _record(
-    mirror: Mirror, o: _Outcome, counts: Counter[str], failures: list[dict[str, str]]
+    mirror: Mirror,
+    recorder: Recorder,
+    o: _Outcome,
+    counts: Counter[str],
+    failures: list[dict[str, str]],
 ) -> None:
     t = o.task
     if o.status == "skipped":
         counts["skipped_unreachable"] += 1
         return
     if o.status == "fetched":
-        now = utcnow()
-        with transaction(mirror.db):
-            mirror.db.execute(
-                """UPDATE files SET status = 'fetched', reason = NULL, store_path = ?,
-                       fetched_at = ?, attempts = attempts + 1, fail_streak = 0,
-                       last_attempt = ?, size = ?,
-                       md5 = coalesce(md5, ?), sha1 = coalesce(sha1, ?), sha256 = ?
-                   WHERE id = ?""",
-                (
-                    t.relpath,
-                    now,
-                    now,
-                    o.size,
-                    o.hashes["md5"],
-                    o.hashes["sha1"],
-                    o.hashes["sha256"],
-                    t.file_id,
-                ),
-            )
+        recorder.fetched(t.file_id, t.relpath, o.size, o.hashes)
         counts["fetched"] += 1
         counts["adopted"] += o.adopted
         counts["bytes"] += o.size

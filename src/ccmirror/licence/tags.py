@@ -7,6 +7,7 @@ to the length its header promises, comes back with `error` set (verdict unreadab
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -249,7 +250,9 @@ def read_tags_apart(path: str | os.PathLike[str]) -> TagReport:
     return call(read_tags, path, TagReport(error=R_CRASHED))
 
 
-def _stat_and_read(paths: list[str]) -> list[tuple[int, int, TagReport] | None]:
+def _stat_and_read(
+    paths: list[str], verify_audio: bool = True
+) -> list[tuple[int, int, TagReport] | None]:
     """In a worker: each file's (size, mtime_ns) taken before it is read, and its tags."""
     out: list[tuple[int, int, TagReport] | None] = []
     for p in paths:
@@ -258,17 +261,18 @@ def _stat_and_read(paths: list[str]) -> list[tuple[int, int, TagReport] | None]:
         except OSError:
             out.append(None)
             continue
-        out.append((st.st_size, st.st_mtime_ns, read_tags(p)))
+        out.append((st.st_size, st.st_mtime_ns, read_tags(p, verify_audio=verify_audio)))
     return out
 
 
 def read_tags_batch(
-    paths: list[str | os.PathLike[str]],
+    paths: list[str | os.PathLike[str]], *, verify_audio: bool = True
 ) -> dict[str, tuple[int, int, TagReport]]:
     """`read_tags` of many files in one worker round trip, keyed by absolute path, each
     with the size and mtime_ns its bytes had before they were read. Files that vanished,
     or a worker that died, are simply absent (read them with `read_tags_apart`)."""
     from ccmirror.licence.decode import call_batch
 
-    got = call_batch(_stat_and_read, paths, [])
+    fn = _stat_and_read if verify_audio else functools.partial(_stat_and_read, verify_audio=False)
+    got = call_batch(fn, paths, [])
     return {os.path.abspath(p): r for p, r in zip(paths, got, strict=False) if r is not None}
