@@ -23,7 +23,7 @@ from ccmirror.demo_archive import build_sample
 from ccmirror.iaserver import IAServer
 from ccmirror.lock import DataLock
 
-STAGES = {"harvest", "fetch", "check", "pack", "publish"}
+STAGES = {"harvest", "fetch", "check", "compact", "pack", "publish"}
 
 
 @pytest.fixture(scope="module")

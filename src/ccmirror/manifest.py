@@ -24,6 +24,8 @@ DEFAULT_SHARES = (0.5, 0.9, 0.99, 1.0)
 DEFAULT_TRACKERS = ("udp://tracker.opentrackr.org:1337/announce",)
 NAME_RE = re.compile(r"^[a-z0-9-]+$")
 TORRENT_FORMATS = ("v1", "hybrid", "v2")
+QUALITIES = ("original", "compact")
+DEFAULT_COMPACT_BITRATE = 96_000  # bit/s: Opus at 96 kbit/s is transparent for most music
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,26 @@ class LicenceConfig:
 @dataclass(frozen=True)
 class TiersConfig:
     shares: tuple[float, ...] = DEFAULT_SHARES
+    quality: tuple[str, ...] = ()  # one per tier; () or a missing entry: "original"
+
+    def quality_of(self, tier: int) -> str:
+        """A 1-based tier's quality; tiers past the list (the tail after the last share,
+        or a list shorter than shares) take the last entry given."""
+        if not self.quality:
+            return "original"
+        return self.quality[min(tier, len(self.quality)) - 1] if tier >= 1 else "original"
+
+    @property
+    def compact_tiers(self) -> tuple[int, ...]:
+        """1-based tiers whose quality is compact (one more tier than shares when the last
+        share is below 1.0: the tail beyond it)."""
+        top = len(self.shares) + (self.shares[-1] < 1.0)
+        return tuple(k for k in range(1, top + 1) if self.quality_of(k) == "compact")
+
+
+@dataclass(frozen=True)
+class CompactConfig:
+    bitrate: int = DEFAULT_COMPACT_BITRATE  # bit/s of local Opus copies
 
 
 @dataclass(frozen=True)
@@ -101,6 +123,8 @@ class Manifest:
     public_url: str | None = None  # makes torrents.json `url`s absolute
     follow: FollowConfig | None = None  # a follower: no sources, packs from a primary's list
     contact: str | None = None  # shown on every public page as "takedown and contact"
+    budget: int | None = None  # [mirror] budget in bytes; None: no limit
+    compact: CompactConfig = field(default_factory=CompactConfig)
 
     @property
     def is_follower(self) -> bool:
@@ -254,9 +278,8 @@ def _licence(path: Path, raw: Any) -> LicenceConfig:
 def _tiers(path: Path, raw: Any) -> TiersConfig:
     sec = _Section(path, "tiers", raw if raw is not None else {})
     shares = sec.get("shares", list, None)
-    if shares is None:
-        cfg = TiersConfig()
-    else:
+    values = DEFAULT_SHARES
+    if shares is not None:
         if not shares or not all(
             isinstance(s, int | float) and not isinstance(s, bool) for s in shares
         ):
@@ -266,7 +289,42 @@ def _tiers(path: Path, raw: Any) -> TiersConfig:
             raise sec.fail("shares", "each share must be above 0 and at most 1.0")
         if any(b <= a for a, b in zip(values, values[1:], strict=False)):
             raise sec.fail("shares", "must be strictly increasing, e.g. [0.5, 0.9, 1.0]")
-        cfg = TiersConfig(values)
+    quality = sec.strings("quality")
+    for q in quality:
+        if q not in QUALITIES:
+            raise sec.fail("quality", f'each entry must be "original" or "compact", not {q!r}')
+    # One more tier than shares when the last share is below 1.0 (the tail beyond it).
+    most = len(values) + (values[-1] < 1.0)
+    if len(quality) > most:
+        raise sec.fail("quality", f"has {len(quality)} entries for {most} tiers")
+    cfg = TiersConfig(values, quality)
+    sec.finish()
+    return cfg
+
+
+def parse_bitrate(value: str | int) -> int:
+    """ "96k", "96kbit", "128000" or 96000 -> bit/s; 6-512 kbit/s (what Opus encodes)."""
+    if isinstance(value, int):
+        rate = value
+    else:
+        m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(k|kbit|kbps|kbit/s|)\s*", value.lower())
+        if not m:
+            raise ValueError(f'not a bitrate: {value!r} (e.g. "96k")')
+        rate = int(float(m.group(1)) * (1000 if m.group(2) else 1))
+    if not 6_000 <= rate <= 512_000:
+        raise ValueError(f"must be between 6k and 512k, not {value!r}")
+    return rate
+
+
+def _compact(path: Path, raw: Any) -> CompactConfig:
+    sec = _Section(path, "compact", raw if raw is not None else {})
+    value = sec.get("bitrate", (str, int), None)
+    cfg = CompactConfig()
+    if value is not None:
+        try:
+            cfg = CompactConfig(parse_bitrate(value))
+        except ValueError as e:
+            raise sec.fail("bitrate", str(e)) from None
     sec.finish()
     return cfg
 
@@ -378,6 +436,7 @@ def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> 
         raise mirror.fail("data_dir", "is required (or pass --data-dir / CCMIRROR_DATA_DIR)")
     public_url = _public_url(mirror)
     contact = _contact(mirror)
+    budget = mirror.size("budget", None)
     mirror.finish()
     raw_follow = top.get("follow", dict, None)
     follow = _follow(path, raw_follow) if raw_follow is not None else None
@@ -395,6 +454,8 @@ def load_manifest(path: str | os.PathLike[str], data_dir: str | None = None) -> 
         public_url=public_url,
         follow=follow,
         contact=contact,
+        budget=budget,
+        compact=_compact(path, top.get("compact", dict, None)),
     )
     top.finish()
     return manifest

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue.db import utcnow
+from ccmirror.compact.run import compact, need_encoder
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
 from ccmirror.fetch import fetch
 from ccmirror.follow import follow_sync
@@ -52,7 +53,7 @@ __all__ = ["STAGES", "publish_fingerprint", "sync", "sync_dry_run"]
 
 log = logging.getLogger("ccmirror.sync")
 
-STAGES = ("harvest", "fetch", "check", "pack", "publish")
+STAGES = ("harvest", "fetch", "check", "compact", "pack", "publish")
 STATE_FILE = "sync-state.json"
 
 
@@ -71,6 +72,7 @@ def sync(
         return follow_sync(mirror, dry_run=dry_run, reporter=reporter)
     if dry_run:
         return plan(mirror.manifest, mirror.db, max_bytes)
+    need_encoder(mirror.manifest)  # a compact tier without an encoder: exit 2 before any work
     reporter = reporter or NullReporter()
     started, t0 = utcnow(), time.monotonic()
     result: dict[str, Any] = {
@@ -94,6 +96,7 @@ def sync(
         result["unreachable"],
     )
     stages["check"] = _stage("check", lambda: check(mirror, reporter=reporter))
+    stages["compact"] = _stage("compact", lambda: compact(mirror, reporter=reporter))
     stages["pack"] = _stage(
         "pack", lambda: pack(mirror, seal_when_complete=True, reporter=reporter)
     )

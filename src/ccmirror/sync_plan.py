@@ -10,6 +10,7 @@ import sqlite3
 from typing import Any
 
 from ccmirror import catalogue
+from ccmirror.compact.run import compact_items
 from ccmirror.errors import EXIT_OK
 from ccmirror.licence import publishable_verdicts
 from ccmirror.manifest import Manifest
@@ -57,7 +58,7 @@ def plan(
     }
     stages = result["stages"]
     if db is None:
-        for name in ("fetch", "check", "pack"):
+        for name in ("fetch", "check", "compact", "pack"):
             stages[name] = {"note": "depends on what the harvest finds"}
         stages["publish"] = {"would_publish": True}
         return result
@@ -106,6 +107,18 @@ def plan(
     stages["check"] = {
         "files_to_check": unchecked[0] if unchecked else 0,
         "bytes_to_check": unchecked[1] if unchecked else 0,
+    }
+
+    # compact: originals of compact tiers waiting for their copy (checked, not yet copied).
+    todo = one(
+        "SELECT count(*), coalesce(sum(f.size), 0) FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'fetched' AND i.status = 'ok' AND f.copy_of IS NULL"
+        " AND f.compact IS NULL AND f.store_path IS NOT NULL"
+    )
+    in_compact = compact_items(db, manifest)
+    stages["compact"] = {
+        "compact_tiers": list(manifest.tiers.compact_tiers),
+        "files_to_consider": (todo[0] if todo else 0) if in_compact else 0,
     }
 
     # pack: publishable fetched files not yet in a live pack, grouped by tier.

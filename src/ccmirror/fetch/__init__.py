@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight
 from ccmirror.fetch.record import Recorder
@@ -219,6 +220,7 @@ def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
                   f.last_attempt, i.source, i.source_id
            FROM files f JOIN items i ON i.id = f.item_id
            WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
+             AND f.compact IS NOT 'derivative'  -- a compact tier fetches the derivative
            ORDER BY i.popularity DESC, i.source, i.source_id, f.name"""
     ).fetchall()
 
@@ -241,6 +243,8 @@ def fetch(
     SourceUnreachable (exit 4) when a host never answered and nothing at all was fetched.
     """
     reporter = reporter or NullReporter()
+    need_encoder(mirror.manifest)  # a compact tier without an encoder: exit 2, nothing fetched
+    prepare(mirror)  # compact tiers fetch the source's smaller derivative, not the original
     db = mirror.db
     counts: Counter[str] = Counter()
     failures: list[dict[str, str]] = []

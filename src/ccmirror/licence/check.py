@@ -47,6 +47,7 @@ SELECT f.id, f.name, f.size, f.md5, f.sha1, f.store_path, f.verdict, f.checked_s
        i.licence_title, i.declared_licence_id
 FROM files f JOIN items i ON i.id = f.item_id
 WHERE f.status = 'fetched' AND i.status = 'ok'
+  AND NOT (f.store_path IS NULL AND f.compact IN ('copied', 'derivative'))  -- left for a copy
 ORDER BY f.id
 """
 _REFETCH = """UPDATE files SET status = 'pending', reason = ?, store_path = NULL,

@@ -74,3 +74,21 @@ class Policy:
         """Changes when the policy does, so `check` re-judges files."""
         text = "\n".join(["allow", *self.allow, "deny", *self.deny])
         return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+# Format shifting (compact tiers). Every CC licence, in every version and port, ND included,
+# lets the licensee make the technical modifications needed to use the work in other
+# formats (4.0 §2(a)(4); 3.0 §3, 2.x §3, 1.0 §3 likewise) and CC0, PDM and PDDC reserve
+# nothing. A licence outside that list (none of today's allowed ones) keeps the original.
+FORMAT_SHIFT_CATEGORIES = frozenset({"licenses", "publicdomain"})
+NO_FORMAT_SHIFT = "its licence does not permit format shifting: the original is kept"
+
+
+def permits_format_shift(licence_id: str | None) -> bool:
+    """Whether a file under this licence may be published as a format-shifted copy."""
+    lic = by_id(licence_id) if licence_id else None
+    return (
+        lic is not None
+        and lic.category in FORMAT_SHIFT_CATEGORIES
+        and lic.unit not in ALWAYS_DENIED_UNITS
+    )

@@ -47,7 +47,7 @@ def _pending_tiers(mirror: Mirror) -> set[int]:
     out = set()
     for r in mirror.db.execute(
         "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
-        " WHERE i.status = 'ok' AND (f.status = 'pending'"
+        " WHERE i.status = 'ok' AND f.compact IS NOT 'derivative' AND (f.status = 'pending'"
         " OR (f.status = 'fetched' AND f.verdict IS NULL))"
     ):
         if r[0] in ranking:
@@ -83,7 +83,7 @@ def _share_basis(mirror: Mirror) -> dict[int, float]:
     counts = dict(
         mirror.db.execute(
             "SELECT item_id, count(*) FROM files WHERE status = 'fetched'"
-            f" AND verdict IN ({marks}) GROUP BY item_id",
+            f" AND store_path IS NOT NULL AND verdict IN ({marks}) GROUP BY item_id",
             allowed,
         ).fetchall()
     )

@@ -26,6 +26,14 @@ def pack_name(mirror_name: str, tier: int, seq: int) -> str:
     return f"{mirror_name}-t{tier}-{seq:04d}"
 
 
+def in_quality(quality: str, copy_of: int | None, compact: str | None) -> bool:
+    """Whether a file belongs in a pack of a tier of this quality: a compact tier packs the
+    copies and the originals it keeps as they are; an original tier, the originals."""
+    if quality == "compact":
+        return copy_of is not None or compact in ("kept", "original")
+    return copy_of is None
+
+
 def _not_publishable_sql(allowed: tuple[str, ...]) -> str:
     marks = ",".join(f"'{v}'" for v in allowed)
     return (
@@ -72,7 +80,8 @@ def _candidates(mirror: Mirror) -> list[sqlite3.Row]:
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
     marks = ",".join("?" * len(allowed))
     return mirror.db.execute(
-        "SELECT f.id, f.item_id, f.name, f.size, f.store_path, i.source, i.source_id"
+        "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.copy_of, f.compact,"
+        " i.source, i.source_id"
         " FROM files f JOIN items i ON i.id = f.item_id"
         f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
         " AND f.store_path IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pack_files pf"
@@ -133,7 +142,12 @@ def assign(mirror: Mirror) -> dict[str, Any]:
     tier_of = {it.id: it.tier for it in ranking}
     by_item: dict[int, list[tuple[int, str, int]]] = {}
     missing = 0
+    tiers = mirror.manifest.tiers
     for r in _candidates(mirror):
+        if r["item_id"] in tier_of and not in_quality(
+            tiers.quality_of(tier_of[r["item_id"]]), r["copy_of"], r["compact"]
+        ):
+            continue  # an original waiting for its compact copy, or a copy in an original tier
         try:
             size = os.stat(mirror.abspath(r["store_path"])).st_size
         except (OSError, UnsafeName) as e:  # gone, or a symlink planted to lead outside

@@ -49,6 +49,9 @@ MANIFEST_COLUMNS = (
     "isrc",
     "popularity",
 )
+# Added (after the others) only in packs that hold compact copies: a pack without any keeps
+# the bytes, and so the info-hash, it has always had (sealed packs are rebuilt from rows).
+COMPACT_COLUMNS = ("original_sha256", "original_format", "encoder")
 FICLONE = 0x40049409  # linux/fs.h
 
 
@@ -58,8 +61,11 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
         "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
         " f.store_path, f.fetched_at, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
         " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
-        " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity"
+        " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity,"
+        " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
+        " o.format AS original_format"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
+        " LEFT JOIN files o ON o.id = f.copy_of"
         " WHERE pf.pack_id = ? ORDER BY pf.path",
         (pack_id,),
     ).fetchall()
@@ -151,13 +157,37 @@ def link_or_copy(src: Path, dst: Path) -> str:
     return how
 
 
+def _has_copies(rows: Sequence[dict[str, Any]]) -> bool:
+    return any(r.get("copy_of") is not None for r in rows)
+
+
 def manifest_csv(rows: Sequence[dict[str, Any]]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(MANIFEST_COLUMNS)
+    columns = MANIFEST_COLUMNS + (COMPACT_COLUMNS if _has_copies(rows) else ())
+    w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(r.get(c)) for c in MANIFEST_COLUMNS])
+        w.writerow([_cell(r.get(c)) for c in columns])
     return buf.getvalue()
+
+
+def copy_note(r: dict[str, Any]) -> str:
+    """ATTRIBUTION.md's line on how a file relates to what its source published."""
+    if r.get("copy_of") is None:
+        return "- Unmodified copy."
+    original = _md(r.get("original_name") or "the original")
+    was = _md(r.get("original_format") or "its original format")
+    how = _md(r.get("encoder") or "")
+    if (r.get("encoder") or "").startswith("opusenc"):
+        rate = how.split("--bitrate ", 1)[-1].split(" ", 1)[0]
+        return (
+            f"- Format-shifted copy of {original} ({was}), made by this mirror: Opus at"
+            f" {rate} kbit/s ({how}). Otherwise unmodified."
+        )
+    return (
+        f"- Format-shifted copy of {original} ({was}): the source's own"
+        f" {_md(r.get('format') or 'lossy')} derivative, {how}. Otherwise unmodified."
+    )
 
 
 def _cell(value: Any) -> Any:
@@ -182,6 +212,15 @@ def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, An
         "below. MANIFEST.csv lists sizes and checksums (md5, sha1, sha256) for every file.",
         "",
     ]
+    if _has_copies(rows):
+        lines[2:5] = [
+            f"Published by the ccmirror mirror `{mirror_name}`. Every audio file in this pack is",
+            "a copy of the recording published at its source page, under the licence named",
+            "below: unmodified, or, where it says so, format-shifted (the same recording in",
+            "another format, as every Creative Commons licence permits; otherwise unmodified).",
+            "MANIFEST.csv lists sizes and checksums (md5, sha1, sha256) for every file, and for",
+            "a format-shifted copy the original's sha256, its format and the encoder settings.",
+        ]
     for r in rows:
         info = licence_info(r.get("licence_id"))
         lic_url = r.get("licence_url") or (info or {}).get("url") or ""
@@ -194,7 +233,7 @@ def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, An
             f"- Creator: {_md(r.get('creator') or 'unknown')}",
             f"- Source: {r.get('source_url') or ''}",
             f"- Licence: {_md(lic_name)}{lic_id} <{lic_url}>",
-            "- Unmodified copy.",
+            copy_note(r),
             "",
         ]
     return "\n".join(lines)

@@ -28,6 +28,7 @@ from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.compact.sourcefacts import record_ia_files
 from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch.reasons import failure_reason
 from ccmirror.licence import judge_declared
@@ -396,6 +397,8 @@ def _record(
     for f in files:
         new = upsert_file(db, endpoint, ident, item_id, f)
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new
+    if status == "ok":  # playing times and lossy derivatives, for compact tiers
+        record_ia_files(db, endpoint, ident, item_id, list(meta.get("files") or []))
     for name, why_not in clashes.items():
         log.warning("ia: %s: %s refused: %s", ident, name, why_not)
         db.execute(

@@ -1,0 +1,371 @@
+"""`compact`: the lawful compact copies of the recordings in compact tiers.
+
+For each original of an item in a compact tier (one never sealed in a pack: those stay as
+they are), in this order:
+
+- the source's own lossy derivative (IA's Ogg Vorbis / VBR MP3, with IA's checksums) when
+  it is smaller: `prepare` (run before every fetch) records it as the file to fetch, and the
+  original is not fetched at all;
+- a licence that does not permit format shifting, or a format no decoder here reads:
+  the original is kept;
+- a lossy original at or under the bitrate: kept as it is;
+- otherwise a local Opus transcode of the verified, checked original, written beside it
+  in the store (`.part`, decoded back in full, as long as the original, fsynced, renamed)
+  and recorded as a fetched file of its own (`copy_of`).
+
+New copies are judged by `check` (their tags carry the original's evidence); an original
+whose copy got a publishable verdict with the same licence leaves the store (its row and
+checksums stay). An original that does not decode is `unreadable` and gets no copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ccmirror.catalogue import transaction, utcnow
+from ccmirror.compact.comments import copy_comments
+from ccmirror.compact.encoder import Encoder, find_encoder, transcode
+from ccmirror.errors import UnsafeName
+from ccmirror.fsutil import fsync_dir, hash_file, promote
+from ccmirror.licence import publishable_verdicts
+from ccmirror.licence.check import check
+from ccmirror.licence.decode import WORKERS, call
+from ccmirror.licence.policy import NO_FORMAT_SHIFT, permits_format_shift
+from ccmirror.manifest import Manifest
+from ccmirror.mirror import Mirror
+from ccmirror.progress import NullReporter, Reporter
+from ccmirror.tiers import rank_items
+
+__all__ = ["compact", "compact_items", "need_encoder", "prepare"]
+
+log = logging.getLogger("ccmirror.compact")
+
+# mutagen's names of the formats soundfile decodes, and which of them are lossy.
+DECODABLE = {"FLAC", "WAVE", "AIFF", "MP3", "OggVorbis", "OggOpus"}
+LOSSY = {"MP3", "OggVorbis", "OggOpus", "MP4", "ASF"}
+R_CRASHED = "the decoder crashed on this file"
+MAX_LISTED = 50
+
+_NOT_SEALED = """NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id
+    WHERE pf.file_id = f.id AND p.status = 'sealed' AND p.obsolete = 0)"""
+
+
+def need_encoder(manifest: Manifest) -> Encoder | None:
+    """The encoder when the manifest has a compact tier (EncoderMissing, exit 2, if this
+    machine has none); None when it has no compact tier."""
+    return find_encoder() if manifest.tiers.compact_tiers else None
+
+
+def compact_items(db: sqlite3.Connection, manifest: Manifest) -> dict[int, int]:
+    """Item id -> tier, for the ok items whose tier is compact."""
+    tiers = manifest.tiers
+    if not tiers.compact_tiers:
+        return {}
+    return {
+        it.id: it.tier
+        for it in rank_items(db, tiers.shares)
+        if tiers.quality_of(it.tier) == "compact"
+    }
+
+
+def _pin(db: sqlite3.Connection, tiers: dict[int, int], item_ids: set[int]) -> None:
+    """An item given a compact copy keeps its tier, as a packed one does: its original may
+    have left the store, so it must not drift into a tier of originals."""
+    db.executemany(
+        "UPDATE items SET tier = ? WHERE id = ? AND tier IS NULL",
+        [(tiers[i], i) for i in sorted(item_ids)],
+    )
+
+
+def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, int]:
+    """Choose the source's derivative over the original where it is smaller: a copy row
+    to fetch (verified by IA's checksums), the original marked not to be fetched."""
+    db = mirror.db
+    items = compact_items(db, mirror.manifest) if items is None else items
+    if not items:
+        return {"derivatives": 0}
+    rows = db.execute(
+        "SELECT f.id, f.item_id, f.name, f.size, d.name AS dname, d.format AS dformat,"
+        " d.size AS dsize, d.md5, d.sha1, d.url FROM files f"
+        " JOIN derivatives d ON d.file_id = f.id JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND f.copy_of IS NULL AND f.compact IS NULL"
+        " AND f.status IN ('pending', 'failed', 'fetched') AND f.size IS NOT NULL"
+        f" AND d.size < f.size AND {_NOT_SEALED} ORDER BY f.id, d.size, d.name"
+    ).fetchall()
+    best: dict[int, sqlite3.Row] = {}
+    for r in rows:
+        if r["item_id"] in items:
+            best.setdefault(r["id"], r)  # the smallest derivative of each original
+    chosen = 0
+    with transaction(db):
+        for r in best.values():
+            cur = db.execute(
+                "INSERT OR IGNORE INTO files (item_id, name, size, md5, sha1, format, origin,"
+                " url, status, copy_of, encoder) VALUES (?, ?, ?, ?, ?, ?, 'compact', ?,"
+                " 'pending', ?, ?)",
+                (r["item_id"], r["dname"], r["dsize"], r["md5"], r["sha1"], r["dformat"],
+                 r["url"], r["id"], f"Internet Archive derivative ({r['dformat']})"),
+            )  # fmt: skip
+            if not cur.rowcount:
+                continue  # the item already has a file of that name
+            db.execute(
+                "UPDATE files SET compact = 'derivative', compact_reason = ? WHERE id = ?",
+                (f"the source's {r['dformat']} derivative is smaller", r["id"]),
+            )
+            chosen += 1
+        _pin(db, items, {r["item_id"] for r in best.values()})
+    return {"derivatives": chosen}
+
+
+def _copy_name(taken: set[str], name: str) -> str:
+    """`dir/track.flac` -> `dir/track.opus`, or `dir/track.flac.opus` when the item has (or
+    is about to have) a file of that name; the choice is added to `taken`."""
+    p = PurePosixPath(name)
+    plain = str(p.with_suffix(".opus")) if p.suffix else f"{name}.opus"
+    chosen = plain if plain not in taken and plain != name else f"{name}.opus"
+    taken.add(chosen)
+    return chosen
+
+
+def _decide(path: Path, bitrate: int, licence_id: str | None) -> tuple[str | None, str]:
+    """('original' | 'kept' | None to transcode, why)."""
+    if not permits_format_shift(licence_id):
+        return "original", NO_FORMAT_SHIFT
+    try:
+        import mutagen
+
+        f = mutagen.File(path)
+    except Exception as e:  # check read it already: this is rare
+        return "original", f"tags unreadable ({type(e).__name__}): kept as it is"
+    kind = type(f).__name__ if f is not None else "unknown"
+    if kind in LOSSY:
+        rate = int(getattr(f.info, "bitrate", 0) or 0)
+        length = float(getattr(f.info, "length", 0) or 0)
+        if not rate and length:
+            rate = int(path.stat().st_size * 8 / length)
+        if rate and rate <= bitrate:
+            return "kept", f"{kind} at {rate // 1000} kbit/s: already at or under the bitrate"
+    if kind not in DECODABLE:
+        return "original", f"no decoder here for {kind}: kept as it is"
+    return None, kind
+
+
+class _Run:
+    def __init__(self, mirror: Mirror, encoder: Encoder) -> None:
+        self.mirror, self.encoder = mirror, encoder
+        self.bitrate = mirror.manifest.compact.bitrate
+        self.counts: Counter[str] = Counter()
+        self.failures: list[dict[str, str]] = []
+
+    def fail(self, r: dict[str, Any], reason: str) -> None:
+        self.counts["failed"] += 1
+        if len(self.failures) < MAX_LISTED:
+            self.failures.append({"source_id": r["source_id"], "name": r["name"], "reason": reason})
+        log.warning("compact: %s/%s: %s", r["source_id"], r["name"], reason)
+
+    def one(self, r: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+        """Decide and, when it must, transcode (on a worker thread; no catalogue writes)."""
+        try:
+            src = self.mirror.abspath(r["store_path"])
+            name = r["copy"]
+            rel = self.mirror.store_relpath(r["source"], r["source_id"], name)
+            dest = self.mirror.abspath(rel)
+        except UnsafeName as e:
+            return r, ("original", f"no room for a copy's name ({e.message}): kept as it is")
+        decision, why = _decide(src, self.bitrate, r["licence"])
+        if decision is not None:
+            return r, (decision, why)
+        part = dest.with_name(dest.name + ".part")
+        note = (
+            f"Format-shifted copy of {PurePosixPath(r['name']).name} ({why}) to Opus at"
+            f" {self.bitrate // 1000} kbit/s; otherwise unmodified."
+        )
+        comments = copy_comments(src, r["evidence"], r["isrc"], r["mbid"], note)
+        job = partial(
+            transcode, part=str(part), opusenc=self.encoder.path, bitrate=self.bitrate,
+            comments=comments,
+        )  # fmt: skip
+        out = call(job, src, R_CRASHED)
+        if isinstance(out, str):
+            return r, ("error", out)
+        hashes = hash_file(part, ("md5", "sha1", "sha256"))
+        size = part.stat().st_size
+        promote(part, dest)
+        return r, ("copied", {"rel": rel, "name": name, "size": size, "hashes": hashes,
+                              "kind": why, **out})  # fmt: skip
+
+    def record(self, r: dict[str, Any], outcome: tuple[str, Any]) -> None:
+        what, detail = outcome
+        db = self.mirror.db
+        if what == "error":
+            if (
+                detail.startswith(("audio does not decode", "no audio frames"))
+                or detail == R_CRASHED
+            ):
+                # As `check` would say of it: unreadable, never packed, no copy.
+                with transaction(db):
+                    db.execute(
+                        "UPDATE files SET verdict = 'unreadable', verdict_reason = ?,"
+                        " compact_reason = ? WHERE id = ?",
+                        (detail, detail, r["id"]),
+                    )
+                self.counts["unreadable"] += 1
+            self.fail(r, detail)
+            return
+        if what != "copied":
+            with transaction(db):
+                db.execute(
+                    "UPDATE files SET compact = ?, compact_reason = ? WHERE id = ?",
+                    (what, detail, r["id"]),
+                )
+            self.counts[what] += 1
+            return
+        now, h = utcnow(), detail["hashes"]
+        with transaction(db):
+            db.execute(
+                "INSERT INTO files (item_id, name, size, md5, sha1, sha256, format, origin,"
+                " url, status, store_path, fetched_at, copy_of, encoder, duration)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'Opus', 'compact', NULL, 'fetched', ?, ?, ?, ?, ?)",
+                (r["item_id"], detail["name"], detail["size"], h["md5"], h["sha1"], h["sha256"],
+                 detail["rel"], now, r["id"], self.encoder.settings(self.bitrate),
+                 round(detail["copy_duration"], 3)),
+            )  # fmt: skip
+            db.execute(
+                "UPDATE files SET compact = 'copied', compact_reason = ?,"
+                " duration = coalesce(duration, ?) WHERE id = ?",
+                (f"{detail['kind']} transcoded to Opus", round(detail["duration"], 3), r["id"]),
+            )
+        self.counts["copied"] += 1
+        self.counts["copy_bytes"] += detail["size"]
+        self.counts["original_bytes"] += r["size"] or 0
+
+
+def _todo(mirror: Mirror, items: dict[int, int]) -> list[dict[str, Any]]:
+    allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
+    marks = ",".join("?" * len(allowed))
+    rows = mirror.db.execute(
+        "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.evidence, f.isrc, f.mbid,"
+        " coalesce(f.licence_id, i.declared_licence_id) AS licence, i.source, i.source_id"
+        " FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND f.status = 'fetched' AND f.copy_of IS NULL"
+        " AND f.compact IS NULL AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
+        f" AND f.verdict IN ({marks}) AND {_NOT_SEALED} ORDER BY f.id",
+        allowed,
+    ).fetchall()
+    out, taken = [], {}
+    for r in rows:
+        if r["item_id"] not in items:
+            continue
+        if r["item_id"] not in taken:
+            taken[r["item_id"]] = {
+                n for (n,) in mirror.db.execute(
+                    "SELECT name FROM files WHERE item_id = ?", (r["item_id"],)
+                )
+            }  # fmt: skip
+        out.append(dict(r) | {"copy": _copy_name(taken[r["item_id"]], r["name"])})
+    return out
+
+
+def release(mirror: Mirror) -> dict[str, int]:
+    """Originals whose copy is in place, verified and judged publishable under the same
+    licence leave the store (and any open pack); their rows and checksums stay."""
+    db = mirror.db
+    allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
+    marks = ",".join("?" * len(allowed))
+    rows = db.execute(
+        "SELECT o.id, o.store_path, o.name, i.source_id,"
+        " coalesce(o.licence_id, i.declared_licence_id) AS licence,"
+        " coalesce(c.licence_id, i.declared_licence_id) AS copy_licence"
+        " FROM files o JOIN files c ON c.copy_of = o.id JOIN items i ON i.id = o.item_id"
+        " WHERE o.compact IN ('copied', 'derivative') AND o.store_path IS NOT NULL"
+        f" AND c.status = 'fetched' AND c.verdict IN ({marks})"
+        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        "  WHERE pf.file_id = o.id AND p.status = 'sealed')",
+        allowed,
+    ).fetchall()
+    released = mismatched = freed = 0
+    for r in rows:
+        if r["licence"] != r["copy_licence"]:
+            log.warning(
+                "compact: %s/%s: the copy's licence %s is not the original's %s; original kept",
+                r["source_id"], r["name"], r["copy_licence"], r["licence"],
+            )  # fmt: skip
+            mismatched += 1
+            continue
+        try:
+            path = mirror.abspath(r["store_path"])
+            size = path.stat().st_size if path.is_file() else 0
+            path.unlink(missing_ok=True)
+            fsync_dir(path.parent)
+        except (OSError, UnsafeName) as e:
+            log.warning("compact: cannot remove %s: %s", r["store_path"], e)
+            continue
+        with transaction(db):
+            db.execute(
+                "DELETE FROM pack_files WHERE file_id = ? AND pack_id IN"
+                " (SELECT id FROM packs WHERE status = 'open')",
+                (r["id"],),
+            )
+            db.execute("UPDATE files SET store_path = NULL WHERE id = ?", (r["id"],))
+        released += 1
+        freed += size
+    return {"released": released, "freed_bytes": freed, "licence_mismatch": mismatched}
+
+
+def compact(
+    mirror: Mirror, *, reporter: Reporter | None = None, workers: int = WORKERS
+) -> dict[str, Any]:
+    """Make the compact tiers' copies, judge them, release their originals; counts.
+
+    Keys: copied, kept, original, derivatives, unreadable, failed (transcodes that failed:
+    retried next run; exit 1), released, freed_bytes, copy_bytes, original_bytes (of the
+    originals transcoded in this run), encoder, bitrate, failures.
+    """
+    reporter = reporter or NullReporter()
+    encoder = need_encoder(mirror.manifest)
+    result: dict[str, Any] = {"compact_tiers": list(mirror.manifest.tiers.compact_tiers)}
+    if encoder is None:
+        return result | {"copied": 0, "failed": 0, "released": 0}
+    items = compact_items(mirror.db, mirror.manifest)
+    run = _Run(mirror, encoder)
+    run.counts.update(prepare(mirror, items))
+    todo = _todo(mirror, items)
+    if todo:
+        reporter.start("compact", len(todo), "files")
+        try:
+            with ThreadPoolExecutor(max(1, workers), thread_name_prefix="compact") as pool:
+                for start in range(0, len(todo), 64):  # bounded: never a future per row
+                    for r, outcome in pool.map(run.one, todo[start : start + 64]):
+                        run.record(r, outcome)
+                        reporter.advance()
+                with transaction(mirror.db):
+                    _pin(mirror.db, items, {r["item_id"] for r in todo})
+        finally:
+            reporter.finish()
+    judged = check(mirror) if run.counts["copied"] or _unjudged_copies(mirror.db) else None
+    released = release(mirror)
+    keys = ("copied", "kept", "original", "derivatives", "unreadable", "failed")
+    result |= {k: run.counts[k] for k in keys}
+    result |= released
+    result |= {k: run.counts[k] for k in ("copy_bytes", "original_bytes")}
+    result["checked_copies"] = judged["checked"] if judged else 0
+    result["encoder"] = encoder.settings(run.bitrate)
+    result["bitrate"] = run.bitrate
+    result["failures"] = run.failures
+    return result
+
+
+def _unjudged_copies(db: sqlite3.Connection) -> bool:
+    return (
+        db.execute(
+            "SELECT 1 FROM files WHERE copy_of IS NOT NULL AND status = 'fetched'"
+            " AND verdict IS NULL LIMIT 1"
+        ).fetchone()
+        is not None
+    )
