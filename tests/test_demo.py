@@ -45,6 +45,7 @@ def test_demo_json_then_rerun(cli, tmp_path):
         "harvest",
         "fetch",
         "check",
+        "compact",
         "pack",
         "publish",
     }

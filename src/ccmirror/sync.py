@@ -102,6 +102,8 @@ def sync(
     )
     stages["publish"] = _publish(mirror, reporter)
 
+    if "budget" in stages["fetch"]:  # [mirror] budget: whether it is what stops growth
+        result["budget"] = stages["fetch"]["budget"]
     failed = [name for name in STAGES if not stages[name]["ok"]]
     result["failed"] = len(failed)
     result["failed_stages"] = failed

@@ -15,10 +15,12 @@ popularity: every source weighs the same in the mirror-wide figures.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from ccmirror.compact.estimate import kept_bytes_sql, original_bytes_sql
 from ccmirror.licence import publishable_verdicts
+from ccmirror.manifest import Manifest
 from ccmirror.mirror import Mirror
 
 EPS = 1e-12
@@ -34,8 +36,9 @@ class RankedItem:
     tier: int
     pinned: bool  # tier fixed by an earlier pack
     files: int = 0
-    bytes: int = 0
-    file_ids: list[int] = field(default_factory=list)
+    bytes: int = 0  # what the store keeps of it (a compact tier: its copies)
+    original_bytes: int = 0  # what its originals weigh
+    compact: bool = False  # in a compact tier
 
 
 def tier_of(cum_before: float, total: float, shares: tuple[float, ...]) -> int:
@@ -77,27 +80,41 @@ def rank_items(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[Ranked
     return out
 
 
-def _attach_files(db: sqlite3.Connection, items: list[RankedItem], require_embedded: bool) -> None:
-    """Files an item will occupy on disk: wanted (pending or fetched), not ruled out."""
+def _attach_files(
+    db: sqlite3.Connection, items: list[RankedItem], require_embedded: bool, manifest: Manifest
+) -> None:
+    """Files an item will occupy on disk: wanted (pending or fetched), not ruled out. An
+    item of a compact tier counts what the store keeps of it (`compact.estimate`); every
+    item also carries what its originals weigh (`original_bytes`), to show the gain."""
     by_id = {it.id: it for it in items}
     allowed = publishable_verdicts(require_embedded)
     marks = ",".join("?" * len(allowed))
+    compact = bool(manifest.tiers.compact_tiers)
+    kept = kept_bytes_sql(manifest.compact.bitrate) if compact else "0"
     for r in db.execute(
-        "SELECT f.id, f.item_id, coalesce(f.size, 0) AS size FROM files f"
-        " WHERE f.status IN ('pending', 'fetched')"
-        f" AND (f.verdict IS NULL OR f.verdict IN ({marks}))",
+        "SELECT f.item_id, sum(f.copy_of IS NULL) AS originals, count(*) AS files,"
+        " sum(coalesce(f.compact IN ('copied', 'derivative'), 0)) AS replaced,"
+        f" sum({original_bytes_sql()}) AS original_bytes, sum({kept}) AS kept_bytes"
+        " FROM files f WHERE f.status IN ('pending', 'fetched')"
+        f" AND (f.verdict IS NULL OR f.verdict IN ({marks})) GROUP BY f.item_id",
         allowed,
     ):
         it = by_id.get(r["item_id"])
-        if it is not None:
-            it.files += 1
-            it.bytes += r["size"]
-            it.file_ids.append(r["id"])
+        if it is None:
+            continue
+        it.original_bytes = r["original_bytes"] or 0
+        if compact and manifest.tiers.quality_of(it.tier) == "compact":
+            it.compact = True
+            it.files = r["files"] - r["replaced"]
+            it.bytes = r["kept_bytes"] or 0
+        else:
+            it.files = r["originals"]
+            it.bytes = it.original_bytes
 
 
 def ranked(mirror: Mirror) -> list[RankedItem]:
     items = rank_items(mirror.db, mirror.manifest.tiers.shares)
-    _attach_files(mirror.db, items, mirror.manifest.licence.require_embedded)
+    _attach_files(mirror.db, items, mirror.manifest.licence.require_embedded, mirror.manifest)
     return items
 
 
@@ -108,17 +125,24 @@ def summarise(items: list[RankedItem], ndigits: int | None = 6) -> list[dict[str
     tiers: dict[int, dict[str, Any]] = {}
     for it in items:
         t = tiers.setdefault(
-            it.tier, {"tier": it.tier, "items": 0, "files": 0, "bytes": 0, "popularity_share": 0.0}
-        )
+            it.tier,
+            {"tier": it.tier, "items": 0, "files": 0, "bytes": 0, "popularity_share": 0.0,
+             "quality": "compact" if it.compact else "original", "original_bytes": 0},
+        )  # fmt: skip
         t["items"] += 1
         t["files"] += it.files
         t["bytes"] += it.bytes
+        t["original_bytes"] += it.original_bytes
         t["popularity_share"] += it.share
+        if it.compact:
+            t["quality"] = "compact"
     out, cum_bytes, cum_share = [], 0, 0.0
     for k in sorted(tiers):
         t = tiers[k]
         cum_bytes += t["bytes"]
         cum_share += t["popularity_share"]
+        # Listening per byte: what a compact tier multiplies.
+        t["share_per_byte"] = t["popularity_share"] / t["bytes"] if t["bytes"] else None
         if ndigits is not None:
             t["popularity_share"] = round(t["popularity_share"], ndigits)
         t["cumulative_share"] = cum_share if ndigits is None else round(cum_share, ndigits)
@@ -143,65 +167,114 @@ def tier_table(mirror: Mirror) -> dict[str, Any]:
     }
 
 
-def plan(mirror: Mirror, budget: int) -> dict[str, Any]:
-    """What a storage budget buys: whole tiers, most popular first; the tier the budget
-    cuts is filled by popularity per byte (greedy, skipping items that do not fit)."""
+@dataclass
+class Selection:
+    """What a budget holds (`select`): the items, their bytes and share, tier by tier."""
+
+    budget: int
+    items: list[RankedItem]  # every ranked item
+    chosen: set[int]  # ids of the items the budget holds
+    cut_tier: int | None
+    fixed_bytes: int  # of items sealed in packs: held whatever the budget (never deleted)
+
+
+def _sealed_items(db: sqlite3.Connection) -> set[int]:
+    return {
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT f.item_id FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+            " JOIN files f ON f.id = pf.file_id WHERE p.status = 'sealed' AND p.obsolete = 0"
+            " AND p.is_metadata = 0"
+        )
+    }
+
+
+def select(mirror: Mirror, budget: int) -> Selection:
+    """The one budget selection (plan, fetch and sync use it): items sealed in packs first
+    (they stay, seeded, whatever the budget), then whole tiers, most popular first; the
+    tier the budget cuts is filled by popularity per byte (greedy, skipping items that do
+    not fit); later tiers are left out. Compact tiers count at their compact size."""
     if budget < 0:
         raise ValueError("budget must not be negative")
     items = ranked(mirror)
+    sealed = _sealed_items(mirror.db)
+    chosen = {it.id for it in items if it.id in sealed}
+    fixed = sum(it.bytes for it in items if it.id in chosen)
+    used = fixed
     by_tier: dict[int, list[RankedItem]] = {}
     for it in items:
-        by_tier.setdefault(it.tier, []).append(it)
-    used, share, chosen_items, chosen_files = 0, 0.0, 0, 0
-    rows: list[dict[str, Any]] = []
+        if it.id not in chosen:
+            by_tier.setdefault(it.tier, []).append(it)
     cut_tier: int | None = None
     for k in sorted(by_tier):
         its = by_tier[k]
         tier_bytes = sum(it.bytes for it in its)
-        row = {"tier": k, "items": 0, "files": 0, "bytes": 0, "popularity_share": 0.0}
-        if cut_tier is None and used + tier_bytes <= budget:
-            picked = its
-            row["included"] = "full"
-        elif cut_tier is None:
-            cut_tier = k
-            # Most listening per byte first; items of unknown (0) size cost nothing.
-            order = sorted(
-                its, key=lambda it: (-(it.share / it.bytes if it.bytes else 1e300), it.id)
-            )
-            picked, room = [], budget - used
-            for it in order:
-                if it.bytes <= room:
-                    picked.append(it)
-                    room -= it.bytes
-            row["included"] = "partial" if picked else "none"
-        else:
-            picked = []
-            row["included"] = "none"
-        row["items"] = len(picked)
-        row["files"] = sum(it.files for it in picked)
-        row["bytes"] = sum(it.bytes for it in picked)
-        row["popularity_share"] = round(sum(it.share for it in picked), 6)
-        row["tier_items"] = len(its)
-        row["tier_bytes"] = tier_bytes
-        used += row["bytes"]
-        share += sum(it.share for it in picked)
-        chosen_items += row["items"]
-        chosen_files += row["files"]
-        rows.append(row)
+        if used + tier_bytes <= budget:
+            chosen.update(it.id for it in its)
+            used += tier_bytes
+            continue
+        cut_tier = k
+        # Most listening per byte first; items of unknown (0) size cost nothing.
+        order = sorted(its, key=lambda it: (-(it.share / it.bytes if it.bytes else 1e300), it.id))
+        for it in order:
+            if used + it.bytes <= budget:
+                chosen.add(it.id)
+                used += it.bytes
+        break
+    return Selection(budget, items, chosen, cut_tier, fixed)
+
+
+def plan(mirror: Mirror, budget: int) -> dict[str, Any]:
+    """What a storage budget buys (`select`), per tier: included (full, partial, none),
+    items, files, bytes, share of listening, share per byte."""
+    sel = select(mirror, budget)
+    by_tier: dict[int, list[RankedItem]] = {}
+    for it in sel.items:
+        by_tier.setdefault(it.tier, []).append(it)
+    rows: list[dict[str, Any]] = []
+    for k in sorted(by_tier):
+        its = by_tier[k]
+        picked = [it for it in its if it.id in sel.chosen]
+        included = "full" if len(picked) == len(its) else "partial" if picked else "none"
+        picked_bytes = sum(it.bytes for it in picked)
+        share = sum(it.share for it in picked)
+        rows.append(
+            {
+                "tier": k,
+                "included": included,
+                "quality": mirror.manifest.tiers.quality_of(k),
+                "items": len(picked),
+                "files": sum(it.files for it in picked),
+                "bytes": picked_bytes,
+                "popularity_share": round(share, 6),
+                "share_per_byte": share / picked_bytes if picked_bytes else None,
+                "tier_items": len(its),
+                "tier_bytes": sum(it.bytes for it in its),
+                "tier_original_bytes": sum(it.original_bytes for it in its),
+            }
+        )
+    chosen = [it for it in sel.items if it.id in sel.chosen]
+    used = sum(it.bytes for it in chosen)
     note = (
         "everything fits"
-        if cut_tier is None
-        else f"the budget cuts tier {cut_tier}: filled by popularity per byte; later tiers left out"
+        if sel.cut_tier is None
+        else f"the budget cuts tier {sel.cut_tier}: filled by popularity per byte;"
+        " later tiers left out"
     )
+    if sel.fixed_bytes > budget:
+        note = "the packs already sealed hold more than the budget: they stay, nothing is added"
     return {
         "budget": budget,
         "bytes": used,
-        "items": chosen_items,
-        "files": chosen_files,
-        "popularity_share": round(share, 6),
-        "cut_tier": cut_tier,
+        "items": len(chosen),
+        "files": sum(it.files for it in chosen),
+        "popularity_share": round(sum(it.share for it in chosen), 6),
+        "cut_tier": sel.cut_tier,
+        "sealed_bytes": sel.fixed_bytes,
+        "compact_tiers": list(mirror.manifest.tiers.compact_tiers),
         "note": note,
         "tiers": rows,
-        "total_items": len(items),
-        "total_bytes": sum(it.bytes for it in items),
+        "total_items": len(sel.items),
+        "total_bytes": sum(it.bytes for it in sel.items),
+        "total_original_bytes": sum(it.original_bytes for it in sel.items),
     }

@@ -7,6 +7,15 @@ from pathlib import Path
 from typing import Any
 
 
+def store_bytes(db: sqlite3.Connection) -> int:
+    """Bytes the store holds: fetched files still in `store/` (not quarantined, not an
+    original that left for its compact copy)."""
+    return db.execute(
+        "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
+        " AND store_path IS NOT NULL AND quarantine_path IS NULL"
+    ).fetchone()[0]
+
+
 def status_counts(db: sqlite3.Connection) -> dict[str, Any]:
     """What the mirror holds: items and files by status, bytes, files by verdict."""
     items = {

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ccmirror.catalogue.queries import mirror_status
+from ccmirror.budget import status as mirror_status
 from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
 from ccmirror.follow import follow_status
 from ccmirror.sizes import format_size
@@ -58,6 +58,16 @@ def _table(r: dict[str, Any], manifest: str = "MANIFEST") -> str:
             f" (run 'ccmirror pack {shlex.quote(manifest)}' to rebuild them)"
         )
     out += ["", line + "."]
+    b = r.get("budget") or {}
+    if b:
+        limit = format_size(b["budget"]) if b.get("budget") is not None else "no limit"
+        text = (
+            f"Budget: {limit}; the store holds {format_size(b['store_bytes'])}, covering"
+            f" {100 * b['covered_share']:.1f}% of listening"
+        )
+        if b.get("note"):
+            text += f" ({b['note']})"
+        out.append(text + ".")
     return "\n".join(out)
 
 
@@ -87,7 +97,8 @@ def _follow_table(r: dict[str, Any]) -> str:
 def status(manifest: str) -> None:
     """Show what the mirror holds: items and files by status and verdict, bytes stored,
     and per tier: items, files, bytes stored, verdicts, files packed, packs; then packs
-    and torrents overall.
+    and torrents overall; then the budget, the bytes the store holds and the share of
+    listening they cover.
 
     \b
     Example:
@@ -97,10 +108,7 @@ def status(manifest: str) -> None:
         if mirror.manifest.is_follower:
             emit(follow_status(mirror), _follow_table)
             return
-        emit(
-            mirror_status(mirror.db, mirror.manifest.tiers.shares, mirror.data_dir),
-            lambda r: _table(r, manifest),
-        )
+        emit(mirror_status(mirror), lambda r: _table(r, manifest))
 
 
 COMMANDS = [status]

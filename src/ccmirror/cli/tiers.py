@@ -14,6 +14,7 @@ from ccmirror.cli.common import (
     mirror_for,
     output_options,
 )
+from ccmirror.errors import UsageError
 from ccmirror.sizes import format_size
 from ccmirror.tiers import plan as plan_budget
 from ccmirror.tiers import tier_table
@@ -21,6 +22,11 @@ from ccmirror.tiers import tier_table
 
 def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
+
+
+def _per_gb(share_per_byte: float | None) -> str:
+    """Share of listening per GB held: what a compact tier multiplies."""
+    return "-" if share_per_byte is None else f"{100 * share_per_byte * 1e9:.3g}%/GB"
 
 
 def _tiers_table(r: dict[str, Any]) -> str:
@@ -35,12 +41,18 @@ def _tiers_table(r: dict[str, Any]) -> str:
             _pct(t["popularity_share"]),
             _pct(t["cumulative_share"]),
             format_size(t["cumulative_bytes"]),
+            t["quality"],
+            _per_gb(t["share_per_byte"]),
         )
         for t in r["tiers"]
     ]
     return format_table(
-        ("tier", "items", "files", "bytes", "share", "cum. share", "cum. bytes"), rows
-    )
+        (
+            "tier", "items", "files", "bytes", "share", "cum. share", "cum. bytes", "quality",
+            "share/GB",
+        ),
+        rows,
+    )  # fmt: skip
 
 
 @click.command()
@@ -68,6 +80,8 @@ def _plan_table(r: dict[str, Any]) -> str:
             f"{t['items']}/{t['tier_items']}",
             format_size(t["bytes"]),
             _pct(t["popularity_share"]),
+            t["quality"],
+            _per_gb(t["share_per_byte"]),
         )
         for t in r["tiers"]
     ]
@@ -77,20 +91,20 @@ def _plan_table(r: dict[str, Any]) -> str:
     )
     if not rows:
         return head
-    return head + "\n\n" + format_table(("tier", "included", "items", "bytes", "share"), rows)
+    columns = ("tier", "included", "items", "bytes", "share", "quality", "share/GB")
+    return head + "\n\n" + format_table(columns, rows)
 
 
 @click.command()
 @manifest_argument
 @click.option(
     "--budget",
-    required=True,
     type=SIZE,
     metavar="SIZE",
-    help="Disk you can give the mirror, e.g. 2TB.",
+    help="Disk you can give the mirror, e.g. 2TB (default: the manifest's [mirror] budget).",
 )
 @output_options
-def plan(manifest: str, budget: int) -> None:
+def plan(manifest: str, budget: int | None) -> None:
     """What to mirror with the disk you have: the tiers and items a budget holds and the
     share of listening they cover. Where the budget cuts a tier, that tier is filled by
     popularity per byte.
@@ -98,8 +112,16 @@ def plan(manifest: str, budget: int) -> None:
     \b
     Example:
       ccmirror plan manifests/netlabels.toml --budget 2TB
+
+    Compact tiers count at their compact size (estimated from playing time x bitrate until
+    the copies exist); sync and fetch fill the store with exactly this selection for the
+    manifest's budget.
     """
     with mirror_for(manifest, write=False) as mirror:
+        if budget is None:
+            budget = mirror.manifest.budget
+        if budget is None:
+            raise UsageError("plan: give --budget SIZE, or set [mirror] budget in the manifest")
         emit(plan_budget(mirror, budget), _plan_table)
 
 

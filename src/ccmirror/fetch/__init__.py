@@ -33,7 +33,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ccmirror.budget import budget_report, budget_selection
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.queries import store_bytes
 from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight
@@ -216,8 +218,8 @@ def _one(
 
 def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
     return db.execute(
-        """SELECT f.id, f.name, f.size, f.md5, f.sha1, f.url, f.status, f.fail_streak,
-                  f.last_attempt, i.source, i.source_id
+        """SELECT f.id, f.item_id, f.name, f.size, f.md5, f.sha1, f.url, f.status,
+                  f.fail_streak, f.last_attempt, i.source, i.source_id
            FROM files f JOIN items i ON i.id = f.item_id
            WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
              AND f.compact IS NOT 'derivative'  -- a compact tier fetches the derivative
@@ -248,11 +250,14 @@ def fetch(
     db = mirror.db
     counts: Counter[str] = Counter()
     failures: list[dict[str, str]] = []
-    stored = db.execute(
-        "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
-    ).fetchone()[0]
+    stored = store_bytes(db)
     rows = _candidates(db)
     counts["considered"] = len(rows)
+    held = budget_selection(mirror)
+    if held is not None:
+        # [mirror] budget: only the items the plan's selection holds (the one selection).
+        rows = [r for r in rows if r["item_id"] in held.chosen]
+        counts["outside_budget"] = counts["considered"] - len(rows)
 
     plan: list[_Task] = []
     planned_bytes = 0
@@ -379,9 +384,6 @@ def fetch(
             f"cannot reach {hosts}: nothing fetched,"
             f" {counts['skipped_unreachable']} files left pending"
         )
-    store_bytes = db.execute(
-        "SELECT coalesce(sum(size), 0) FROM files WHERE status = 'fetched'"
-    ).fetchone()[0]
     result: dict[str, Any] = {
         k: counts[k]
         for k in (
@@ -396,8 +398,11 @@ def fetch(
             "skipped_unreachable",
         )
     }
-    result["store_bytes"] = store_bytes
+    result["store_bytes"] = store_bytes(db)
     result["max_bytes"] = max_bytes
+    if held is not None:
+        result["outside_budget"] = counts["outside_budget"]
+        result["budget"] = budget_report(held, result["store_bytes"])
     result["failures"] = failures[:MAX_LISTED_FAILURES]
     return result
 

@@ -1,0 +1,83 @@
+"""`[mirror] budget`: sync and fetch fill the store with exactly the selection `plan`
+reports for the budget, through the one selection function."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import zlib
+from pathlib import Path
+
+from ccmirror.iaserver import IAServer
+from iahelpers import audio_bytes, ia_manifest, make_ia_archive
+
+# (identifier, downloads, seconds of FLAC): tiers at shares [0.5, 0.8, 1.0].
+SPEC = [("a", 500, 2.0), ("b", 200, 1.0), ("c", 100, 2.0), ("d", 90, 0.5), ("e", 60, 1.5),
+        ("f", 50, 0.5)]  # fmt: skip
+
+
+def _archive(ia: IAServer) -> dict[str, int]:
+    """The items of SPEC on the server; each one's FLAC size (iahelpers' seeds)."""
+    specs = [
+        {"identifier": i, "downloads": d, "kinds": ("flac",), "seconds": s} for i, d, s in SPEC
+    ]
+    make_ia_archive(ia, specs)
+    return {
+        ident: len(audio_bytes("flac", zlib.crc32(f"{ident}/0".encode()) & 0xFFFF, secs))
+        for ident, _d, secs in SPEC
+    }
+
+
+def _store_bytes(data_dir: Path) -> int:
+    return sum(p.stat().st_size for p in (data_dir / "store").rglob("*") if p.is_file())
+
+
+def test_budget_fills_the_store_with_the_plan(cli, write_manifest, data_dir):
+    with IAServer(latency=0.0) as ia:
+        sizes = _archive(ia)
+        # Tier 1 (a), tier 2 (b, c) fit; tier 3 (d, e, f) is cut: room for d and f only.
+        budget = sizes["a"] + sizes["b"] + sizes["c"] + sizes["d"] + sizes["f"] + 100
+        manifest = ia_manifest(
+            write_manifest,
+            ia,
+            extra="[tiers]\nshares = [0.5, 0.8, 1.0]\n",
+        )
+        text = manifest.read_text().replace("[mirror]\n", f"[mirror]\nbudget = {budget}\n", 1)
+        manifest.write_text(text)
+        assert cli("harvest", str(manifest)).returncode == 0
+        r = cli("plan", str(manifest), "--json")  # the manifest's budget
+        assert r.returncode == 0, r.stderr
+        plan = json.loads(r.stdout)
+        assert plan["budget"] == budget and plan["cut_tier"] == 3
+        assert [t["included"] for t in plan["tiers"]] == ["full", "full", "partial"]
+        r = cli("sync", str(manifest), "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)
+        assert out["budget"]["stopped_by_budget"] is True
+        assert (
+            out["budget"]["left_out_items"] == 1 and "budget stops growth" in out["budget"]["note"]
+        )
+        stored = _store_bytes(data_dir)
+        assert stored == plan["bytes"] <= budget
+        conn = sqlite3.connect(data_dir / "catalogue.sqlite")
+        names = {n for (n,) in conn.execute("SELECT name FROM files WHERE status = 'fetched'")}
+        conn.close()
+        assert {n.split("-")[0] for n in names} == {"a", "b", "c", "d", "f"}
+        # The store and what plan says agree after the run too; a second sync adds nothing.
+        again = json.loads(cli("plan", str(manifest), "--json").stdout)
+        assert again["bytes"] == stored
+        r2 = json.loads(cli("sync", str(manifest), "--json").stdout)
+        assert r2["stages"]["fetch"]["fetched"] == 0 and _store_bytes(data_dir) == stored
+        # status: budget, bytes used, share of listening covered.
+        st = json.loads(cli("status", str(manifest), "--json").stdout)["budget"]
+        assert st["budget"] == budget and st["store_bytes"] == stored
+        assert abs(st["covered_share"] - plan["popularity_share"]) < 1e-6
+        text = cli("status", str(manifest)).stdout
+        assert "Budget:" in text and "of listening" in text
+
+
+def test_plan_needs_a_budget(cli, write_manifest):
+    with IAServer(latency=0.0) as ia:
+        manifest = ia_manifest(write_manifest, ia)
+        r = cli("plan", str(manifest))
+    assert r.returncode == 2 and "--budget" in r.stderr and "[mirror] budget" in r.stderr
