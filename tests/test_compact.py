@@ -178,6 +178,17 @@ def test_compact_tier_seals_opus_copies(cli, ia, write_manifest, data_dir):
     assert not any(p.endswith("/item-003-01.flac") for p in downloads)
     assert "ia/item-003/item-003-01.opus" not in rows
 
+    # tiers counts the compact tier at its compact size; the index chart shows the gain.
+    table = json.loads(cli("tiers", str(manifest), "--json").stdout)["tiers"]
+    assert [t["quality"] for t in table] == ["original", "compact"]
+    assert table[1]["bytes"] < table[1]["original_bytes"] / 2
+    assert (
+        table[1]["share_per_byte"] > 2 * table[1]["popularity_share"] / table[1]["original_bytes"]
+    )
+    page = (data_dir / "public" / "index.html").read_text()
+    assert page.count('class="originals"') == 2  # wide and narrow charts
+    assert "format-shifted copies" in page
+
     # A second run adds nothing: same store, packs, torrents.
     before = _tree(data_dir)
     r2 = cli("sync", str(manifest), "--json")

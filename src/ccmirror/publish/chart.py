@@ -31,11 +31,17 @@ WIDE = Shape(1000, 380, 64, 24, 20, 46, 12, 5, 52)
 NARROW = Shape(360, 300, 60, 14, 12, 46, 13, 3, 50)
 
 
-def chart(curve: list[tuple[int, float]], tiers: list[dict[str, Any]], shape: Shape) -> dict:
-    """Everything the template draws: grid lines, axis labels, tier bands, the curve."""
+def chart(
+    curve: list[tuple[int, float]],
+    tiers: list[dict[str, Any]],
+    shape: Shape,
+    originals: list[tuple[int, float]] | None = None,
+) -> dict:
+    """Everything the template draws: grid lines, axis labels, tier bands, the curve (and,
+    with compact tiers, the curve of the same ranking kept as originals: the gain)."""
     s = shape
     pw, ph = s.width - s.left - s.right, s.height - s.top - s.bottom
-    max_x = max((p[0] for p in curve), default=0) or 1
+    max_x = max((p[0] for p in curve + (originals or [])), default=0) or 1
 
     def x(v: float) -> float:
         return round(s.left + pw * v / max_x, 1)
@@ -77,6 +83,7 @@ def chart(curve: list[tuple[int, float]], tiers: list[dict[str, Any]], shape: Sh
         "xticks": xticks,
         "bands": bands,
         "points": " ".join(f"{x(a)},{y(b)}" for a, b in curve),
+        "points_originals": " ".join(f"{x(a)},{y(b)}" for a, b in originals or []),
     }
 
 

@@ -181,21 +181,28 @@ def page_data(
         "shares": list(mirror.manifest.tiers.shares),
         "licences": licences,
         "curve": coverage_curve(ranked_items),
+        # With compact tiers: the same ranking kept as originals, to show what they gain.
+        "curve_originals": (
+            coverage_curve(ranked_items, originals=True)
+            if mirror.manifest.tiers.compact_tiers
+            else None
+        ),
         "top": top,
         "metadata": _torrent(meta[-1], by_name, trackers, published) if meta else None,
         "withdrawn": withdrawn,
     }
 
 
-def coverage_curve(items: list[RankedItem]) -> list[tuple[int, float]]:
+def coverage_curve(items: list[RankedItem], originals: bool = False) -> list[tuple[int, float]]:
     """(cumulative bytes, cumulative share of listening) in tier order, most listened
-    first within a tier: what a mirror keeping the top of the ranking holds. Thinned to at
-    most CHART_POINTS points."""
+    first within a tier: what a mirror keeping the top of the ranking holds (compact tiers
+    at their compact size; `originals`: every item as its originals). Thinned to at most
+    CHART_POINTS points."""
     order = sorted(items, key=lambda it: (it.tier, -it.share, it.id))
     points = [(0, 0.0)]
     size, share = 0, 0.0
     for it in order:
-        size += it.bytes
+        size += it.original_bytes if originals else it.bytes
         share += it.share
         points.append((size, min(share, 1.0)))
     if len(points) > CHART_POINTS:

@@ -68,8 +68,8 @@ def render_index(d: dict[str, Any], generated_at: str, contact: dict | None) -> 
         .get_template("index.html")
         .render(
             d=d,
-            wide=chart(d["curve"], d["tiers"], WIDE),
-            narrow=chart(d["curve"], d["tiers"], NARROW),
+            wide=chart(d["curve"], d["tiers"], WIDE, d.get("curve_originals")),
+            narrow=chart(d["curve"], d["tiers"], NARROW, d.get("curve_originals")),
             legend=legend(d["tiers"]),
             contact=contact,
             withdrawn_href="withdrawn.json",
