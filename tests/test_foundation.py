@@ -125,7 +125,7 @@ def test_readonly_catalogue_in_a_path_with_uri_characters(tmp_path):
     "args,words",
     [
         (("sync", "m.toml", "--max-bytes", "huge"), "--max-bytes"),
-        (("plan", "m.toml"), "--budget"),
+        (("plan", "m.toml", "--budget", "lots"), "--budget"),
         (("seed-plan", "m.toml", "--space", "lots"), "--space"),
         (("no-such-command",), "no-such-command"),
     ],

@@ -14,7 +14,8 @@ from ccmirror.compact.run import compact_items
 from ccmirror.errors import EXIT_OK
 from ccmirror.licence import publishable_verdicts
 from ccmirror.manifest import Manifest
-from ccmirror.tiers import rank_items
+from ccmirror.mirror import Mirror
+from ccmirror.tiers import rank_items, select
 
 
 def sync_dry_run(manifest: Manifest, *, max_bytes: int | None = None) -> dict[str, Any]:
@@ -69,12 +70,16 @@ def plan(
     def rows(sql: str, *args: Any) -> list[sqlite3.Row]:
         return db.execute(sql, args).fetchall()
 
-    # fetch: pending files of live items, most popular first, within the budget.
+    # fetch: pending files of live items, most popular first, within the budget; with a
+    # [mirror] budget, only the items its selection holds (as fetch does).
     pending = rows(
-        "SELECT f.size FROM files f JOIN items i ON i.id = f.item_id"
-        " WHERE f.status = 'pending' AND i.status = 'ok'"
+        "SELECT f.size, f.item_id FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE f.status = 'pending' AND i.status = 'ok' AND f.compact IS NOT 'derivative'"
         " ORDER BY i.popularity DESC, i.source_id, f.name"
     )
+    if manifest.budget is not None:
+        held = select(Mirror(manifest, db), manifest.budget).chosen
+        pending = [r for r in pending if r[1] in held]
     would_files = would_bytes = unknown = 0
     for r in pending:
         size = r[0]

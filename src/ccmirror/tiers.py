@@ -189,15 +189,16 @@ def _sealed_items(db: sqlite3.Connection) -> set[int]:
     }
 
 
-def select(mirror: Mirror, budget: int) -> Selection:
+def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selection:
     """The one budget selection (plan, fetch and sync use it): items sealed in packs first
     (they stay, seeded, whatever the budget), then whole tiers, most popular first; the
     tier the budget cuts is filled by popularity per byte (greedy, skipping items that do
-    not fit); later tiers are left out. Compact tiers count at their compact size."""
+    not fit); later tiers are left out. Compact tiers count at their compact size.
+    `sealed_first=False` plans a fresh mirror (what-if figures, bench/coverage.py)."""
     if budget < 0:
         raise ValueError("budget must not be negative")
     items = ranked(mirror)
-    sealed = _sealed_items(mirror.db)
+    sealed = _sealed_items(mirror.db) if sealed_first else set()
     chosen = {it.id for it in items if it.id in sealed}
     fixed = sum(it.bytes for it in items if it.id in chosen)
     used = fixed
@@ -224,10 +225,10 @@ def select(mirror: Mirror, budget: int) -> Selection:
     return Selection(budget, items, chosen, cut_tier, fixed)
 
 
-def plan(mirror: Mirror, budget: int) -> dict[str, Any]:
+def plan(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> dict[str, Any]:
     """What a storage budget buys (`select`), per tier: included (full, partial, none),
     items, files, bytes, share of listening, share per byte."""
-    sel = select(mirror, budget)
+    sel = select(mirror, budget, sealed_first=sealed_first)
     by_tier: dict[int, list[RankedItem]] = {}
     for it in sel.items:
         by_tier.setdefault(it.tier, []).append(it)
