@@ -282,3 +282,44 @@ def test_format_shift_policy_and_evidence_mapping():
     assert licence_comments(json.dumps(evidence)) == [("COPYRIGHT", "2009 X"), ("LICENSE", CC_BY)]
     assert parse_length("213.5") == 213.5 and parse_length("3:33") == 213.0
     assert parse_length("1:02:03") == 3723.0 and parse_length("n/a") is None
+
+
+def test_a_derivative_that_never_verifies_makes_way_for_a_transcode(cli, write_manifest, data_dir):
+    with IAServer(latency=0.0) as ia:
+        make_ia_archive(ia, [{"identifier": "top", "downloads": 100, "kinds": ("mp3",)}])
+        make_ia_archive(
+            ia,
+            [
+                {
+                    "identifier": "tail",
+                    "downloads": 1,
+                    "kinds": ("flac",),
+                    "tags": TAGS,
+                    "extra_files": {
+                        "tail-01.mp3": {
+                            "data": audio_bytes("mp3", 3, SECONDS),
+                            "source": "derivative",
+                            "format": "VBR MP3",
+                            "original": "tail-01.flac",
+                            "md5": "0" * 32,  # IA's checksum never matches the bytes
+                        }
+                    },
+                }
+            ],
+            seconds=SECONDS,
+        )
+        manifest = _manifest(write_manifest, ia)
+        codes = [cli("sync", str(manifest), "--json").returncode for _ in range(3)]
+        flac_gets = [q for q in ia.requests if q.path.endswith("/tail-01.flac")]
+    # Two runs try IA's derivative (never verified, never packed); the third gives it up,
+    # fetches the original and transcodes it.
+    assert codes[:2] == [1, 1] and codes[2] == 0
+    assert flac_gets
+    db = _db(data_dir)
+    rows = {r["name"]: r for r in db.execute("SELECT * FROM files WHERE item_id ="
+                                             " (SELECT id FROM items WHERE source_id = 'tail')")}  # fmt: skip
+    assert rows["tail-01.mp3"]["status"] == "refused"
+    assert rows["tail-01.flac"]["compact"] == "copied"
+    assert rows["tail-01.opus"]["verdict"] == "verified"
+    packed = {p.name for p in (data_dir / "packs").rglob("*") if p.is_file()}
+    assert "tail-01.opus" in packed and "tail-01.mp3" not in packed

@@ -83,13 +83,45 @@ def _pin(db: sqlite3.Connection, tiers: dict[int, int], item_ids: set[int]) -> N
     )
 
 
+# A derivative whose download failed this many runs in a row (or whose bytes check refused)
+# is given up: the original is fetched and transcoded instead.
+DERIVATIVE_GIVE_UP = 2
+
+
+def _abandon_derivatives(db: sqlite3.Connection) -> int:
+    """Derivatives that never arrive, or that check refused, make way for the original."""
+    rows = db.execute(
+        "SELECT c.id, c.copy_of, c.status, c.verdict, c.reason FROM files c"
+        " WHERE c.copy_of IS NOT NULL AND c.url IS NOT NULL AND ("
+        f" (c.status = 'failed' AND c.fail_streak >= {DERIVATIVE_GIVE_UP})"
+        " OR c.status = 'refused'"
+        " OR (c.status = 'fetched' AND c.verdict IN ('conflict', 'unreadable', 'rejected')))"
+        " AND EXISTS (SELECT 1 FROM files o WHERE o.id = c.copy_of AND o.compact = 'derivative')"
+    ).fetchall()
+    with transaction(db):
+        for r in rows:
+            why = r["reason"] if r["status"] != "fetched" else f"verdict {r['verdict']}"
+            db.execute(
+                "UPDATE files SET compact = NULL, compact_reason = ? WHERE id = ?",
+                (f"the source's derivative was given up ({why}): transcoded instead", r["copy_of"]),
+            )
+            if r["status"] == "failed":  # never asked for again
+                db.execute(
+                    "UPDATE files SET status = 'refused', reason = ? WHERE id = ?",
+                    (f"derivative given up: {why}", r["id"]),
+                )
+    return len(rows)
+
+
 def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, int]:
     """Choose the source's derivative over the original where it is smaller: a copy row
-    to fetch (verified by IA's checksums), the original marked not to be fetched."""
+    to fetch (verified by IA's checksums), the original marked not to be fetched. A
+    derivative given up (see `_abandon_derivatives`) is not chosen again."""
     db = mirror.db
     items = compact_items(db, mirror.manifest) if items is None else items
     if not items:
         return {"derivatives": 0}
+    _abandon_derivatives(db)
     rows = db.execute(
         "SELECT f.id, f.item_id, f.name, f.size, d.name AS dname, d.format AS dformat,"
         " d.size AS dsize, d.md5, d.sha1, d.url FROM files f"
