@@ -387,6 +387,15 @@ def test_replan_drops_obsolete_applies_takedowns_and_survives_a_broken_list(tmp_
         assert json.loads(r.stdout)["not_fitting"] == 1
         assert _held(fdata)[a2["name"]] == "held" and big["name"] not in _held(fdata)
 
+        # A dry run plans from the list and changes nothing.
+        before = payload_of(fdata / "packs")
+        r = run_cli("sync", str(fman), "--dry-run", "--json")
+        assert r.returncode == 0, r.stderr
+        plan = json.loads(r.stdout)
+        assert plan["dry_run"] is True and plan["downloaded"] == []
+        assert {p["name"] for p in plan["plan"]} == {a2["name"], b["name"]}
+        assert payload_of(fdata / "packs") == before
+
 
 def test_downloads_are_bounded_in_time_and_resume(tmp_path):
     """No source answers: the run ends at its time limit (exit 1, incomplete, nothing held);

@@ -83,7 +83,7 @@ def _follow_table(r: dict[str, Any]) -> str:
          "?" if p["seeders"] is None else p["seeders"], "held" if p["held"] else "")
         for p in r["plan"]
     ]  # fmt: skip
-    out = [format_table(("rank", "torrent", "tier", "size", "seeders", ""), rows)]
+    out = [format_table(("rank", "torrent", "tier", "size", "seeders", ""), rows)] if rows else []
     out.append(
         f"{r['listed']} listed, {r['planned']} planned ({format_size(r['planned_bytes'])} of"
         f" {format_size(r['space'])}), {r['not_fitting']} do not fit"

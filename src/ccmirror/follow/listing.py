@@ -170,8 +170,13 @@ def read_withdrawn(list_where: str) -> tuple[set[tuple[str, str]], str | None]:
     where = resolve(list_where, "withdrawn.json")
     try:
         doc = json.loads(read_bytes(where, LIST_MAX_BYTES, "withdrawn list"))
-    except (SourceUnreachable, BadList) as e:
-        return set(), e.message
+    except SourceUnreachable as e:
+        # None published (Anna's Archive's list has none): no takedowns to apply.
+        if e.message.endswith(("no such file", "HTTP 404")):
+            return set(), None
+        return set(), f"{e.message}; no takedown applied this run"
+    except BadList as e:
+        return set(), f"{e.message}; no takedown applied this run"
     except (UnicodeDecodeError, ValueError):
         return set(), f"{where} is not valid JSON; no takedown applied this run"
     if not isinstance(doc, list):
