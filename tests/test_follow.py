@@ -378,6 +378,15 @@ def test_replan_drops_obsolete_applies_takedowns_and_survives_a_broken_list(tmp_
         assert not list((fdata / "packs" / b["name"]).rglob("*.flac"))
         assert payload_of(fdata / "packs" / a2["name"]) == payload_of(prim / "packs" / a2["name"])
 
+        # An entry whose .torrent is another torrent (its info-hash differs): refused alone.
+        evil = dict(b, name="p-t2-0002", btih="0" * 40)
+        listing.write_text(json.dumps([dict(a, obsolete=True), a2, b, evil]), encoding="utf-8")
+        r = run_cli("sync", str(fman), "--json")
+        assert r.returncode == 1
+        assert "p-t2-0002: .torrent refused: its info-hash is" in r.stderr, r.stderr
+        assert [t["name"] for t in json.loads(r.stdout)["refused_torrents"]] == ["p-t2-0002"]
+        assert _held(fdata) == states and not (fdata / "packs" / "p-t2-0002").exists()
+
         # A list that outgrows the space: a clear line, what is held stays.
         big = dict(_pack(prim, "p-t3-0001", "item-c", 4, base, 3), data_size=10**9)
         listing.write_text(json.dumps([dict(a, obsolete=True), a2, b, big]), encoding="utf-8")
