@@ -395,7 +395,10 @@ def check(
     try:
         if rows:
             chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
-            with ThreadPoolExecutor(max(1, workers), thread_name_prefix="check") as pool:
+            # Two threads per worker process: while one thread judges and records its
+            # batch, the worker is already reading the other's (never idle between batches).
+            threads = 2 * max(1, workers)
+            with ThreadPoolExecutor(threads, thread_name_prefix="check") as pool:
                 for start in range(0, len(chunks), 64):  # bounded: never a future per row
                     list(pool.map(some, chunks[start : start + 64]))
     finally:
