@@ -13,6 +13,7 @@ from ccmirror.fetch.polite import Gate, InFlight
 from ccmirror.fetch.sink import Sink
 from ccmirror.harvest import harvest
 from ccmirror.iaserver import IAServer, handler
+from ccmirror.manifest import ManifestError, load_manifest
 from ccmirror.mirror import open_mirror
 from iahelpers import ia_manifest, make_ia_archive
 
@@ -152,3 +153,60 @@ def test_in_flight_admits_in_plan_order_and_skips_tickets_given_up():
     run(tickets[1])
     later.join(10)
     assert order == [tickets[1], tickets[2]]
+
+
+def test_a_source_at_its_limit_does_not_hold_the_others():
+    inflight = InFlight(4, {"ia": 1})
+    stop = threading.Event()
+    holding, release = threading.Event(), threading.Event()
+    second_ia = threading.Event()
+    first, second, fma = inflight.ticket("ia"), inflight.ticket("ia"), inflight.ticket("fma")
+
+    def hold():
+        with inflight.place(first, stop, lambda: True, "ia"):
+            holding.set()
+            release.wait(10)
+
+    def after():
+        with inflight.place(second, stop, lambda: True, "ia"):
+            second_ia.set()
+
+    threads = [threading.Thread(target=hold), threading.Thread(target=after)]
+    threads[0].start()
+    assert holding.wait(10)
+    threads[1].start()
+    with inflight.place(fma, stop, lambda: True, "fma"):  # another source goes straight on
+        assert not second_ia.is_set()
+    assert not second_ia.wait(0.5)  # "ia" is at its limit of 1
+    release.set()
+    assert second_ia.wait(10)
+    for t in threads:
+        t.join(10)
+
+
+@pytest.mark.parametrize("value", ["0", "17", "'8'"])
+def test_downloads_per_source_is_1_to_16(write_manifest, value):
+    path = write_manifest(f'[[source]]\nkind = "ia"\nquery = "q"\ndownloads = {value}\n')
+    with pytest.raises(ManifestError) as e:
+        load_manifest(path)
+    assert "source[0].downloads" in str(e.value) and e.value.exit_code == 2
+
+
+def test_downloads_per_source_default_and_set(write_manifest):
+    path = write_manifest(
+        '[[source]]\nkind = "ia"\nquery = "q"\n\n[[source]]\nkind = "ia"\nquery = "r"\n'
+        "downloads = 3\n"
+    )
+    assert [s.downloads for s in load_manifest(path).sources] == [8, 3]
+
+
+def test_a_source_fetches_with_its_own_downloads_in_flight(write_manifest):
+    with IAServer() as ia:
+        make_ia_archive(ia, 8, kinds=("mp3",))
+        path = ia_manifest(write_manifest, ia, extra="downloads = 2")
+        with open_mirror(path) as mirror:
+            harvest(mirror)
+            ia.latency = 0.05  # requests overlap
+            ia.max_in_flight = 0
+            assert fetch(mirror)["fetched"] == 8
+        assert 1 <= ia.max_in_flight <= 2

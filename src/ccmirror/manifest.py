@@ -26,6 +26,8 @@ NAME_RE = re.compile(r"^[a-z0-9-]+$")
 TORRENT_FORMATS = ("v1", "hybrid", "v2")
 QUALITIES = ("original", "compact")
 DEFAULT_COMPACT_BITRATE = 96_000  # bit/s: Opus at 96 kbit/s is transparent for most music
+DEFAULT_DOWNLOADS = 8  # a source's downloads in flight (fetch), 1 to MAX_DOWNLOADS
+MAX_DOWNLOADS = 16  # the most requests fetch ever has in flight to one host
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class IASource:
     exclude_collections: tuple[str, ...] = ALWAYS_EXCLUDED
     max_items: int = 0
     kind: str = "ia"
+    downloads: int = DEFAULT_DOWNLOADS
 
     @property
     def where(self) -> str:
@@ -50,6 +53,7 @@ class FMASource:
     audio_base_url: str | None = None
     max_items: int = 0
     kind: str = "fma"
+    downloads: int = DEFAULT_DOWNLOADS
 
     @property
     def where(self) -> str:
@@ -219,7 +223,7 @@ def _ia_source(sec: _Section) -> IASource:
     if max_items < 0:
         raise sec.fail("max_items", "must be 0 (no limit) or more")
     excluded = tuple(dict.fromkeys(ALWAYS_EXCLUDED + extra))
-    return IASource(query, endpoint, files, excluded, max_items)
+    return IASource(query, endpoint, files, excluded, max_items, downloads=_downloads(sec))
 
 
 def _fma_source(sec: _Section, base: Path) -> FMASource:
@@ -243,7 +247,14 @@ def _fma_source(sec: _Section, base: Path) -> FMASource:
     max_items = sec.get("max_items", int, 0)
     if max_items < 0:
         raise sec.fail("max_items", "must be 0 (no limit) or more")
-    return FMASource(metadata, audio_root, audio_base_url, max_items)
+    return FMASource(metadata, audio_root, audio_base_url, max_items, downloads=_downloads(sec))
+
+
+def _downloads(sec: _Section) -> int:
+    n = sec.get("downloads", int, DEFAULT_DOWNLOADS)
+    if not 1 <= n <= MAX_DOWNLOADS:
+        raise sec.fail("downloads", f"must be 1 to {MAX_DOWNLOADS} (downloads in flight)")
+    return n
 
 
 def _sources(path: Path, raw: Any) -> tuple[Source, ...]:

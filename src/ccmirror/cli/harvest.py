@@ -93,9 +93,9 @@ def harvest(manifest: str, workers: int) -> None:
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=8,
-    show_default=True,
-    help="Downloads in flight at most (16 at most to one host).",
+    default=None,
+    help="Downloads in flight at most in all (default: each source's `downloads`, 8;"
+    " never more than 16 to one host).",
 )
 @click.option(
     "--retry-failed",
@@ -104,7 +104,7 @@ def harvest(manifest: str, workers: int) -> None:
 )
 @lock_option
 @output_options
-def fetch(manifest: str, max_bytes: int | None, workers: int, retry_failed: bool) -> None:
+def fetch(manifest: str, max_bytes: int | None, workers: int | None, retry_failed: bool) -> None:
     """Download and verify the harvested files, most popular items first.
 
     Each file is resumed if interrupted, checked against its size and checksums, and

@@ -15,7 +15,8 @@ update) is adopted, not fetched.
 
 `max_bytes` bounds the store: bytes already fetched plus the files this run would add. The
 first file that would pass it stops the plan; it and everything after stay pending
-(`skipped_budget`). `workers` downloads are in flight at once (16 at most to one host);
+(`skipped_budget`). Each source has its manifest's `downloads` in flight at once (8 by
+default; 16 at most to one host), `workers` at most in all;
 the catalogue is written only by the calling thread, fetched files in batches.
 """
 
@@ -42,6 +43,7 @@ from ccmirror.fetch.polite import Gate, GivenUp, InFlight
 from ccmirror.fetch.record import Recorder
 from ccmirror.fetch.transport import Failed, Stopped, download, source_size
 from ccmirror.fsutil import hash_file, promote, safe_join
+from ccmirror.manifest import DEFAULT_DOWNLOADS
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine
@@ -49,7 +51,7 @@ from ccmirror.quarantine import quarantine
 __all__ = ["fetch"]
 
 log = logging.getLogger("ccmirror.fetch")
-WORKERS = 8  # downloads in flight by default (at most MAX_PER_HOST to one host)
+MAX_THREADS = 64  # download threads at most (two per download in flight)
 VERIFY_TRIES = 2  # a mismatch earns one more full download before the file is failed
 MAX_LISTED_FAILURES = 50
 # Consecutive files that never got an answer from a host before its other files are left
@@ -163,7 +165,7 @@ def _run_one(
     try:
         return _one(mirror, task, stop, reporter, down, net)
     finally:
-        net.inflight.skip(task.ticket)  # no download needed (or it failed early)
+        net.inflight.skip(task.ticket, task.source)  # no download needed (or failed early)
 
 
 def _one(
@@ -190,7 +192,7 @@ def _one(
             # Hashed while the bytes streamed in: the .part is not read again.
             # In plan order for the first try; a second try of a bad file goes straight on.
             ticket = task.ticket if attempt == 1 else None
-            place = net.inflight.place(ticket, stop, lambda: host not in down)
+            place = net.inflight.place(ticket, stop, lambda: host not in down, task.source)
             landed = download(task.url, part, task.size, stop, reporter.advance, net.gate, place)
             size, hashes = landed.size, landed.hashes
             bad = _mismatch(task, size, hashes)
@@ -231,7 +233,7 @@ def fetch(
     mirror: Mirror,
     *,
     max_bytes: int | None = None,
-    workers: int = WORKERS,
+    workers: int | None = None,
     reporter: Reporter | None = None,
     retry_failed: bool = False,
 ) -> dict[str, Any]:
@@ -310,8 +312,9 @@ def fetch(
         )
 
     stop = threading.Event()
-    workers = max(1, workers)
-    net = _Net(Gate(workers), InFlight(workers))
+    lanes = downloads_per_source(mirror, workers)
+    workers = max(1, workers or min(sum(lanes.values()) or DEFAULT_DOWNLOADS, MAX_THREADS // 2))
+    net = _Net(Gate(workers), InFlight(workers, lanes))
     disk_full: str | None = None
     down: set[str] = set()  # hosts given up on for this run
     why: dict[str, str] = {}  # host -> why it does not answer
@@ -333,7 +336,7 @@ def fetch(
                     task = next(queue, None)
                     if task is None:
                         return
-                    task.ticket = net.inflight.ticket()
+                    task.ticket = net.inflight.ticket(task.source)
                     futures.add(pool.submit(_run_one, mirror, task, stop, reporter, down, net))
 
             try:
@@ -405,6 +408,15 @@ def fetch(
         result["budget"] = budget_report(held, result["store_bytes"])
     result["failures"] = failures[:MAX_LISTED_FAILURES]
     return result
+
+
+def downloads_per_source(mirror: Mirror, workers: int | None = None) -> dict[str, int]:
+    """Downloads in flight at most per catalogue source (`ia`, `fma`): the manifest's
+    `downloads` (the smallest, for two sources of one kind), within `workers` if given."""
+    lanes: dict[str, int] = {}
+    for src in mirror.manifest.sources:
+        lanes[src.kind] = min(lanes.get(src.kind, src.downloads), src.downloads)
+    return {k: min(n, workers) if workers else n for k, n in lanes.items()}
 
 
 def _origin(url: str) -> str:

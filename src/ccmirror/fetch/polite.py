@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
 MAX_PER_HOST = 16  # never more requests than this in flight to one host
@@ -87,8 +87,25 @@ class Gate:
             h.not_before = max(h.not_before, time.monotonic() + pause)
 
 
+class _Lane:
+    """One source's queue: its limit, tickets issued and admitted, places held."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.issued = 0
+        self.next = 0  # the ticket admitted next
+        self.gone: set[int] = set()  # tickets given up before their turn
+        self.active = 0
+
+    def advance(self) -> None:
+        while self.next in self.gone:
+            self.gone.discard(self.next)
+            self.next += 1
+
+
 class InFlight:
-    """At most `limit` downloads receiving bytes at once, admitted in plan order.
+    """At most `limit` downloads receiving bytes at once (and at most `lanes[source]` of
+    one source), each source's admitted in plan order.
 
     A download holds its place from its first request to its last byte received; hashing
     the tail, fsync and the rename happen after it has let go, so the next download's
@@ -96,50 +113,59 @@ class InFlight:
     needs no download gives its ticket up (`skip`), so the ones behind it are not held.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, lanes: Mapping[str, int] | None = None) -> None:
         self.limit = max(1, limit)
+        self._limits = dict(lanes or {})
         self._cond = threading.Condition()
-        self._issued = 0
-        self._next = 0  # the ticket admitted next
-        self._gone: set[int] = set()  # tickets given up before their turn
+        self._lanes: dict[str, _Lane] = {}
         self._active = 0
 
-    def ticket(self) -> int:
-        with self._cond:
-            self._issued += 1
-            return self._issued - 1
+    def _lane(self, source: str) -> _Lane:
+        lane = self._lanes.get(source)
+        if lane is None:
+            lane = self._lanes[source] = _Lane(self._limits.get(source, self.limit))
+        return lane
 
-    def _advance(self) -> None:
-        while self._next in self._gone:
-            self._gone.discard(self._next)
-            self._next += 1
-
-    def skip(self, ticket: int) -> None:
+    def ticket(self, source: str = "") -> int:
         with self._cond:
-            if ticket >= self._next:
-                self._gone.add(ticket)
-                self._advance()
+            lane = self._lane(source)
+            lane.issued += 1
+            return lane.issued - 1
+
+    def skip(self, ticket: int, source: str = "") -> None:
+        with self._cond:
+            lane = self._lane(source)
+            if ticket >= lane.next:
+                lane.gone.add(ticket)
+                lane.advance()
                 self._cond.notify_all()
 
     @contextmanager
     def place(
-        self, ticket: int | None, stop: threading.Event, still: Callable[[], bool]
+        self,
+        ticket: int | None,
+        stop: threading.Event,
+        still: Callable[[], bool],
+        source: str = "",
     ) -> Iterator[None]:
         """Hold a place; `ticket` None: a second try of an admitted file (no queueing).
         GivenUp when `still()` is false once the place is ours (its host is down)."""
         with self._cond:
+            lane = self._lane(source)
             while (
                 stop.is_set()
                 or self._active >= self.limit
-                or (ticket is not None and ticket != self._next)
+                or lane.active >= lane.limit
+                or (ticket is not None and ticket != lane.next)
             ):
                 if stop.is_set():
                     raise Stopped()
                 self._cond.wait(0.25)
             self._active += 1
+            lane.active += 1
             if ticket is not None:
-                self._next += 1
-                self._advance()
+                lane.next += 1
+                lane.advance()
                 self._cond.notify_all()
         try:
             if not still():
@@ -148,4 +174,5 @@ class InFlight:
         finally:
             with self._cond:
                 self._active -= 1
+                lane.active -= 1
                 self._cond.notify_all()
