@@ -149,31 +149,19 @@ def _drop_obsolete(mirror: Mirror, entries: list[Listed], planned: set[str], out
             state.drop(mirror, b, r["name"], "obsolete in the list before it was complete")
 
 
-def follow_sync(
+def _result(
     mirror: Mirror,
+    entries: list[Listed],
+    refused: list[dict[str, str]],
+    planned: dict[str, Any],
     *,
-    dry_run: bool = False,
-    reporter: Reporter | None = None,
-    scrape_timeout: float = SCRAPE_TIMEOUT,
+    dry_run: bool,
+    started: str,
 ) -> dict[str, Any]:
-    """One follower run; a JSON-ready summary with `failed` and `exit_code`."""
+    """The run's summary before any download: what the list holds and what was planned."""
     cfg = mirror.manifest.follow
-    reporter = reporter or NullReporter()
-    t0, started = time.monotonic(), utcnow()
-    entries, refused = read_list(cfg.torrents)
-    for r in refused:
-        log.warning("torrent list entry %s refused: %s", r["entry"], r["reason"])
-    volunteer = volunteer_id(mirror.data_dir) if not dry_run else "dry-run"
-    planned = _plan(mirror, entries, volunteer, scrape_timeout)
     choice = planned["choice"]
-    if choice.not_fitting:
-        line = (
-            f"{len(choice.not_fitting)} listed torrents"
-            f" ({format_size(sum(c.data_size for c in choice.not_fitting))}) do not fit in the"
-            f" space offered ({format_size(cfg.space)}); what is held is kept"
-        )
-        log.warning("%s", line)
-    out: dict[str, Any] = {
+    return {
         "dry_run": dry_run,
         "follower": True,
         "mirror": mirror.name,
@@ -200,6 +188,33 @@ def follow_sync(
         "withdrawn_files_deleted": 0,
         "warnings": [],
     }
+
+
+def follow_sync(
+    mirror: Mirror,
+    *,
+    dry_run: bool = False,
+    reporter: Reporter | None = None,
+    scrape_timeout: float = SCRAPE_TIMEOUT,
+) -> dict[str, Any]:
+    """One follower run; a JSON-ready summary with `failed` and `exit_code`."""
+    cfg = mirror.manifest.follow
+    reporter = reporter or NullReporter()
+    t0, started = time.monotonic(), utcnow()
+    entries, refused = read_list(cfg.torrents)
+    for r in refused:
+        log.warning("torrent list entry %s refused: %s", r["entry"], r["reason"])
+    volunteer = volunteer_id(mirror.data_dir) if not dry_run else "dry-run"
+    planned = _plan(mirror, entries, volunteer, scrape_timeout)
+    choice = planned["choice"]
+    if choice.not_fitting:
+        line = (
+            f"{len(choice.not_fitting)} listed torrents"
+            f" ({format_size(sum(c.data_size for c in choice.not_fitting))}) do not fit in the"
+            f" space offered ({format_size(cfg.space)}); what is held is kept"
+        )
+        log.warning("%s", line)
+    out = _result(mirror, entries, refused, planned, dry_run=dry_run, started=started)
     if dry_run:
         out.update(failed=0, exit_code=EXIT_OK, seconds=round(time.monotonic() - t0, 3))
         return out
