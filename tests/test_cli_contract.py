@@ -261,8 +261,12 @@ def test_licence_inspect_rows_match_design_in_order_and_never_stop(demo, cli, tm
     junk.write_text("not audio")
     paths = [str(good), str(tmp_path / "missing.ogg"), str(junk), str(tmp_path), str(good)]
     r = cli("licence", "inspect", *paths, "--json")
-    assert r.returncode == 0, r.stderr
+    # The missing path and the folder are not files: their rows say so, and the run exits 1
+    # with its one ccmirror: line; every row is still in the one document.
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("ccmirror: ")
     doc = json.loads(r.stdout)
+    assert doc["failed"] == 2
     rows = doc["files"]
     assert [row["path"] for row in rows] == paths
     for row in rows:

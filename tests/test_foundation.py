@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -140,14 +141,19 @@ def test_usage_errors_are_one_line_exit_2(cli, args, words):
 
 def test_data_dir_accepted_before_and_after_the_command(cli, write_manifest, tmp_path):
     path = write_manifest('[[source]]\nkind = "ia"\nquery = "collection:x"\n')
+    for where in ("before", "after"):
+        catalogue.connect(tmp_path / where / "catalogue.sqlite").close()
     for args in (
         ("--data-dir", str(tmp_path / "before"), "status", str(path)),
         ("status", str(path), "--data-dir", str(tmp_path / "after")),
     ):
         r = cli(*args, "--json")
         assert r.returncode == 0, r.stderr
-    assert (tmp_path / "before" / "catalogue.sqlite").is_file()
-    assert (tmp_path / "after" / "catalogue.sqlite").is_file()
+        assert json.loads(r.stdout)["items"] == {}
+    # A data dir without a catalogue (a wrong --data-dir): one line, exit 2, nothing created.
+    r = cli("status", str(path), "--data-dir", str(tmp_path / "wrong"))
+    assert r.returncode == 2 and "no catalogue in" in r.stderr
+    assert not (tmp_path / "wrong").exists()
 
 
 def test_read_only_commands_upgrade_an_older_catalogue(tmp_path, monkeypatch):

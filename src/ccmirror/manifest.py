@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +138,22 @@ class Manifest:
         return self.follow is not None
 
 
+# Set by `recording_keys()`: every section key the loader reads is added, as "torrents.format"
+# or "source.query" (docs/manifest.md must name exactly these; a test checks).
+_KEYS_READ: ContextVar[set[str] | None] = ContextVar("ccmirror_manifest_keys", default=None)
+
+
+@contextmanager
+def recording_keys() -> Iterator[set[str]]:
+    """Collect the dotted names of the keys read by the loads inside the block."""
+    keys: set[str] = set()
+    token = _KEYS_READ.set(keys)
+    try:
+        yield keys
+    finally:
+        _KEYS_READ.reset(token)
+
+
 class _Section:
     """Typed access to one TOML table that remembers which keys were read."""
 
@@ -152,6 +171,9 @@ class _Section:
 
     def get(self, name: str, typ: type | tuple[type, ...], default: Any = None, required=False):
         self.seen.add(name)
+        recorder = _KEYS_READ.get()
+        if recorder is not None and self.prefix:
+            recorder.add(re.sub(r"\[\d+\]", "", self.key(name)))
         if name not in self.data:
             if required:
                 raise self.fail(name, "is required")

@@ -170,7 +170,7 @@ def seed_plan(
     try:
         budget = parse_size(space)
     except ValueError as e:
-        raise UsageError(f"--space: {e}") from None
+        raise UsageError(f"--budget: {e}") from None
     db = mirror.db
     total_pop = db.execute("SELECT coalesce(sum(popularity), 0) FROM packs WHERE obsolete = 0")
     total = total_pop.fetchone()[0] or 0

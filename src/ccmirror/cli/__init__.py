@@ -41,16 +41,9 @@ def _on_signal(signum: int, _frame: object) -> None:
     epilog="Run 'ccmirror COMMAND --help' for a command's options and an example.",
 )
 @click.version_option(__version__, "--version", prog_name="ccmirror")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False),
-    envvar="CCMIRROR_DATA_DIR",
-    help="Use this data directory instead of the manifest's data_dir (env CCMIRROR_DATA_DIR).",
-)
-@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
 @output_options
 @click.pass_context
-def cli(ctx: click.Context, data_dir: str | None, debug: bool) -> None:
+def cli(ctx: click.Context) -> None:
     """Mirror Creative-Commons and public-domain recordings from the Internet Archive and
     the Free Music Archive as licence-checked, popularity-tiered BitTorrent packs.
 
@@ -60,10 +53,8 @@ def cli(ctx: click.Context, data_dir: str | None, debug: bool) -> None:
       ccmirror seed manifests/netlabels.toml     # seed every sealed pack
       ccmirror demo                              # the whole job on a local sample, no network
     """
-    s = settings(ctx)
-    s.data_dir = data_dir
-    s.debug = s.debug or debug
-    setup_logging(s)
+    # --data-dir's default is the manifest's data_dir, then CCMIRROR_DATA_DIR (the loader).
+    setup_logging(settings(ctx))
 
 
 def _discover() -> None:

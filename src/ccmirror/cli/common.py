@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from ccmirror.errors import CCMirrorError, WorkFailed
+from ccmirror.errors import CCMirrorError, UsageError, WorkFailed
+from ccmirror.manifest import load_manifest
 from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
 from ccmirror.sizes import parse_size
 
@@ -29,6 +30,7 @@ class Settings:
     debug: bool = False
     log_file: str | None = None
     lock_wait: float = 0.0
+    result: dict[str, Any] | None = None  # what the command reported (the log's summary line)
 
 
 def settings(ctx: click.Context | None = None) -> Settings:
@@ -56,40 +58,65 @@ def _set(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     return callback
 
 
-def output_options(f: Callable[..., Any]) -> Callable[..., Any]:
-    """--json / --quiet / --verbose / --log-file, accepted before or after the command."""
-    f = click.option(
-        "--log-file",
-        type=click.Path(dir_okay=False),
-        expose_value=False,
-        callback=_set("log_file"),
-        help="Also append timestamped log lines to this file.",
-    )(f)
-    f = click.option(
-        "-v",
-        "--verbose",
-        is_flag=True,
-        expose_value=False,
-        callback=_set("verbose"),
-        help="Log every step (INFO) even when not on a terminal.",
-    )(f)
-    f = click.option(
-        "-q",
-        "--quiet",
-        is_flag=True,
-        expose_value=False,
-        callback=_set("quiet"),
-        help="Only errors on stderr; no progress, no table (for cron).",
-    )(f)
-    f = click.option(
-        "--json",
-        "json_",
-        is_flag=True,
-        expose_value=False,
-        callback=_set("json"),
-        help="Print exactly one JSON document on stdout.",
-    )(f)
-    return f
+JSON_HELP = "Print exactly one JSON document on stdout."
+
+
+def output_options(
+    f: Callable[..., Any] | None = None, *, json_help: str = JSON_HELP
+) -> Callable[..., Any]:
+    """The global options (--data-dir, --json, --quiet, --verbose, --log-file, --debug),
+    accepted before or after the command: `ccmirror --debug status M` and
+    `ccmirror status M --debug` are the same. `json_help` for a command whose --json is
+    not one document (seed prints JSON lines)."""
+
+    def decorate(f: Callable[..., Any]) -> Callable[..., Any]:
+        f = click.option(
+            "--debug",
+            is_flag=True,
+            expose_value=False,
+            callback=_set("debug"),
+            help="Show tracebacks and debug logs.",
+        )(f)
+        f = click.option(
+            "--log-file",
+            type=click.Path(dir_okay=False),
+            expose_value=False,
+            callback=_set("log_file"),
+            help="Also append timestamped log lines to this file (and a summary line at the end).",
+        )(f)
+        f = click.option(
+            "-v",
+            "--verbose",
+            is_flag=True,
+            expose_value=False,
+            callback=_set("verbose"),
+            help="Log every step (INFO) even when not on a terminal.",
+        )(f)
+        f = click.option(
+            "-q",
+            "--quiet",
+            is_flag=True,
+            expose_value=False,
+            callback=_set("quiet"),
+            help="Only errors on stderr; no progress, no table (for cron).",
+        )(f)
+        f = click.option(
+            "--json",
+            "json_",
+            is_flag=True,
+            expose_value=False,
+            callback=_set("json"),
+            help=json_help,
+        )(f)
+        return click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False),
+            expose_value=False,
+            callback=_set("data_dir"),
+            help="Use this data directory instead of the manifest's data_dir.",
+        )(f)
+
+    return decorate(f) if f is not None else decorate
 
 
 def lock_option(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,14 +149,7 @@ SIZE = SizeType()
 
 
 def manifest_argument(f: Callable[..., Any]) -> Callable[..., Any]:
-    """MANIFEST, plus --data-dir after the command too (`ccmirror sync M --data-dir D`)."""
-    f = click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False),
-        expose_value=False,
-        callback=_set("data_dir"),
-        help="Use this data directory instead of the manifest's data_dir.",
-    )(f)
+    """MANIFEST (--data-dir and the other global options come with `output_options`)."""
     return click.argument(
         "manifest", type=click.Path(dir_okay=False, path_type=str), metavar="MANIFEST"
     )(f)
@@ -140,12 +160,18 @@ def mirror_for(manifest: str, *, write: bool) -> Iterator[Mirror]:
     """Open the mirror; writers hold the data dir's lock for the whole command."""
     s = settings()
     if write:
-        from ccmirror.manifest import load_manifest
-
         m = load_manifest(manifest, s.data_dir)
         with lock_data_dir(m, s.lock_wait), open_mirror(manifest, s.data_dir) as mirror:
             yield mirror
     else:
+        # A read-only command never creates a catalogue: a data dir without one is most
+        # often a wrong --data-dir, and must not become an empty mirror there.
+        m = load_manifest(manifest, s.data_dir)
+        if not (m.data_dir / "catalogue.sqlite").exists():
+            raise UsageError(
+                f"no catalogue in {m.data_dir} (wrong --data-dir? a new mirror starts with"
+                f" 'ccmirror sync {manifest}')"
+            )
         with open_mirror(manifest, s.data_dir, readonly=True) as mirror:
             yield mirror
 
@@ -170,16 +196,22 @@ def _numeric(text: str) -> bool:
     return text.replace(".", "", 1).replace("%", "").replace(",", "").replace("-", "").isdigit()
 
 
-def emit(result: dict[str, Any], table: Callable[[dict[str, Any]], str] | None = None) -> None:
+def emit(
+    result: dict[str, Any],
+    table: Callable[[dict[str, Any]], str] | None = None,
+    *,
+    raise_failed: bool = True,
+) -> None:
     """Render a command's result; exit 1 when it says some work failed."""
     s = settings()
+    s.result = result
     if s.json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     elif not s.quiet:
         text = table(result) if table else _default_table(result)
         if text:
             click.echo(text)
-    if result.get("failed"):
+    if raise_failed and result.get("failed"):
         raise WorkFailed(
             f"{command_name()}: finished, but {result['failed']} failed"
             " (see the messages above or --json)"

@@ -84,7 +84,13 @@ def _indent(text: str, prefix: str = "  ") -> str:
 
 
 @click.command()
-@click.argument("folder", required=False, default="ccmirror-demo", metavar="[DIR]")
+@click.argument(
+    "folder",
+    required=False,
+    default="ccmirror-demo",
+    metavar="[DIR]",
+    type=click.Path(file_okay=False),
+)
 @lock_option
 @output_options
 def demo(folder: str) -> None:

@@ -9,6 +9,7 @@ import click
 from ccmirror.cli.common import (
     SIZE,
     emit,
+    fail,
     format_table,
     lock_option,
     manifest_argument,
@@ -16,6 +17,7 @@ from ccmirror.cli.common import (
     output_options,
     reporter,
 )
+from ccmirror.errors import EXIT_UNREACHABLE
 from ccmirror.sizes import format_size
 
 
@@ -78,8 +80,14 @@ def harvest(manifest: str, workers: int) -> None:
     from ccmirror.harvest import harvest as run
 
     with mirror_for(manifest, write=True) as mirror:
-        result = run(mirror, workers=workers, reporter=reporter())
-    emit(result, _harvest_table)
+        result = run(mirror, workers=workers, reporter=reporter(), raise_unreachable=False)
+    # The document is printed on every exit, a source that never answered included (exit 4).
+    unreachable = result.get("unreachable") or []
+    if unreachable:
+        result["exit_code"] = EXIT_UNREACHABLE
+    emit(result, _harvest_table, raise_failed=not unreachable)
+    if unreachable:
+        raise fail("harvest: " + "; ".join(unreachable), EXIT_UNREACHABLE)
 
 
 @click.command()

@@ -67,7 +67,7 @@ def _search_table(r: dict[str, Any]) -> str:
 
 @click.command()
 @manifest_argument
-@click.argument("query")
+@click.argument("words", nargs=-1, required=True, metavar="WORDS...")
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -76,19 +76,19 @@ def _search_table(r: dict[str, Any]) -> str:
     help="Show at most this many hits (the total is always counted).",
 )
 @output_options
-def search(manifest: str, query: str, limit: int) -> None:
+def search(manifest: str, words: tuple[str, ...], limit: int) -> None:
     """Full-text search of the catalogue: title, creator, album and identifiers
     (ia:/fma: ids, ISRCs). Every word must match, as a prefix. Each hit shows its
     licence, verdicts, tier and pack.
 
     \b
     Example:
-      ccmirror search manifests/netlabels.toml "ambient drone" --json
+      ccmirror search manifests/netlabels.toml ambient drone --json
     """
     from ccmirror.search import search as run
 
     with mirror_for(manifest, write=False) as mirror:
-        emit(run(mirror, query, limit), _search_table)
+        emit(run(mirror, " ".join(words), limit), _search_table)
 
 
 def _withdraw_table(r: dict[str, Any]) -> str:
@@ -152,7 +152,13 @@ def _plan_table(r: dict[str, Any]) -> str:
 @click.command("seed-plan")
 @manifest_argument
 @click.option(
-    "--space", required=True, type=SIZE, metavar="SIZE", help="Disk you offer, e.g. 2TB, 500GiB."
+    "--budget",
+    "--space",
+    "space",
+    required=True,
+    type=SIZE,
+    metavar="SIZE",
+    help="Disk you offer, e.g. 2TB, 500GiB (--space is the old name).",
 )
 @click.option(
     "--timeout",
@@ -169,7 +175,7 @@ def seed_plan(manifest: str, space: int, timeout: float) -> None:
 
     \b
     Example:
-      ccmirror seed-plan manifests/netlabels.toml --space 2TB
+      ccmirror seed-plan manifests/netlabels.toml --budget 2TB
     """
     from ccmirror.seedplan import seed_plan as run
 

@@ -102,7 +102,7 @@ def _status_text(s: dict[str, Any], verbose: bool) -> str:
     metavar="SECONDS",
     help="Stop after this long (default: run until SIGTERM or Ctrl-C).",
 )
-@output_options
+@output_options(json_help="Print one JSON object per status line (JSON lines), not one document.")
 def seed(
     manifest: str,
     interfaces: tuple[str, ...],

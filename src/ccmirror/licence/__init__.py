@@ -70,6 +70,7 @@ def inspect(
     """Evidence and verdict for any audio files, no catalogue (DESIGN §5 shape).
 
     One row per path, in order; a bad or missing file is a row with verdict unreadable.
+    `failed` counts the paths that are not a readable file at all (the CLI exits 1).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -87,4 +88,5 @@ def inspect(
         v = decide(report, policy)
         rows.append({"path": os.fspath(p), **v.to_dict()})
         counts[v.verdict] = counts.get(v.verdict, 0) + 1
-    return {"files": rows, "verdicts": counts}
+    failed = sum(1 for p in paths if not (os.path.isfile(p) and os.access(p, os.R_OK)))
+    return {"files": rows, "verdicts": counts, "failed": failed}
