@@ -94,7 +94,8 @@ def test_harvest_json_prints_its_document_when_the_source_is_down(tmp_path):
     assert doc["unreachable"] and doc["exit_code"] == 4
     assert doc["sources"][0]["ok"] is False
     lines = r.stderr.strip().splitlines()
-    assert lines[-1].startswith("ccmirror: harvest: ia: cannot reach")
+    assert lines[-1].startswith("ccmirror: ia: cannot reach")
+    assert not any("ERROR" in ln for ln in lines)  # said once, by the last line
 
 
 @pytest.mark.parametrize(

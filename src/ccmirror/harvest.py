@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 from ccmirror.errors import SourceUnreachable
 from ccmirror.mirror import Mirror
@@ -32,11 +33,14 @@ def harvest(
     for source in mirror.manifest.sources:
         where = source.where
         module = importlib.import_module(f"ccmirror.sources.{source.kind}")
+        # Said at once, before any request: a host that does not answer is not silence.
+        log.info("%s: contacting %s...", source.kind, urlsplit(where).netloc or where)
         try:
             result = module.harvest_source(mirror, source, workers=workers, reporter=reporter)
         except SourceUnreachable as e:
             if not raise_unreachable:
-                log.error("harvest: %s", e.message)
+                # The run's last line names it again: on stderr once is enough.
+                log.error("harvest: %s", e.message, extra={"repeated_at_exit": True})
             total["unreachable"].append(e.message)
             total["sources"].append(
                 {"kind": source.kind, "where": where, "ok": False, "error": e.message}

@@ -18,7 +18,7 @@ import traceback
 import click
 
 from ccmirror import __version__
-from ccmirror.cli.common import output_options, settings, setup_logging
+from ccmirror.cli.common import log_summary, output_options, settings, setup_logging
 from ccmirror.errors import EXIT_USAGE, CCMirrorError
 
 log = logging.getLogger("ccmirror")
@@ -70,8 +70,33 @@ def _discover() -> None:
 _discover()
 
 
+def _command_words(argv: list[str]) -> str:
+    """The command as typed ("sync", "licence inspect"), for the log's summary line."""
+    words: list[str] = []
+    group: click.Command = cli
+    for arg in argv:
+        sub = getattr(group, "commands", {}).get(arg)
+        if sub is not None:
+            words.append(arg)
+            group = sub
+    return " ".join(words) or "ccmirror"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: one line on stderr and the right exit code for every failure."""
+    """Console entry point: one line on stderr and the right exit code for every failure;
+    with --log-file, one summary line (exit code and counts) ends every run there."""
+    args = argv if argv is not None else sys.argv[1:]
+    code = 0
+    try:
+        _main(argv)
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        raise
+    finally:
+        log_summary(_command_words(args), code)
+
+
+def _main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:]) or bool(
         os.environ.get("CCMIRROR_DEBUG")
     )

@@ -113,6 +113,7 @@ def demo(folder: str) -> None:
 
     s = settings()
     result = run_demo(folder, lock_wait=s.lock_wait, reporter=reporter())
+    s.result = result.get("sync")
     if s.json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     elif not s.quiet:

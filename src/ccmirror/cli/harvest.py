@@ -87,7 +87,7 @@ def harvest(manifest: str, workers: int) -> None:
         result["exit_code"] = EXIT_UNREACHABLE
     emit(result, _harvest_table, raise_failed=not unreachable)
     if unreachable:
-        raise fail("harvest: " + "; ".join(unreachable), EXIT_UNREACHABLE)
+        raise fail("; ".join(unreachable), EXIT_UNREACHABLE)
 
 
 @click.command()

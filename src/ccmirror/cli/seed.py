@@ -171,6 +171,7 @@ def seed(
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+    s.result = final
     if final["failed"]:
         raise fail(f"seed: {final['failed']} torrents could not be seeded (see above)", 1)
 

@@ -170,6 +170,7 @@ def sync(manifest: str, dry_run: bool, max_bytes: int | None) -> None:
         with mirror_for(manifest, write=True) as mirror:
             result = run_sync(mirror, max_bytes=budget, reporter=reporter())
     code = int(result.get("exit_code", 0))
+    s.result = result
     if s.json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
     elif not s.quiet and (dry_run or s.verbose or sys.stdout.isatty()):

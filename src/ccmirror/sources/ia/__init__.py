@@ -51,6 +51,8 @@ log = logging.getLogger("ccmirror.sources.ia")
 
 SEARCH_FIELDS = ["identifier", "collection", "downloads", "month", "week", "oai_updatedate"]
 MAX_RETRIES = 5
+CONNECT_TIMEOUT = 4.0  # seconds for a TCP (and TLS) connect; then one retry
+SEARCH_READ_TIMEOUT = 300  # the library's default for a scrape page
 PREPASS_BATCH = 500  # items per write transaction when nothing is fetched
 BACKOFF_FACTOR = 1.0  # urllib3: sleeps 0, 2, 4, 8, 16 s between retries (Retry-After wins)
 # IA format names of audio (originals are matched by format or by extension).
@@ -74,6 +76,23 @@ AUDIO_FORMATS = {
 AUDIO_EXTS = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".shn"}
 
 
+def retry_policy(retries: int = MAX_RETRIES) -> Retry:
+    """urllib3's retries for every request to the archive. A host that does not answer
+    at all is tried twice, CONNECT_TIMEOUT each: one error line within ~10 s, not 30 s of
+    silence (the library's own search policy retries a connect five times)."""
+    return Retry(
+        total=retries,
+        connect=min(retries, 1),
+        read=retries,
+        redirect=False,
+        allowed_methods=["POST", "HEAD", "GET", "OPTIONS"],
+        status_forcelist=[429, 500, 502, 503, 504],
+        backoff_factor=BACKOFF_FACTOR,
+        backoff_max=30,
+        respect_retry_after_header=True,
+    )
+
+
 def make_session(endpoint: str, retries: int = MAX_RETRIES) -> ArchiveSession:
     """An ArchiveSession aimed at `endpoint` (archive.org, or a loopback/private server).
 
@@ -89,24 +108,19 @@ def make_session(endpoint: str, retries: int = MAX_RETRIES) -> ArchiveSession:
     # The library asks for "Connection: close"; each worker reuses its connection instead
     # (one session per thread), sparing a TCP (and TLS) handshake per item.
     session.headers.pop("Connection", None)
-    retry = Retry(
-        total=retries,
-        connect=min(retries, 2),  # a refused connection rarely heals within seconds
-        read=retries,
-        redirect=False,
-        allowed_methods=["POST", "HEAD", "GET", "OPTIONS"],
-        status_forcelist=[429, 500, 502, 503, 504],
-        backoff_factor=BACKOFF_FACTOR,
-        backoff_max=30,
-        respect_retry_after_header=True,
-    )
+    retry = retry_policy(retries)
     session.mount_http_adapter(protocol=session.protocol, host=parts.netloc, max_retries=retry)
     return session
 
 
 def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
-    search = session.search_items(query, fields=list(SEARCH_FIELDS), max_retries=MAX_RETRIES)
-    # search_items mounts its own adapter on archive.org only; ours stays on the endpoint.
+    search = session.search_items(
+        query,
+        fields=list(SEARCH_FIELDS),
+        max_retries=retry_policy(),
+        request_kwargs={"timeout": (CONNECT_TIMEOUT, SEARCH_READ_TIMEOUT)},
+    )
+    # search_items mounts its adapter on archive.org: the same policy as the endpoint's.
     yield from search
 
 
@@ -134,7 +148,8 @@ class _Fetcher:
         session = getattr(self.local, "session", None)
         if session is None:
             session = self.local.session = make_session(self.endpoint)
-        return checked_metadata(identifier, session.get_metadata(identifier, {"timeout": 60}) or {})
+        timeout = {"timeout": (CONNECT_TIMEOUT, 60)}
+        return checked_metadata(identifier, session.get_metadata(identifier, timeout) or {})
 
 
 def harvest_source(
