@@ -252,7 +252,7 @@ def test_cli_check_json_and_table(cli, write_manifest, data_dir):
 def test_cli_inspect(cli, tmp_path, write_manifest):
     a = write_audio(tmp_path / "a.flac", seconds=0.2, tags={"license": "https://creativecommons.org/licenses/by-nc/4.0/"})  # fmt: skip
     p = cli("licence", "inspect", str(tmp_path / "nope.mp3"), str(a), "--json")
-    assert p.returncode == 0, p.stderr
+    assert p.returncode == 1, p.stderr  # a path that is no file: its row says so, exit 1
     rows = json.loads(p.stdout)["files"]
     assert [r["verdict"] for r in rows] == ["unreadable", "verified"]
     assert rows[0]["error"] == "no such file"

@@ -167,9 +167,13 @@ def test_data_dir_that_is_a_file_is_a_usage_error(write_manifest, data_dir, tmp_
         assert r.stderr.strip() == f"ccmirror: data directory {data_dir} is not a directory"
     assert data_dir.read_text() == "not a folder\n"
     # Below a file (given by --data-dir): one clear line too.
-    r = cli("--data-dir", str(data_dir / "sub"), "status", str(manifest))
+    r = cli("--data-dir", str(data_dir / "sub"), "harvest", str(manifest))
     assert r.returncode == 2 and "cannot create data directory" in r.stderr, r.stderr
     assert "Not a directory" in r.stderr and len(r.stderr.splitlines()) == 1
+    # A read-only command creates nothing, so it says there is no catalogue there.
+    r = cli("--data-dir", str(data_dir / "sub"), "status", str(manifest))
+    assert r.returncode == 2 and "no catalogue in" in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1
 
 
 # -- bytes changed behind ccmirror's back

@@ -174,6 +174,8 @@ def mirror_for(manifest: str, *, write: bool) -> Iterator[Mirror]:
         # A read-only command never creates a catalogue: a data dir without one is most
         # often a wrong --data-dir, and must not become an empty mirror there.
         m = load_manifest(manifest, s.data_dir)
+        if m.data_dir.exists() and not m.data_dir.is_dir():
+            raise UsageError(f"data directory {m.data_dir} is not a directory")
         if not (m.data_dir / "catalogue.sqlite").exists():
             raise UsageError(
                 f"no catalogue in {m.data_dir} (wrong --data-dir? a new mirror starts with"
