@@ -183,3 +183,16 @@ def test_pages_fit_a_phone(site, tmp_path):
     )
     scroll, client = phone_overflow(wide, 390)
     assert scroll >= 836 > client
+
+
+def test_chart_text_stays_legible_on_a_phone(site):
+    from ccmirror.publish.chart import NARROW, WIDE
+
+    m, _ = site
+    page = (m.public_dir / "index.html").read_text("utf-8")
+    assert page.count('class="chart-wide"') == 1 and page.count('class="chart-narrow"') == 1
+    # A 390 px screen less the page's 12 px margins and the SVG's border: ~364 px wide.
+    shown = 390 - 2 * 12 - 2
+    assert NARROW.font * shown / NARROW.width >= 12  # px of the axis labels on a phone
+    assert WIDE.font * shown / WIDE.width < 6  # what the one chart gave before
+    assert "@media (max-width:640px)" in page and ".chart-wide{display:none}" in page
