@@ -13,8 +13,10 @@ from ccmirror.cli.common import (
     manifest_argument,
     mirror_for,
     output_options,
+    settings,
 )
 from ccmirror.errors import UsageError
+from ccmirror.manifest import load_manifest
 from ccmirror.sizes import format_size
 from ccmirror.tiers import plan as plan_budget
 from ccmirror.tiers import tier_table
@@ -117,11 +119,12 @@ def plan(manifest: str, budget: int | None) -> None:
     the copies exist); sync and fetch fill the store with exactly this selection for the
     manifest's budget.
     """
+    # The size first: a usage error needs no catalogue.
+    if budget is None:
+        budget = load_manifest(manifest, settings().data_dir).budget
+    if budget is None:
+        raise UsageError("plan: give --budget SIZE, or set [mirror] budget in the manifest")
     with mirror_for(manifest, write=False) as mirror:
-        if budget is None:
-            budget = mirror.manifest.budget
-        if budget is None:
-            raise UsageError("plan: give --budget SIZE, or set [mirror] budget in the manifest")
         emit(plan_budget(mirror, budget), _plan_table)
 
 
