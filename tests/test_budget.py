@@ -59,6 +59,9 @@ def test_budget_fills_the_store_with_the_plan(cli, write_manifest, data_dir):
         )
         stored = _store_bytes(data_dir)
         assert stored == plan["bytes"] <= budget
+        # The cut tier seals what the budget holds of it: the rest waits for no one.
+        sealed = sorted(p["name"] for p in out["stages"]["pack"]["sealed"])
+        assert sealed == ["test-t1-0001", "test-t2-0001", "test-t3-0001"]
         conn = sqlite3.connect(data_dir / "catalogue.sqlite")
         names = {n for (n,) in conn.execute("SELECT name FROM files WHERE status = 'fetched'")}
         conn.close()
@@ -81,3 +84,51 @@ def test_plan_needs_a_budget(cli, write_manifest):
         manifest = ia_manifest(write_manifest, ia)
         r = cli("plan", str(manifest))
     assert r.returncode == 2 and "--budget" in r.stderr and "[mirror] budget" in r.stderr
+
+
+def _set_budget(manifest: Path, budget: int) -> None:
+    lines = [ln for ln in manifest.read_text().splitlines() if not ln.startswith("budget =")]
+    text = "\n".join(lines).replace("[mirror]\n", f"[mirror]\nbudget = {budget}\n", 1)
+    manifest.write_text(text + "\n")
+
+
+def test_a_smaller_budget_makes_room_sealed_files_stay(cli, write_manifest, data_dir):
+    with IAServer(latency=0.0) as ia:
+        sizes = _archive(ia)
+        manifest = ia_manifest(write_manifest, ia, extra="[tiers]\nshares = [0.5, 0.8, 1.0]\n")
+        _set_budget(manifest, sum(sizes.values()))
+        assert cli("sync", str(manifest)).returncode == 0  # everything fetched and sealed
+        assert _store_bytes(data_dir) == sum(sizes.values())
+        # Fetch more items unpacked: new items at the bottom of the ranking.
+        make_ia_archive(
+            ia,
+            [
+                {"identifier": f"z{i}", "downloads": 1, "kinds": ("flac",), "seconds": 1.0}
+                for i in range(3)
+            ],  # fmt: skip
+        )
+        extra = sum(
+            len(audio_bytes("flac", zlib.crc32(f"z{i}/0".encode()) & 0xFFFF, 1.0)) for i in range(3)
+        )
+        _set_budget(manifest, sum(sizes.values()) + extra)
+        assert cli("harvest", str(manifest)).returncode == 0
+        assert cli("fetch", str(manifest)).returncode == 0
+        assert _store_bytes(data_dir) == sum(sizes.values()) + extra
+        # A smaller budget: the unsealed files leave; the sealed ones stay, seeded.
+        _set_budget(manifest, sum(sizes.values()) + extra // 2)
+        r = cli("fetch", str(manifest), "--json")
+        assert r.returncode == 0, r.stderr
+        out = json.loads(r.stdout)["budget"]
+        plan = json.loads(cli("plan", str(manifest), "--json").stdout)
+        assert _store_bytes(data_dir) == plan["bytes"]
+        assert _store_bytes(data_dir) <= sum(sizes.values()) + extra // 2
+        for ident in sizes:
+            assert (data_dir / "store" / "ia" / ident).is_dir()
+        kept = plan["items"] - len(SPEC)  # z items the smaller budget still holds
+        assert out["evicted_files"] == 3 - kept
+        # However small the budget, sealed files stay: only the unsealed ones leave.
+        _set_budget(manifest, 1)
+        r = json.loads(cli("fetch", str(manifest), "--json").stdout)["budget"]
+        assert r["evicted_files"] == kept
+        assert _store_bytes(data_dir) == sum(sizes.values())
+        assert "sealed" in json.loads(cli("plan", str(manifest), "--json").stdout)["note"]

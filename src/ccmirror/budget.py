@@ -8,19 +8,84 @@ bytes the store holds and the share of listening its items cover.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
+from ccmirror.catalogue import transaction
 from ccmirror.catalogue.queries import mirror_status, store_bytes
+from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.tiers import Selection, ranked, select
+
+log = logging.getLogger("ccmirror.budget")
+# A file that left the store for the budget: pending again, its checksums and size kept.
+_AGAIN = (
+    "status = 'pending', reason = 'left the store: outside the budget', store_path = NULL,"
+    " fetched_at = NULL, verdict = NULL, verdict_reason = NULL, checked_at = NULL,"
+    " checked_size = NULL, checked_mtime_ns = NULL, checked_key = NULL"
+)
 
 
 def budget_selection(mirror: Mirror) -> Selection | None:
     """The selection for the manifest's budget; None when the manifest sets none."""
     budget = mirror.manifest.budget
     return None if budget is None else select(mirror, budget)
+
+
+def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
+    """When the store plus `need` (what this run would fetch) passes the budget, files of
+    items the selection no longer holds leave the store, least listening per byte first,
+    until it fits: a fetched file becomes pending again (checksums kept, to be verified if
+    it comes back); a local copy is dropped and its original pending again. Files in
+    sealed packs never leave (they stay seeded); open packs drop what leaves."""
+    db = mirror.db
+    stored = store_bytes(db)
+    out = {"evicted_files": 0, "evicted_bytes": 0}
+    if stored + need <= sel.budget:
+        return out
+    value = {it.id: (it.share / it.bytes if it.bytes else 0.0, it.id) for it in sel.items}
+    rows = db.execute(
+        "SELECT f.id, f.item_id, f.size, f.store_path, f.url, f.copy_of FROM files f"
+        " WHERE f.status = 'fetched' AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        "  WHERE pf.file_id = f.id AND p.status = 'sealed' AND p.obsolete = 0)"
+    ).fetchall()
+    rows = [r for r in rows if r["item_id"] not in sel.chosen]
+    rows.sort(key=lambda r: (value.get(r["item_id"], (0.0, 0)), r["id"]))
+    for r in rows:
+        if stored + need <= sel.budget:
+            break
+        try:
+            path = mirror.abspath(r["store_path"])
+            path.unlink(missing_ok=True)
+        except (OSError, UnsafeName) as e:
+            log.warning("budget: cannot remove %s: %s", r["store_path"], e)
+            continue
+        with transaction(db):
+            db.execute(
+                "DELETE FROM pack_files WHERE file_id = ? AND pack_id IN"
+                " (SELECT id FROM packs WHERE status = 'open')",
+                (r["id"],),
+            )
+            if r["url"] is None and r["copy_of"] is not None:  # our own copy: made again
+                db.execute("DELETE FROM files WHERE id = ?", (r["id"],))
+                db.execute(
+                    f"UPDATE files SET compact = NULL, {_AGAIN} WHERE id = ? AND store_path IS NULL",
+                    (r["copy_of"],),
+                )
+            else:
+                db.execute(f"UPDATE files SET {_AGAIN} WHERE id = ?", (r["id"],))
+        stored -= r["size"] or 0
+        out["evicted_files"] += 1
+        out["evicted_bytes"] += r["size"] or 0
+    if out["evicted_files"]:
+        log.info(
+            "budget: %d files (%d bytes) left the store to make room",
+            out["evicted_files"], out["evicted_bytes"],
+        )  # fmt: skip
+    return out
 
 
 def budget_report(sel: Selection, stored: int) -> dict[str, Any]:

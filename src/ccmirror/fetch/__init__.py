@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ccmirror.budget import budget_report, budget_selection
+from ccmirror.budget import budget_report, budget_selection, make_room
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.compact.run import need_encoder, prepare
@@ -311,6 +311,7 @@ def fetch(
             )
         )
 
+    room = make_room(mirror, held, planned_bytes) if held is not None else {}
     stop = threading.Event()
     lanes = downloads_per_source(mirror, workers)
     workers = max(1, workers or min(sum(lanes.values()) or DEFAULT_DOWNLOADS, MAX_THREADS // 2))
@@ -405,7 +406,7 @@ def fetch(
     result["max_bytes"] = max_bytes
     if held is not None:
         result["outside_budget"] = counts["outside_budget"]
-        result["budget"] = budget_report(held, result["store_bytes"])
+        result["budget"] = budget_report(held, result["store_bytes"]) | room
     result["failures"] = failures[:MAX_LISTED_FAILURES]
     return result
 

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from ccmirror import __version__
+from ccmirror.budget import budget_selection
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
@@ -42,8 +43,12 @@ __all__ = ["pack", "seal_pack"]
 
 
 def _pending_tiers(mirror: Mirror) -> set[int]:
-    """Tiers that still have files waiting for fetch or check."""
+    """Tiers that still have files waiting for fetch or check (under a budget, of the items
+    its selection holds: the others wait for no one)."""
     ranking = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
+    held = budget_selection(mirror)
+    if held is not None:
+        ranking = {i: t for i, t in ranking.items() if i in held.chosen}
     out = set()
     for r in mirror.db.execute(
         "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
