@@ -35,6 +35,7 @@ from ccmirror import catalogue
 from ccmirror.catalogue import transaction
 from ccmirror.manifest import CompactConfig, TiersConfig, load_manifest, parse_bitrate
 from ccmirror.mirror import Mirror
+from ccmirror.sizes import format_size
 from ccmirror.tiers import plan
 
 FRACTIONS = (0.10, 0.25, 0.50)
@@ -68,19 +69,23 @@ def table(name: str, mirror: Mirror, bitrate: int) -> dict[str, dict[str, float]
         row["all"] = plan(m, full * 4, sealed_first=False)["total_bytes"] / full
         out[layout] = row
     secs = time.perf_counter() - t0
-    print(f"\n{name}: full size {full / 1e9:,.2f} GB ({secs:.1f} s for {3 * 4} plans)")
+    print(f"\n{name}: full size {format_size(full)} ({secs:.1f} s for {len(LAYOUTS) * 4} plans)")
     print(
-        f"  {'layout':22} " + " ".join(f"{k:>8}" for k in ("10%", "25%", "50%")) + "  all fits in"
+        f"  {'layout':22} " + "".join(f"{k:>16}" for k in ("10%", "25%", "50%")) + "   all fits in"
     )
     base = out["originals only"]
     for layout, row in out.items():
         cells = []
         for k in ("10%", "25%", "50%"):
-            gain = row[k] / base[k] if base[k] else math.inf
-            cells.append(
-                f"{100 * row[k]:7.1f}%" + (f" x{gain:.2f}" if layout != "originals only" else "")
+            gain = (
+                ""
+                if layout == "originals only"
+                else (f" (x{row[k] / base[k]:.2f})" if base[k] else " (-)")
             )
-        print(f"  {layout:22} " + " ".join(f"{c:>8}" for c in cells) + f"  {100 * row['all']:.0f}%")
+            cells.append(f"{100 * row[k]:.1f}%{gain}")
+        print(
+            f"  {layout:22} " + "".join(f"{c:>16}" for c in cells) + f"   {100 * row['all']:.0f}%"
+        )
     return out
 
 
@@ -199,7 +204,8 @@ def main() -> None:
     args = ap.parse_args()
     bitrate = parse_bitrate(args.bitrate)
     print(f"Share of listening a budget buys (Opus copies at {bitrate // 1000} kbit/s);")
-    print("x: the gain over keeping originals only, same budget.")
+    print("(xN: the gain over keeping originals only, same budget; 'all fits in': the whole")
+    print("catalogue's size in that layout, as a share of the originals.)")
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_demo:
             demo = demo_catalogue(Path(tmp) / "demo", bitrate)
