@@ -323,3 +323,18 @@ def test_a_derivative_that_never_verifies_makes_way_for_a_transcode(cli, write_m
     assert rows["tail-01.opus"]["verdict"] == "verified"
     packed = {p.name for p in (data_dir / "packs").rglob("*") if p.is_file()}
     assert "tail-01.opus" in packed and "tail-01.mp3" not in packed
+
+
+def test_decisions_before_a_transcode(tmp_path):
+    from ccmirror.audio import write_audio
+    from ccmirror.compact.run import _decide
+    from ccmirror.licence.policy import NO_FORMAT_SHIFT
+
+    flac = write_audio(tmp_path / "a.flac", seconds=1.0)
+    mp3 = write_audio(tmp_path / "a.mp3", seconds=1.0)  # ~83 kbit/s
+    # A licence that does not permit format shifting keeps the original, whatever it is.
+    assert _decide(flac, 96_000, "LicenseRef-Unknown") == ("original", NO_FORMAT_SHIFT)
+    assert _decide(flac, 96_000, "CC-BY-ND-4.0") == (None, "FLAC")
+    # A lossy file at or under the bitrate is kept; over it, transcoded.
+    assert _decide(mp3, 96_000, "CC-BY-4.0")[0] == "kept"
+    assert _decide(mp3, 64_000, "CC-BY-4.0") == (None, "MP3")
