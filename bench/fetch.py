@@ -11,7 +11,7 @@ the issue's figure) is bound by the disk and the hashes: MiB/s of our fetch agai
 `sha256sum` over the same bytes, warm in the page cache (target >= 80%).
 
     .venv/bin/python bench/fetch.py [--files 240] [--latency 0.05] [--workers 8]
-                                    [--large 4] [--large-mib 64] [--rounds 1]
+                                    [--large 4] [--large-mib 64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--large", type=int, default=4, help="large files (0: skip that case)")
     ap.add_argument("--large-mib", type=int, default=64)
-    ap.add_argument("--rounds", type=int, default=1, help="runs of each client (best kept)")
+    ap.add_argument("--rounds", type=int, default=3, help="runs of each client (best kept)")
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -192,6 +192,9 @@ def main() -> int:
         print(f"ccmirror fetch         {ours:.2f} s  (--workers {args.workers}, md5+sha1+sha256)")
         print(f"aria2c -j {args.workers:<2}           {aria:.2f} s  (--check-integrity, md5)")
         print(f"ratio                  {aria / ours:.2f}x  (target >= 1.0x)")
+        if args.rounds > 1:
+            print(f"every round (s)        ours {' '.join(f'{t:.2f}' for t in ours_t)};"
+                  f" aria2c {' '.join(f'{t:.2f}' for t in aria_t)}")  # fmt: skip
 
         if args.large:
             manifest = _manifest(tmp, url, "large", "collection:large")

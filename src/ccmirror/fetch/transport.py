@@ -48,6 +48,7 @@ REDIRECTS = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 10
 MAX_RETRY_AFTER = 120.0
 TIMEOUT = urllib3.Timeout(connect=15, read=120)
+POOL_WAIT = 120  # seconds a request waits for one of its host's pooled connections
 USER_AGENT = f"ccmirror/{__version__} (+mirror of CC audio)"
 
 Progress = Callable[[int], None]
@@ -118,7 +119,10 @@ def _open(
     for _ in range(MAX_REDIRECTS + 1):
         host = urlsplit(url).netloc
         with gate.slot(host, stop):
-            r = _pool().request(method, url, headers=headers, redirect=False, preload_content=False)
+            r = _pool().request(
+                method, url, headers=headers, redirect=False, preload_content=False,
+                pool_timeout=POOL_WAIT,
+            )  # fmt: skip
         location = r.headers.get("Location")
         if r.status not in REDIRECTS or not location:
             return r, url
