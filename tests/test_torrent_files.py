@@ -303,3 +303,46 @@ def test_a_magnet_published_before_gains_only_parameters(tmp_path):
     assert str(old.info_hashes.v1) == str(new.info_hashes.v1)
     assert old.info_hashes.v2 == new.info_hashes.v2
     mirror.close()
+
+
+@pytest.mark.parametrize("fmt", ["hybrid", "v2"])
+def test_seeder_counts_what_it_uploads_in_every_format(tmp_path, fmt):
+    """A libtorrent leecher takes a pack from `ccmirror seed` alone (tracker, no web seed):
+    the seeder's `uploaded` covers the content (hybrid: plus pad zeros inside blocks)."""
+    from trackerhelpers import SeedProcess, free_port, loopback_session, opentracker
+
+    port = free_port()
+    (tmp_path / "m").mkdir()
+    announce = f"http://127.0.0.1:{port}/announce"
+    mirror = sample_mirror(tmp_path / "m", fmt=fmt, trackers=(announce,))
+    pack(mirror, seal_partial=True)
+    rows = mirror.db.execute("SELECT * FROM packs WHERE status = 'sealed'").fetchall()
+    p = rows[0]
+    torrent = (mirror.data_dir / p["torrent_path"]).read_bytes()
+    hashes = [h for r in rows for h in (r["info_hash_v1"], (r["info_hash_v2"] or "")[:40]) if h]
+    manifest = mirror.manifest.path
+    mirror.close()
+    with opentracker(hashes, port), SeedProcess(manifest) as seeder:
+        seeder.next_status(lambda s: s["states"] == {"seeding": len(rows)}, 60, "seeding")
+        ses = loopback_session()
+        atp = lt.add_torrent_params()
+        atp.ti = lt.torrent_info(lt.bdecode(torrent))
+        atp.save_path = str(tmp_path / "leech")
+        h = ses.add_torrent(atp)
+        for _ in range(600):
+            if h.status().is_seeding:
+                break
+            ses.wait_for_alert(100)
+            ses.pop_alerts()
+        assert h.status().is_seeding
+
+        def counted(s: dict) -> bool:
+            row = next((x for x in s["packs"] if x["name"] == p["name"]), None)
+            return bool(row and row["uploaded"] >= p["data_size"])
+
+        up = seeder.next_status(counted, 30, "the upload to be counted")
+        assert seeder.stop() == 0, seeder.stderr
+    row = next(x for x in up["packs"] if x["name"] == p["name"])
+    assert up["uploaded"] >= row["uploaded"] >= p["data_size"]
+    # Never more than the torrent's total length (content and pad files).
+    assert row["uploaded"] <= atp.ti.total_size()

@@ -78,8 +78,10 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):
 
 
 @contextlib.contextmanager
-def opentracker(info_hashes: Sequence[str], port: int | None = None) -> Iterator[str]:
-    """Run opentracker on 127.0.0.1 (`port`, default a free one) as nobody; yield its
+def opentracker(
+    info_hashes: Sequence[str], port: int | None = None, host: str = "127.0.0.1"
+) -> Iterator[str]:
+    """Run opentracker on `host` (`port`, default a free one) as nobody; yield its
     announce URL. Only the whitelisted info-hashes (hex) are tracked."""
     binary = shutil.which("opentracker")
     if binary is None:
@@ -90,20 +92,20 @@ def opentracker(info_hashes: Sequence[str], port: int | None = None) -> Iterator
     whitelist.write_text("".join(h.lower() + "\n" for h in info_hashes), encoding="ascii")
     whitelist.chmod(0o644)
     port = port or free_port()
-    cmd = [binary, "-i", "127.0.0.1", "-p", str(port), "-P", str(port), "-w", str(whitelist)]
+    cmd = [binary, "-i", host, "-p", str(port), "-P", str(port), "-w", str(whitelist)]
     if os.geteuid() == 0:
         cmd = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd]
     proc = subprocess.Popen(
         cmd, cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    url = f"http://127.0.0.1:{port}/announce"
+    url = f"http://{host}:{port}/announce"
     try:
 
         def up() -> bool:
             if proc.poll() is not None:
                 raise AssertionError(f"opentracker exited: {proc.stderr.read()}")
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=1):
+                with urllib.request.urlopen(f"http://{host}:{port}/stats", timeout=1):
                     return True
             except urllib.error.HTTPError:
                 return True  # it answers (stats are for admins only)
