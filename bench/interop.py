@@ -8,12 +8,13 @@ a tracker and a BEP 19 web seed written into every torrent). Then, on loopback o
   process) through opentracker, web seed switched off; bytes compared with the payload;
   the seeder's `uploaded` counter is read afterwards;
 - web seed: the same pack from the web seed alone (no peer), served with Range support.
-qBittorrent-nox, rTorrent and Deluge rows are added when those Debian packages are installed.
+Clients: libtorrent, aria2c, Transmission (transmission-show, transmission-cli); drivers for
+more go in interop_clients.EXTRA_CLIENTS.
 
     bash bench/interop.sh            # prints the matrix (Markdown) and the notes
     bash bench/interop.sh --json     # the measurements as one JSON document
 
-Takes about two minutes; every process it starts is stopped before it returns.
+Takes about three minutes; every process it starts is stopped before it returns.
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""Helpers of bench/interop.py: results, subprocesses, a web seed that can be switched
-off, and the optional clients (qBittorrent-nox, rTorrent, Deluge) when installed."""
+"""Helpers of bench/interop.py: results, subprocesses, a web seed that can be switched off.
+
+EXTRA_CLIENTS is where drivers for more clients go (qBittorrent-nox, rTorrent, Deluge: Debian
+packages, none driven yet); each has installed(), label(), load(...) and download(...)."""
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import shutil
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -98,4 +99,4 @@ def switchable_web_seed(root: Path) -> Iterator[WebSeed]:
 
 
 EXTRA_CLIENTS: list = []
-__all__ = ["ARIA2", "EXTRA_CLIENTS", "LIBTORRENT", "TRANSMISSION", "Result", "run", "shutil"]
+__all__ = ["ARIA2", "EXTRA_CLIENTS", "LIBTORRENT", "TRANSMISSION", "Result", "run"]
