@@ -313,10 +313,11 @@ class Seeder:
         packs = []
         totals = {"peers": 0, "uploaded": 0, "upload_rate": 0}
         counts: dict[str, int] = {}
-        for entry in self.entries.values():
-            if not entry.handle.is_valid():
-                continue
-            st = entry.handle.status()
+        live = [(e, e.handle.status()) for e in self.entries.values() if e.handle.is_valid()]
+        # The state_changed alert of a check is posted before the state it leads to can be
+        # read: handled now, a torrent read as seeding never hides that it was hashed.
+        self.pump(0)
+        for entry, st in live:
             state = _STATES.get(st.state, str(st.state))
             if st.errc.value() or entry.error:
                 state = "error"
