@@ -108,14 +108,42 @@ def write_raw_tracks_csv(path: Path, rows: Iterable[Any]) -> Path:
     return path
 
 
-def write_metadata_zip(path: Path, rows: Iterable[Any], *, text: str | None = None) -> Path:
-    """fma_metadata.zip as distributed: bzip2 members under fma_metadata/, with checksums."""
+# raw_albums.csv's columns this project reads, in the dataset's order (others elided).
+ALBUM_COLUMNS = (
+    "album_id",
+    "album_date_released",
+    "album_engineer",
+    "album_producer",
+    "album_title",
+)
+
+
+def albums_csv(rows: Iterable[Mapping[str, str]]) -> str:
+    out = io.StringIO(newline="")
+    w = csv.writer(out, lineterminator="\r\n")
+    w.writerow(ALBUM_COLUMNS)
+    for row in rows:
+        w.writerow([row.get(c, "") for c in ALBUM_COLUMNS])
+    return out.getvalue()
+
+
+def write_metadata_zip(
+    path: Path,
+    rows: Iterable[Any],
+    *,
+    text: str | None = None,
+    albums: Iterable[Mapping[str, str]] | None = None,
+) -> Path:
+    """fma_metadata.zip as distributed: bzip2 members under fma_metadata/, with checksums
+    (and raw_albums.csv when `albums` rows are given)."""
     body = (text if text is not None else csv_text(rows)).encode("utf-8")
     members = {
         "fma_metadata/README.txt": b"FMA: A Dataset For Music Analysis (fixture)\n",
         "fma_metadata/raw_tracks.csv": body,
         "fma_metadata/genres.csv": b"genre_id,#tracks,parent,title,top_level\n21,1,0,Hip-Hop,21\n",
     }
+    if albums is not None:
+        members["fma_metadata/raw_albums.csv"] = albums_csv(albums).encode("utf-8")
     sums = "".join(
         f"{hashlib.sha1(data).hexdigest()}  {name.split('/', 1)[1]}\n"
         for name, data in members.items()

@@ -23,7 +23,13 @@ from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.packs.assign import assign, retire_unpublishable
-from ccmirror.packs.payload import build_payload, fill_hashes, hash_mismatch, pack_rows
+from ccmirror.packs.payload import (
+    build_payload,
+    fill_hashes,
+    hash_mismatch,
+    manifest_columns,
+    pack_rows,
+)
 from ccmirror.packs.rebuild import repair_torrents
 from ccmirror.packs.torrent import (
     CURRENT_LAYOUT,
@@ -116,7 +122,8 @@ def seal_pack(
         with transaction(db):
             db.execute(
                 "UPDATE packs SET creation_date = ?, format = ?, piece_size = ?, creator = ?,"
-                " comment = ?, trackers = ?, web_seeds = ?, torrent_layout = ? WHERE id = ?",
+                " comment = ?, trackers = ?, web_seeds = ?, torrent_layout = ?,"
+                " manifest_columns = ? WHERE id = ?",
                 (
                     int(time.time()),
                     tc.format,
@@ -127,6 +134,7 @@ def seal_pack(
                     # BEP 19: a client asks base + name + "/" + path; the base needs its "/".
                     json.dumps([w if w.endswith("/") else w + "/" for w in tc.web_seeds]),
                     CURRENT_LAYOUT,
+                    json.dumps(manifest_columns([dict(r) for r in pack_rows(db, pack_id)])),
                     pack_id,
                 ),
             )
@@ -153,7 +161,10 @@ def seal_pack(
                         )
         for r in rows:
             r.update(hashes.get(r["file_id"], {}))
-        links = build_payload(mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows)
+        columns = json.loads(p["manifest_columns"]) if p["manifest_columns"] else None
+        links = build_payload(
+            mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows, columns
+        )
         trackers = json.loads(p["trackers"] or "[]")
         torrent = make_torrent(
             mirror.packs_dir,

@@ -27,6 +27,7 @@ from typing import Any
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import CHUNK, atomic_write_text, fsync_dir, safe_join
 from ccmirror.licence.normalise import licence_info
+from ccmirror.recording import joined
 
 log = logging.getLogger("ccmirror.packs")
 
@@ -52,6 +53,20 @@ MANIFEST_COLUMNS = (
 # Added (after the others) only in packs that hold compact copies: a pack without any keeps
 # the bytes, and so the info-hash, it has always had (sealed packs are rebuilt from rows).
 COMPACT_COLUMNS = ("original_sha256", "original_format", "encoder")
+# Per-recording metadata (issue 18), after all the others: only in packs sealed with them,
+# recorded per pack (packs.manifest_columns), so a pack sealed before keeps its bytes.
+METADATA_COLUMNS = (
+    "genre",
+    "duration_s",
+    "composer",
+    "publisher",
+    "release_date",
+    "track",
+    "codec",
+    "bit_rate",
+    "sample_rate",
+    "channels",
+)
 FICLONE = 0x40049409  # linux/fs.h
 
 
@@ -63,7 +78,9 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
         " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
         " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity,"
         " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
-        " o.format AS original_format"
+        " o.format AS original_format, f.genres, f.duration AS duration_s, f.composer,"
+        " f.publisher, f.release_date, f.track, f.codec, f.bit_rate, f.sample_rate,"
+        " f.channels, f.artists, f.lyricist, f.producer, f.engineer"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
         " LEFT JOIN files o ON o.id = f.copy_of"
         " WHERE pf.pack_id = ? ORDER BY pf.path",
@@ -161,13 +178,23 @@ def _has_copies(rows: Sequence[dict[str, Any]]) -> bool:
     return any(r.get("copy_of") is not None for r in rows)
 
 
-def manifest_csv(rows: Sequence[dict[str, Any]]) -> str:
+def manifest_columns(rows: Sequence[dict[str, Any]], metadata: bool = True) -> list[str]:
+    """MANIFEST.csv's columns for these rows: the pack's own, fixed when it is first sealed
+    (metadata=False: the columns of packs sealed before per-recording metadata)."""
+    columns = MANIFEST_COLUMNS + (COMPACT_COLUMNS if _has_copies(rows) else ())
+    return list(columns + (METADATA_COLUMNS if metadata else ()))
+
+
+def manifest_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """MANIFEST.csv with `columns` (default: those of a pack sealed before metadata
+    columns existed, which a rebuild of such a pack must write again)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    columns = MANIFEST_COLUMNS + (COMPACT_COLUMNS if _has_copies(rows) else ())
+    columns = list(columns) if columns is not None else manifest_columns(rows, metadata=False)
     w.writerow(columns)
     for r in rows:
-        w.writerow([_cell(r.get(c)) for c in columns])
+        cells = dict(r) | {"genre": joined(r.get("genres"))}
+        w.writerow([_cell(cells.get(c)) for c in columns])
     return buf.getvalue()
 
 
@@ -268,8 +295,11 @@ def build_payload(
     name: str,
     mirror_name: str,
     rows: Sequence[dict[str, Any]],
+    columns: Sequence[str] | None = None,
 ) -> dict[str, int]:
-    """Build packs/<name>/ (replacing an unfinished one); return link/reflink/copy counts."""
+    """Build packs/<name>/ (replacing an unfinished one); return link/reflink/copy counts.
+    `columns`: MANIFEST.csv's, as recorded for the pack (None: a pack sealed before they
+    were recorded)."""
     final = packs_dir / name
     build = packs_dir / f".{name}.build"
     if packs_dir.is_relative_to(data_dir):  # a symlinked packs/ must not lead outside
@@ -286,7 +316,7 @@ def build_payload(
         # The source's own title for the file, else its title tag, else the item's title.
         title = r.get("file_title") or tag_title(src) or r.get("title")
         credited.append(dict(r) | {"title": title})
-    atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited))
+    atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited, columns))
     atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, credited))
     _remove(final)
     os.rename(build, final)

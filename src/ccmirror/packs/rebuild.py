@@ -69,6 +69,11 @@ def _inputs(mirror: Mirror, row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
+def _columns(row: sqlite3.Row) -> list[str] | None:
+    recorded = row["manifest_columns"]
+    return json.loads(recorded) if recorded else None
+
+
 def rebuild_torrent(mirror: Mirror, row: sqlite3.Row) -> Path:
     """Write the sealed row's .torrent again (and a pack's payload when it is gone);
     raise CCMirrorError when the result would not carry the recorded info-hash."""
@@ -82,7 +87,9 @@ def rebuild_torrent(mirror: Mirror, row: sqlite3.Row) -> Path:
         # MANIFEST.csv and ATTRIBUTION.md come from the catalogue: the info-hash check
         # below catches rows edited since sealing.
         rows = [dict(r) for r in pack_rows(mirror.db, row["id"])]
-        build_payload(mirror.data_dir, mirror.packs_dir, row["name"], mirror.name, rows)
+        build_payload(
+            mirror.data_dir, mirror.packs_dir, row["name"], mirror.name, rows, _columns(row)
+        )
         built = True
     torrent = make_torrent(mirror.packs_dir, row["name"], **_inputs(mirror, row))
     v1, v2 = info_hashes(torrent)

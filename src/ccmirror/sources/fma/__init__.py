@@ -25,8 +25,15 @@ from ccmirror.licence import Declared, judge_declared
 from ccmirror.manifest import FMASource, LicenceConfig
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.recording import iso_date, json_list, parse_genres, set_recording
 from ccmirror.sources.fma.audio import Audio, AudioIndex
-from ccmirror.sources.fma.metadata import ReadStats, Track, local_metadata, open_raw_tracks
+from ccmirror.sources.fma.metadata import (
+    ReadStats,
+    Track,
+    local_metadata,
+    open_raw_tracks,
+    read_albums,
+)
 from ccmirror.sources.fma.metadata import read_tracks as read_tracks
 
 log = logging.getLogger("ccmirror.sources.fma")
@@ -116,6 +123,7 @@ def harvest_source(
         "bytes": 0,
     }
     gate = _Gate(mirror.manifest.licence)
+    albums = read_albums(path)
     reporter.start("fma", None, "tracks")
     try:
         with open_raw_tracks(path) as (name, text):
@@ -125,7 +133,7 @@ def harvest_source(
                 tracks = heapq.nlargest(
                     source.max_items, tracks, key=lambda t: (t.listens, -t.track_id)
                 )
-            for batch in _batches(_plan(t, audio, gate) for t in tracks):
+            for batch in _batches(_plan(t, audio, gate, albums) for t in tracks):
                 _write(mirror, batch, existing, result)
                 reporter.advance(len(batch))
     finally:
@@ -166,7 +174,9 @@ class _Gate:
         return self.cache[key]
 
 
-def _plan(t: Track, audio: AudioIndex, gate: _Gate) -> Planned:
+def _plan(
+    t: Track, audio: AudioIndex, gate: _Gate, albums: dict[str, dict[str, str]] | None = None
+) -> Planned:
     url, title = t.get("license_url"), t.get("license_title")
     declared = gate(url, title)
     found, missing = audio.lookup(t.track_id, t.get("track_file"))
@@ -193,6 +203,9 @@ def _plan(t: Track, audio: AudioIndex, gate: _Gate) -> Planned:
         "date_created": _when(t.get("track_date_created")),
         "date_recorded": _when(t.get("track_date_recorded")),
         "track_file": t.get("track_file") or None,
+        "lyricist": t.get("track_lyricist") or None,
+        "genres": parse_genres(t.get("track_genres")),
+        **_album_facts((albums or {}).get(t.get("album_id").strip())),
     }
     extra = {k: v for k, v in extra.items() if v is not None}
     created = extra.get("date_created")
@@ -212,6 +225,33 @@ def _plan(t: Track, audio: AudioIndex, gate: _Gate) -> Planned:
         "reason": reason,
     }
     return Planned(source_id(t.track_id), item, found)
+
+
+def _album_facts(row: dict[str, str] | None) -> dict[str, Any]:
+    if not row:
+        return {}
+    return {
+        "release_date": _when(row.get("album_date_released") or ""),
+        "producer": row.get("album_producer") or None,
+        "engineer": row.get("album_engineer") or None,
+    }
+
+
+def _recording(p: Planned) -> dict[str, Any]:
+    """The file's per-recording columns from the track's `extra` (the harvest's truth)."""
+    extra = json.loads(p.item["extra"])
+    number = extra.get("track_number")
+    return {
+        "artists": json_list([p.item["creator"]]),
+        "track": str(number) if number is not None else None,
+        "genres": extra.get("genres"),
+        "composer": extra.get("composer"),
+        "lyricist": extra.get("lyricist"),
+        "producer": extra.get("producer"),
+        "engineer": extra.get("engineer"),
+        "publisher": extra.get("publisher"),
+        "release_date": iso_date(extra.get("release_date")),
+    }
 
 
 def _int(text: str) -> int | None:
@@ -326,6 +366,8 @@ def _write(
                 _update_item(db, item_id, p, now)
                 result["updated"] += 1
             result["files"] += _sync_file(db, item_id, p)
+            if p.audio is not None:
+                _record_recording(db, item_id, p)
             known[p.source_id] = _Known(
                 item_id, p.fingerprint(), p.item["status"], p.item["reason"], old and old.stored
             )
@@ -359,6 +401,18 @@ def _update_item(db: sqlite3.Connection, item_id: int, p: Planned, now: str) -> 
         f"UPDATE items SET {sets}, harvested_at = ? WHERE id = ?",
         (*(p.item[c] for c in ITEM_COLUMNS), now, item_id),
     )
+
+
+def _record_recording(db: sqlite3.Connection, item_id: int, p: Planned) -> None:
+    row = db.execute(
+        "SELECT id FROM files WHERE item_id = ? AND name = ?", (item_id, p.audio.name)
+    ).fetchone()
+    if row is None:
+        return
+    set_recording(db, row["id"], _recording(p))
+    duration = json.loads(p.item["extra"]).get("duration")
+    if duration:
+        db.execute("UPDATE files SET duration = ? WHERE id = ?", (float(duration), row["id"]))
 
 
 def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> int:

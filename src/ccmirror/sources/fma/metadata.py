@@ -194,12 +194,50 @@ def open_raw_tracks(path: Path) -> Iterator[tuple[str, TextIO]]:
             yield f"{path}#{member}", text
 
 
-def _find_member(zf: zipfile.ZipFile) -> str | None:
-    names = [n for n in zf.namelist() if n == MEMBER or n.endswith("/" + MEMBER)]
+ALBUMS_MEMBER = "raw_albums.csv"
+ALBUM_COLUMNS = ("album_date_released", "album_producer", "album_engineer")
+
+
+def read_albums(path: Path) -> dict[str, dict[str, str]]:
+    """album_id -> its release date, producer and engineer, from raw_albums.csv in the
+    same zip (beside raw_tracks.csv). A bare CSV, a zip without the member, or an
+    unreadable member gives {}: tracks keep what raw_tracks.csv says."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return {}
+        with zipfile.ZipFile(path) as zf:
+            member = _find_member(zf, ALBUMS_MEMBER)
+            if member is None:
+                return {}
+            with io.TextIOWrapper(
+                zf.open(member), encoding="utf-8", errors="replace", newline=""
+            ) as text:
+                return _album_rows(csv.DictReader(text))
+    except (OSError, zipfile.BadZipFile, NotImplementedError, RuntimeError, csv.Error) as e:
+        log.warning(
+            "FMA metadata %s: %s unreadable (%s); album facts left out", path, ALBUMS_MEMBER, e
+        )
+        return {}
+
+
+def _album_rows(reader: csv.DictReader) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for row in reader:
+        album_id = (row.get("album_id") or "").strip()
+        if not album_id.isdigit():
+            continue
+        facts = {c: (row.get(c) or "").strip() for c in ALBUM_COLUMNS}
+        if any(facts.values()):
+            out[album_id] = facts
+    return out
+
+
+def _find_member(zf: zipfile.ZipFile, member: str = MEMBER) -> str | None:
+    names = [n for n in zf.namelist() if n == member or n.endswith("/" + member)]
     if not names:
         return None
     # The real layout first, then the shallowest.
-    names.sort(key=lambda n: (n != f"fma_metadata/{MEMBER}", n.count("/"), n))
+    names.sort(key=lambda n: (n != f"fma_metadata/{member}", n.count("/"), n))
     return names[0]
 
 

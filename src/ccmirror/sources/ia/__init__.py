@@ -40,6 +40,7 @@ from ccmirror.sources.ia.records import (
     as_list,
     name_clashes,
     newest_stamp,
+    record_recordings,
     repoint_item,
     to_int,
     update_popularity,
@@ -414,6 +415,7 @@ def _record(
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new
     if status == "ok":  # playing times and lossy derivatives, for compact tiers
         record_ia_files(db, endpoint, ident, item_id, list(meta.get("files") or []))
+        record_recordings(db, item_id, md, files)
     for name, why_not in clashes.items():
         log.warning("ia: %s: %s refused: %s", ident, name, why_not)
         db.execute(

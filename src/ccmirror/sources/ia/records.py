@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import safe_relpath
+from ccmirror.recording import iso_date, json_list, parse_genres, set_recording
 
 
 def as_list(value: Any) -> list[str]:
@@ -177,6 +178,38 @@ def upsert_file(
         (size, md5, sha1, f.get("format"), url, status, reason, prev["id"]),
     )
     return 1
+
+
+def record_recordings(
+    db: sqlite3.Connection, item_id: int, md: dict[str, Any], files: list[dict[str, Any]]
+) -> None:
+    """Per-recording metadata of an item's recorded files from their IA file entries
+    (creator, track, genre), the item's `creator`, `subject` and `date` where a file is
+    silent; the caller holds the transaction."""
+    recorded = {
+        r["name"]: r["id"]
+        for r in db.execute("SELECT id, name FROM files WHERE item_id = ?", (item_id,))
+    }
+    item_genres = parse_genres(md.get("subject"))
+    for f in files:
+        file_id = recorded.get(str(f.get("name") or ""))
+        if file_id is None:
+            continue
+        artists = (
+            as_list(f.get("creator")) or as_list(f.get("artist")) or as_list(md.get("creator"))
+        )
+        set_recording(
+            db,
+            file_id,
+            {
+                "artists": json_list(p for a in artists for p in a.split(";")),
+                "track": (text(f.get("track")) or "").strip() or None,
+                "genres": parse_genres(f.get("genre")) or item_genres,
+                "composer": text(f.get("composer")) or text(md.get("composer")),
+                "publisher": text(md.get("publisher")),
+                "release_date": iso_date(text(f.get("year")) or text(md.get("date"))),
+            },
+        )
 
 
 def name_clashes(

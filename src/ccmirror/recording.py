@@ -1,0 +1,105 @@
+"""Per-recording metadata (artists, track, genres, composer, ..., stream facts) in the
+catalogue's `files` columns (migration 0030): parsing the sources' shapes and writing them.
+
+The source's values come first: harvest writes them; check only fills what is still empty
+(`fill_from_tags`), and notes a tag that disagrees with the source in the evidence.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+# Text columns the sources fill (in MANIFEST.csv order where they appear there).
+SOURCE_COLUMNS = (
+    "artists",
+    "track",
+    "genres",
+    "composer",
+    "lyricist",
+    "producer",
+    "engineer",
+    "publisher",
+    "release_date",
+)
+STREAM_COLUMNS = ("codec", "bit_rate", "sample_rate", "channels")
+_ISO = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?)?)?")
+
+
+def json_list(values: Iterable[Any]) -> str | None:
+    """Distinct non-empty strings, in order, as a JSON list; None when there are none."""
+    out: list[str] = []
+    for v in values:
+        text = str(v).strip() if v is not None else ""
+        if text and text not in out:
+            out.append(text)
+    return json.dumps(out, ensure_ascii=False) if out else None
+
+
+def parse_genres(value: Any) -> str | None:
+    """A genre list as the sources give it, stored as a JSON list of titles.
+
+    IA: a string or list of strings, maybe ';'-separated. FMA: `track_genres`, a Python
+    literal list of {'genre_id', 'genre_title', ...} dicts. A shape that does not parse is
+    kept as the source's text (never dropped, never guessed at)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return json_list(p for v in value for p in str(v).split(";"))
+    text = str(value).strip()
+    if not text:
+        return None
+    if text[0] in "[{":
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        items = parsed if isinstance(parsed, list) else [parsed]
+        titles = [
+            g.get("genre_title") if isinstance(g, dict) else g
+            for g in items
+            if isinstance(g, dict | str)
+        ]
+        if len(titles) != len(items) or not all(isinstance(t, str) for t in titles):
+            return text
+        return json_list(titles) if titles else None
+    return json_list(text.split(";"))
+
+
+def as_list(stored: str | None) -> list[str]:
+    """A stored list column read back: a JSON list, or the kept text as one entry."""
+    if not stored:
+        return []
+    try:
+        value = json.loads(stored)
+    except ValueError:
+        return [stored]
+    return [str(v) for v in value] if isinstance(value, list) else [stored]
+
+
+def joined(stored: str | None) -> str:
+    """A list column as one MANIFEST.csv / page cell: "Rock; Folk"."""
+    return "; ".join(as_list(stored))
+
+
+def iso_date(value: Any) -> str | None:
+    """A source date as ISO 8601 when it starts like one ("2008", "2008-11-26"); else None."""
+    text = str(value).strip() if value is not None else ""
+    m = _ISO.match(text)
+    return m.group(0).replace(" ", "T") if m else None
+
+
+def set_recording(db: sqlite3.Connection, file_id: int, values: Mapping[str, Any]) -> None:
+    """Write the source's values for one file (None clears: the source is the truth);
+    the caller holds the transaction."""
+    cols = [c for c in SOURCE_COLUMNS if c in values]
+    if not cols:
+        return
+    db.execute(
+        f"UPDATE files SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
+        (*(values[c] for c in cols), file_id),
+    )
