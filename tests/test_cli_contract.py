@@ -305,7 +305,21 @@ def test_torrents_json_manifest_csv_and_pack_layout(demo):
         assert audio and all(n.startswith(f"{pack}/ia/") and n.count("/") == 3 for n in audio)
         with open(data / "packs" / pack / "MANIFEST.csv", newline="", encoding="utf-8") as f:
             reader = csv.reader(f)
-            assert next(reader) == MANIFEST_CSV_COLUMNS
+            header = next(reader)
+            # The contract's columns first, in order; additive columns only after them.
+            assert header[: len(MANIFEST_CSV_COLUMNS)] == MANIFEST_CSV_COLUMNS
+            assert header[len(MANIFEST_CSV_COLUMNS) :] == [
+                "genre",
+                "duration_s",
+                "composer",
+                "publisher",
+                "release_date",
+                "track",
+                "codec",
+                "bit_rate",
+                "sample_rate",
+                "channels",
+            ]
             rows = list(reader)
         assert sorted(f"{pack}/{row[0]}" for row in rows) == sorted(audio)
         assert sum(t["licences"].values()) == len(rows)
