@@ -462,3 +462,18 @@ def test_dry_run_predicts_what_the_run_packs(cli, ia, write_manifest, data_dir):
     plan = json.loads(_sync(cli, manifest, "--dry-run", "--json").stdout)["stages"]
     assert plan["pack"]["files_to_pack"] == 0 and plan["pack"]["would_seal_packs_estimate"] == 0
     assert not plan["publish"]["would_publish"]
+
+
+def test_max_bytes_caps_each_run_not_the_store(cli, ia, write_manifest, data_dir):
+    # The cron line's --max-bytes is per run: every run downloads up to it, the store grows.
+    manifest = _manifest(write_manifest, ia.url)
+    cap = 100 * 1024
+    stored = []
+    for _ in range(3):
+        code, doc = _sync_json(cli, manifest, "--max-bytes", str(cap))
+        assert code == 0, doc
+        fetch = doc["stages"]["fetch"]
+        assert 0 < fetch["bytes"] <= cap and fetch["max_bytes"] == cap
+        stored.append(fetch["store_bytes"])
+    assert stored[0] < stored[1] < stored[2]
+    assert stored[2] > cap  # past the cap in total: it is not a store budget

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -145,3 +146,39 @@ def mirror_status(db: sqlite3.Connection, shares: tuple[float, ...], data_dir: P
     """`status_counts` (every key kept) plus `tiers` (see `tier_status`), `packs` and
     `torrents` (see `pack_status`)."""
     return status_counts(db) | {"tiers": tier_status(db, shares)} | pack_status(db, data_dir)
+
+
+def files_to_judge(db: sqlite3.Connection, also: list[int]) -> list[sqlite3.Row]:
+    """Files of live items that a check will judge for the first time: fetched without a
+    verdict, or among `also` (file ids a fetch is about to bring), not in a live pack;
+    with their item's declared licence (what a dry run can judge without the bytes)."""
+    return db.execute(
+        "SELECT f.id, f.item_id, f.name, f.size, f.copy_of, f.compact, i.source, i.source_id,"
+        " i.licence_url,"
+        " i.licence_title, i.declared_licence_id FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND ((f.status = 'fetched' AND f.verdict IS NULL)"
+        "   OR f.id IN (SELECT value FROM json_each(?)))"
+        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        "   WHERE pf.file_id = f.id AND p.obsolete = 0)"
+        " ORDER BY f.item_id, f.name",
+        (json.dumps(also),),
+    ).fetchall()
+
+
+def pending_files(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """(file id, item id) of every pending file of a live item."""
+    return db.execute(
+        "SELECT f.id, f.item_id FROM files f JOIN items i ON i.id = f.item_id"
+        " WHERE i.status = 'ok' AND f.status = 'pending'"
+    ).fetchall()
+
+
+def compact_candidates(db: sqlite3.Connection) -> int:
+    """Fetched originals that a compact tier may copy (checked or not, not yet copied)."""
+    return int(
+        db.execute(
+            "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id"
+            " WHERE f.status = 'fetched' AND i.status = 'ok' AND f.copy_of IS NULL"
+            " AND f.compact IS NULL AND f.store_path IS NOT NULL"
+        ).fetchone()[0]
+    )

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ccmirror.errors import CCMirrorError, UsageError, WorkFailed
 from ccmirror.manifest import load_manifest
 from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
+from ccmirror.results import StageResult
 from ccmirror.sizes import format_size, parse_size
 
 log = logging.getLogger("ccmirror")
@@ -206,13 +207,18 @@ def _numeric(text: str) -> bool:
 
 
 def emit(
-    result: dict[str, Any],
+    result: dict[str, Any] | StageResult,
     table: Callable[[dict[str, Any]], str] | None = None,
     *,
     raise_failed: bool = True,
 ) -> None:
-    """Render a command's result; exit 1 when it says some work failed."""
+    """Render a command's result; exit 1 when it says some work failed.
+
+    A typed result says so by its exit code; a plain dict by `failed`."""
     s = settings()
+    failed = result.failed_count if isinstance(result, StageResult) else result.get("failed")
+    if isinstance(result, StageResult):
+        result = result.to_dict()
     s.result = result
     if s.json:
         click.echo(json.dumps(result, indent=2, ensure_ascii=False, default=str))
@@ -220,10 +226,9 @@ def emit(
         text = table(result) if table else _default_table(result)
         if text:
             click.echo(text)
-    if raise_failed and result.get("failed"):
+    if raise_failed and failed:
         raise WorkFailed(
-            f"{command_name()}: finished, but {result['failed']} failed"
-            " (see the messages above or --json)"
+            f"{command_name()}: finished, but {failed} failed (see the messages above or --json)"
         )
 
 

@@ -96,7 +96,7 @@ def harvest(manifest: str, workers: int) -> None:
     "--max-bytes",
     type=SIZE,
     metavar="SIZE",
-    help="Keep the store (already fetched + new) within SIZE, e.g. 50GiB; the rest waits.",
+    help="Download at most SIZE in this run (e.g. 20GiB); the rest waits for the next run.",
 )
 @click.option(
     "--workers",
@@ -129,7 +129,7 @@ def fetch(manifest: str, max_bytes: int | None, workers: int | None, retry_faile
 
     \b
     Examples:
-      ccmirror fetch manifests/netlabels.toml --max-bytes 200GiB
+      ccmirror fetch manifests/netlabels.toml --max-bytes 20GiB
       ccmirror fetch manifests/netlabels.toml --retry-failed
     """
     from ccmirror.fetch import fetch as run

@@ -13,9 +13,11 @@ A host that never answered does not count towards the backoff (not the file's fa
 A file already in the store with the right bytes (a crash between rename and catalogue
 update) is adopted, not fetched.
 
-`max_bytes` bounds the store: bytes already fetched plus the files this run would add. The
-first file that would pass it stops the plan; it and everything after stay pending
-(`skipped_budget`). Each source has its manifest's `downloads` in flight at once (8 by
+The stage is a plan and a run: `plan_fetch` (ccmirror.fetch.plan, read-only) decides which
+files and how many bytes; `run_fetch` carries out exactly that plan. `max_bytes` caps what
+one run downloads: the first file that would pass it stops the plan; it and everything
+after stay pending (`skipped_budget`) for the next run, which may fetch `max_bytes` more;
+the store as a whole is capped by `[mirror] budget` (the plan's selection). Each source has its manifest's `downloads` in flight at once (8 by
 default; 16 at most to one host), `workers` at most in all;
 the catalogue is written only by the calling thread, fetched files in batches.
 """
@@ -29,26 +31,27 @@ import threading
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ccmirror.budget import budget_report, budget_selection, make_room
+from ccmirror.budget import budget_report, make_room
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
+from ccmirror.fetch.plan import FetchPlan, FetchTask, backoff_delay, plan_fetch
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight
 from ccmirror.fetch.record import Recorder
-from ccmirror.fetch.transport import Failed, Stopped, download, source_size
+from ccmirror.fetch.transport import Failed, Stopped, download
 from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.manifest import DEFAULT_DOWNLOADS
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine
+from ccmirror.results import StageResult
 
-__all__ = ["fetch"]
+__all__ = ["FetchPlan", "FetchResult", "backoff_delay", "fetch", "plan_fetch", "run_fetch"]
 
 log = logging.getLogger("ccmirror.fetch")
 MAX_THREADS = 64  # download threads at most (two per download in flight)
@@ -57,45 +60,7 @@ MAX_LISTED_FAILURES = 50
 # Consecutive files that never got an answer from a host before its other files are left
 # pending for this run (a host that is down must not cost minutes of backoff per file).
 UNREACHABLE_AFTER = 5
-BACKOFF_FIRST = timedelta(hours=1)
-BACKOFF_MAX = timedelta(days=7)
-
-
-def backoff_delay(fail_streak: int) -> timedelta:
-    """How long a file that failed `fail_streak` runs in a row waits: 0, 1 h, 2 h ... 7 d."""
-    if fail_streak <= 1:
-        return timedelta(0)  # one failure may be a passing fault: the next run tries again
-    if fail_streak > 12:  # 2**10 h is past the cap already; no huge powers
-        return BACKOFF_MAX
-    return min(BACKOFF_FIRST * 2 ** (fail_streak - 2), BACKOFF_MAX)
-
-
-def _deferred(row: sqlite3.Row, now: datetime) -> bool:
-    if row["status"] != "failed" or not row["fail_streak"] or not row["last_attempt"]:
-        return False
-    try:
-        last = datetime.strptime(row["last_attempt"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    except ValueError:
-        return False  # an unreadable stamp: try the file rather than strand it
-    return now < last + backoff_delay(row["fail_streak"])
-
-
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
-
-
-@dataclass
-class _Task:
-    file_id: int
-    source: str
-    source_id: str
-    name: str
-    url: str
-    size: int | None
-    md5: str | None
-    sha1: str | None
-    relpath: str
-    dest: Path
-    ticket: int = -1  # its turn to start downloading (InFlight), set when submitted
 
 
 @dataclass
@@ -108,7 +73,7 @@ class _Net:
 
 @dataclass
 class _Outcome:
-    task: _Task
+    task: FetchTask
     status: str  # fetched | failed | skipped (its host is down: stays as it was)
     reason: str | None = None
     hashes: dict[str, str] = field(default_factory=dict)
@@ -118,7 +83,7 @@ class _Outcome:
     cause: str | None = None  # why, in a few words (for the run's summary line)
 
 
-def _mismatch(task: _Task, size: int, hashes: dict[str, str]) -> str | None:
+def _mismatch(task: FetchTask, size: int, hashes: dict[str, str]) -> str | None:
     if task.size is not None and size != task.size:
         return f"size mismatch: expected {task.size}, got {size}"
     for algo in ("md5", "sha1"):
@@ -128,13 +93,13 @@ def _mismatch(task: _Task, size: int, hashes: dict[str, str]) -> str | None:
     return None
 
 
-def _verify(task: _Task, path: Path) -> tuple[str | None, int, dict[str, str]]:
+def _verify(task: FetchTask, path: Path) -> tuple[str | None, int, dict[str, str]]:
     size = path.stat().st_size
     hashes = hash_file(path, ("md5", "sha1", "sha256"))
     return _mismatch(task, size, hashes), size, hashes
 
 
-def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
+def _quarantine(mirror: Mirror, task: FetchTask, part: Path, reason: str) -> None:
     """Keep the bad bytes for an operator to look at, never in the store."""
     try:
         quarantine(
@@ -156,7 +121,7 @@ def _quarantine(mirror: Mirror, task: _Task, part: Path, reason: str) -> None:
 
 def _run_one(
     mirror: Mirror,
-    task: _Task,
+    task: FetchTask,
     stop: threading.Event,
     reporter: Reporter,
     down: set[str],
@@ -170,7 +135,7 @@ def _run_one(
 
 def _one(
     mirror: Mirror,
-    task: _Task,
+    task: FetchTask,
     stop: threading.Event,
     reporter: Reporter,
     down: set[str],
@@ -218,15 +183,48 @@ def _one(
         return _Outcome(task, "failed", f"local error: {e.strerror or e}")
 
 
-def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
-    return db.execute(
-        """SELECT f.id, f.item_id, f.name, f.size, f.md5, f.sha1, f.url, f.status,
-                  f.fail_streak, f.last_attempt, i.source, i.source_id
-           FROM files f JOIN items i ON i.id = f.item_id
-           WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
-             AND f.compact IS NOT 'derivative'  -- a compact tier fetches the derivative
-           ORDER BY i.popularity DESC, i.source, i.source_id, f.name"""
-    ).fetchall()
+@dataclass
+class FetchResult(StageResult):
+    """What a fetch run did; `failed > 0` means exit 1."""
+
+    considered: int = 0
+    fetched: int = 0
+    adopted: int = 0
+    bytes: int = 0
+    failed: int = 0
+    refused: int = 0
+    deferred: int = 0
+    skipped_budget: int = 0
+    skipped_unreachable: int = 0
+    store_bytes: int = 0
+    max_bytes: int | None = None
+    outside_budget: int | None = None  # with a [mirror] budget: files its selection leaves out
+    budget: dict[str, Any] | None = None  # with a [mirror] budget: budget_report
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in (
+                "considered",
+                "fetched",
+                "adopted",
+                "bytes",
+                "failed",
+                "refused",
+                "deferred",
+                "skipped_budget",
+                "skipped_unreachable",
+                "store_bytes",
+                "max_bytes",
+            )
+        }
+        if self.budget is not None:
+            out["outside_budget"] = self.outside_budget
+            out["budget"] = self.budget
+        out["failures"] = self.failures[:MAX_LISTED_FAILURES]
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
+        return out
 
 
 def fetch(
@@ -236,109 +234,126 @@ def fetch(
     workers: int | None = None,
     reporter: Reporter | None = None,
     retry_failed: bool = False,
-) -> dict[str, Any]:
-    """Fetch pending (and previously failed) files; return counts.
+) -> FetchResult:
+    """Plan and run one fetch: pending (and previously failed) files, most popular first.
 
-    Keys: considered, fetched, adopted, bytes (added to the store), failed (downloads
+    Counts: considered, fetched, adopted, bytes (downloaded in this run), failed (downloads
     tried in this run that failed), refused, deferred (failed before, waiting out their
-    backoff; `retry_failed` tries them anyway), skipped_budget, skipped_unreachable (left
-    pending: their host stopped answering), store_bytes (after the run), max_bytes,
-    failures (a sample of {source_id, name, reason}). `failed > 0` means exit 1.
+    backoff; `retry_failed` tries them anyway), skipped_budget (past `max_bytes`, this
+    run's cap), skipped_unreachable (left pending: their host stopped answering),
+    store_bytes (after the run), max_bytes, failures (a sample of {source_id, name, reason}).
     SourceUnreachable (exit 4) when a host never answered and nothing at all was fetched.
     """
-    reporter = reporter or NullReporter()
     need_encoder(mirror.manifest)  # a compact tier without an encoder: exit 2, nothing fetched
     prepare(mirror)  # compact tiers fetch the source's smaller derivative, not the original
-    db = mirror.db
-    counts: Counter[str] = Counter()
-    failures: list[dict[str, str]] = []
-    stored = store_bytes(db)
-    rows = _candidates(db)
-    counts["considered"] = len(rows)
-    held = budget_selection(mirror)
-    if held is not None:
-        # [mirror] budget: only the items the plan's selection holds (the one selection).
-        rows = [r for r in rows if r["item_id"] in held.chosen]
-        counts["outside_budget"] = counts["considered"] - len(rows)
+    plan = plan_fetch(mirror, max_bytes=max_bytes, retry_failed=retry_failed)
+    return run_fetch(mirror, plan, workers=workers, reporter=reporter)
 
-    plan: list[_Task] = []
-    planned_bytes = 0
-    now = datetime.now(UTC)
-    if not retry_failed:
-        waiting = [r for r in rows if _deferred(r, now)]
-        if waiting:
-            counts["deferred"] = len(waiting)
-            log.info("fetch: %d failed files wait out their backoff", len(waiting))
-            skip = {r["id"] for r in waiting}
-            rows = [r for r in rows if r["id"] not in skip]
-    for n, r in enumerate(rows):
-        try:
-            relpath = mirror.store_relpath(r["source"], r["source_id"], r["name"])
-        except UnsafeName as e:  # the name itself: refused for good
-            _set_status(db, r["id"], "refused", f"unsafe name: {e.message}")
-            counts["refused"] += 1
-            failures.append({"source_id": r["source_id"], "name": r["name"], "reason": e.message})
-            continue
-        try:
-            dest = mirror.abspath(relpath)
-        except UnsafeName as e:  # something on disk (a symlink) leads out: fix and rerun
-            _set_status(db, r["id"], "failed", f"unsafe path: {e.message}")
-            counts["failed"] += 1
-            failures.append({"source_id": r["source_id"], "name": r["name"], "reason": e.message})
-            continue
-        size = r["size"]
-        if size is None and max_bytes is not None:
-            size = source_size(r["url"] or "")
-            if size is None:
-                counts["skipped_budget"] += 1  # cannot be placed under a budget unseen
-                continue
-        if max_bytes is not None and stored + planned_bytes + size > max_bytes:
-            counts["skipped_budget"] += len(rows) - n
-            break
-        planned_bytes += size or 0
-        plan.append(
-            _Task(
-                r["id"],
-                r["source"],
-                r["source_id"],
-                r["name"],
-                r["url"] or "",
-                r["size"],
-                r["md5"],
-                r["sha1"],
-                relpath,
-                dest,
-            )
-        )
 
-    room = make_room(mirror, held, planned_bytes) if held is not None else {}
-    stop = threading.Event()
+def run_fetch(
+    mirror: Mirror,
+    plan: FetchPlan,
+    *,
+    workers: int | None = None,
+    reporter: Reporter | None = None,
+) -> FetchResult:
+    """Carry out `plan` exactly: record its refusals, download its tasks in order."""
+    reporter = reporter or NullReporter()
+    result = FetchResult(
+        considered=plan.considered,
+        deferred=plan.deferred,
+        skipped_budget=plan.skipped_budget,
+        max_bytes=plan.max_bytes,
+    )
+    if plan.deferred:
+        log.info("fetch: %d failed files wait out their backoff", plan.deferred)
+    for r in plan.refusals:
+        _set_status(mirror.db, r.file_id, r.status, r.reason)
+        if r.status == "refused":
+            result.refused += 1
+        else:
+            result.failed += 1
+        result.failures.append({"source_id": r.source_id, "name": r.name, "reason": r.message})
+
+    # [mirror] budget: files the selection no longer holds leave the store to make room.
+    room = make_room(mirror, plan.budget, plan.bytes) if plan.budget is not None else {}
     lanes = downloads_per_source(mirror, workers)
     workers = max(1, workers or min(sum(lanes.values()) or DEFAULT_DOWNLOADS, MAX_THREADS // 2))
-    net = _Net(Gate(workers), InFlight(workers, lanes))
-    disk_full: str | None = None
-    down: set[str] = set()  # hosts given up on for this run
-    why: dict[str, str] = {}  # host -> why it does not answer
-    misses: Counter[str] = Counter()  # consecutive unanswered files per host
-    origins = {urlsplit(t.url).netloc: _origin(t.url) for t in plan}
-    recorder = Recorder(db)  # fetched rows in batches (record.py)
-    if plan:  # no empty bar when there is nothing to do
-        reporter.start("fetch", planned_bytes, "bytes")
+    run = _Run(mirror, plan.tasks, workers, lanes, reporter, result)
+    if plan.tasks:  # no empty bar when there is nothing to do
+        reporter.start("fetch", plan.bytes, "bytes")
     try:
+        run.download_all()
+    finally:
+        run.recorder.flush()  # even when interrupted: what is in the store is recorded
+        reporter.finish()
+    if run.disk_full is not None:
+        left = len(plan.tasks) - result.fetched - result.failed
+        raise WorkFailed(
+            f"fetch stopped: {run.disk_full} under {mirror.store_dir} after {result.fetched}"
+            f" files; {left} wait for the next run (free space, or pass --max-bytes)"
+        )
+    if run.down and not result.fetched:
+        origins = {urlsplit(t.url).netloc: _origin(t.url) for t in plan.tasks}
+        hosts = "; ".join(f"{origins[h]} ({run.why[h]})" for h in sorted(run.down))
+        raise SourceUnreachable(
+            f"cannot reach {hosts}: nothing fetched,"
+            f" {result.skipped_unreachable} files left pending"
+        )
+    result.store_bytes = store_bytes(mirror.db)
+    if plan.budget is not None:
+        result.outside_budget = plan.outside_budget
+        result.budget = budget_report(plan.budget, result.store_bytes) | room
+    return result
+
+
+class _Run:
+    """The download loop of one run: a bounded queue in plan order on worker threads."""
+
+    def __init__(
+        self,
+        mirror: Mirror,
+        tasks: list[FetchTask],
+        workers: int,
+        lanes: dict[str, int],
+        reporter: Reporter,
+        result: FetchResult,
+    ) -> None:
+        self.mirror, self.tasks, self.workers = mirror, tasks, workers
+        self.reporter, self.result = reporter, result
+        self.stop = threading.Event()
+        self.disk_full: str | None = None
+        self.down: set[str] = set()  # hosts given up on for this run
+        self.why: dict[str, str] = {}  # host -> why it does not answer
+        self.misses: Counter[str] = Counter()  # consecutive unanswered files per host
+        self.net = _Net(Gate(workers), InFlight(workers, lanes))
+        self.recorder = Recorder(mirror.db)  # fetched rows in batches (record.py)
+
+    def download_all(self) -> None:
         # Twice the threads of downloads in flight: while one thread fsyncs and renames a
         # file that has arrived, another's requests are already out.
-        with ThreadPoolExecutor(max_workers=2 * workers, thread_name_prefix="fetch") as pool:
-            queue = iter(plan)
+        with ThreadPoolExecutor(max_workers=2 * self.workers, thread_name_prefix="fetch") as pool:
+            queue = iter(self.tasks)
             futures: set[Future[_Outcome]] = set()
 
             def refill() -> None:
                 # A bounded queue in plan order: most popular first, memory flat.
-                while len(futures) < 3 * workers and not stop.is_set():
+                while len(futures) < 3 * self.workers and not self.stop.is_set():
                     task = next(queue, None)
                     if task is None:
                         return
-                    task.ticket = net.inflight.ticket(task.source)
-                    futures.add(pool.submit(_run_one, mirror, task, stop, reporter, down, net))
+                    task.ticket = self.net.inflight.ticket(task.source)
+                    futures.add(
+                        pool.submit(
+                            _run_one,
+                            self.mirror,
+                            task,
+                            self.stop,
+                            self.reporter,
+                            self.down,
+                            self.net,
+                        )
+                    )
 
             try:
                 refill()
@@ -347,68 +362,35 @@ def fetch(
                     futures.difference_update(done)
                     refill()
                     for fut in done:
-                        try:
-                            outcome = fut.result()
-                        except Stopped:
-                            continue  # stopped for a full disk: the file stays as it was
-                        if outcome.status == "disk_full":
-                            disk_full = outcome.reason
-                            stop.set()
-                            continue
-                        _record(mirror, recorder, outcome, counts, failures)
-                        host = urlsplit(outcome.task.url).netloc
-                        misses[host] = misses[host] + 1 if outcome.unreachable else 0
-                        if outcome.unreachable:
-                            why[host] = outcome.cause or "no answer"
-                        if misses[host] >= UNREACHABLE_AFTER and host not in down:
-                            log.warning(
-                                "fetch: cannot reach %s (%s); its files wait for the next run",
-                                _origin(outcome.task.url),
-                                why[host],
-                            )
-                            down.add(host)
+                        self._done(fut)
             except BaseException:
                 # Interrupted: workers stop between chunks; .part files stay for resuming.
-                stop.set()
+                self.stop.set()
                 for fut in futures:
                     fut.cancel()
                 raise
-    finally:
-        recorder.flush()  # even when interrupted: what is in the store is recorded
-        reporter.finish()
-    if disk_full is not None:
-        left = len(plan) - counts["fetched"] - counts["failed"]
-        raise WorkFailed(
-            f"fetch stopped: {disk_full} under {mirror.store_dir} after {counts['fetched']}"
-            f" files; {left} wait for the next run (free space, or pass --max-bytes)"
-        )
-    if down and not counts["fetched"]:
-        hosts = "; ".join(f"{origins[h]} ({why[h]})" for h in sorted(down))
-        raise SourceUnreachable(
-            f"cannot reach {hosts}: nothing fetched,"
-            f" {counts['skipped_unreachable']} files left pending"
-        )
-    result: dict[str, Any] = {
-        k: counts[k]
-        for k in (
-            "considered",
-            "fetched",
-            "adopted",
-            "bytes",
-            "failed",
-            "refused",
-            "deferred",
-            "skipped_budget",
-            "skipped_unreachable",
-        )
-    }
-    result["store_bytes"] = store_bytes(db)
-    result["max_bytes"] = max_bytes
-    if held is not None:
-        result["outside_budget"] = counts["outside_budget"]
-        result["budget"] = budget_report(held, result["store_bytes"]) | room
-    result["failures"] = failures[:MAX_LISTED_FAILURES]
-    return result
+
+    def _done(self, fut: Future[_Outcome]) -> None:
+        try:
+            outcome = fut.result()
+        except Stopped:
+            return  # stopped for a full disk: the file stays as it was
+        if outcome.status == "disk_full":
+            self.disk_full = outcome.reason
+            self.stop.set()
+            return
+        _record(self.mirror, self.recorder, outcome, self.result)
+        host = urlsplit(outcome.task.url).netloc
+        self.misses[host] = self.misses[host] + 1 if outcome.unreachable else 0
+        if outcome.unreachable:
+            self.why[host] = outcome.cause or "no answer"
+        if self.misses[host] >= UNREACHABLE_AFTER and host not in self.down:
+            log.warning(
+                "fetch: cannot reach %s (%s); its files wait for the next run",
+                _origin(outcome.task.url),
+                self.why[host],
+            )
+            self.down.add(host)
 
 
 def downloads_per_source(mirror: Mirror, workers: int | None = None) -> dict[str, int]:
@@ -445,25 +427,21 @@ def _set_status(
         )
 
 
-def _record(
-    mirror: Mirror,
-    recorder: Recorder,
-    o: _Outcome,
-    counts: Counter[str],
-    failures: list[dict[str, str]],
-) -> None:
+def _record(mirror: Mirror, recorder: Recorder, o: _Outcome, result: FetchResult) -> None:
     t = o.task
     if o.status == "skipped":
-        counts["skipped_unreachable"] += 1
+        result.skipped_unreachable += 1
         return
     if o.status == "fetched":
         recorder.fetched(t.file_id, t.relpath, o.size, o.hashes)
-        counts["fetched"] += 1
-        counts["adopted"] += o.adopted
-        counts["bytes"] += o.size
+        result.fetched += 1
+        result.adopted += o.adopted
+        result.bytes += o.size
     else:
         # A host that never answered is not the file's fault: no backoff for that.
         _set_status(mirror.db, t.file_id, "failed", o.reason, backoff=not o.unreachable)
-        counts["failed"] += 1
-        failures.append({"source_id": t.source_id, "name": t.name, "reason": o.reason or "?"})
+        result.failed += 1
+        result.failures.append(
+            {"source_id": t.source_id, "name": t.name, "reason": o.reason or "?"}
+        )
         log.warning("fetch: %s/%s failed: %s", t.source_id, t.name, o.reason)

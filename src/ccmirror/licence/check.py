@@ -16,6 +16,7 @@ import sqlite3
 import stat
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -366,25 +367,47 @@ def totals(db: sqlite3.Connection) -> dict[str, Any]:
     return {"verdicts": verdicts, "licences": licences}
 
 
+@dataclass
+class CheckPlan:
+    """What a check run judges: `todo` (read again), `unchanged` (settled as recorded)."""
+
+    todo: list[sqlite3.Row] = field(default_factory=list)
+    unchanged: int = 0
+    policy: Policy | None = None
+
+
+def plan_check(mirror: Mirror) -> CheckPlan:
+    """The fetched files whose verdict must be (re)decided; reads the catalogue and lstats
+    the store, writes nothing. Unchanged files (size, mtime, key as recorded) are settled
+    with one lstat each."""
+    policy = Policy.from_config(mirror.manifest.licence)
+    rows = mirror.db.execute(_SELECT).fetchall()
+    probe = _Run(mirror, policy)
+    todo = [r for r in rows if not probe.unchanged(r)]
+    return CheckPlan(todo, len(rows) - len(todo), policy)
+
+
 def check(
     mirror: Mirror, *, reporter: Reporter | None = None, workers: int = WORKERS
 ) -> dict[str, Any]:
-    """Decide the verdict of every fetched file; returns counts (this run and in total).
+    """Decide the verdict of every fetched file; returns counts (this run and in total)."""
+    return run_check(mirror, plan_check(mirror), reporter=reporter, workers=workers)
 
-    Unchanged files (size, mtime, key as recorded) are settled in this thread with one
-    lstat each. The rest go `CHUNK` at a time through `workers` threads, which have the
-    silent worker processes of `licence.decode` read them; the catalogue is written in
+
+def run_check(
+    mirror: Mirror, plan: CheckPlan, *, reporter: Reporter | None = None, workers: int = WORKERS
+) -> dict[str, Any]:
+    """Judge the files of `plan`: `CHUNK` at a time through `workers` threads, which have
+    the silent worker processes of `licence.decode` read them; the catalogue is written in
     batches, each file's row only after its bytes are where it says.
     """
     reporter = reporter or NullReporter()
-    policy = Policy.from_config(mirror.manifest.licence)
-    rows = mirror.db.execute(_SELECT).fetchall()
+    policy = plan.policy or Policy.from_config(mirror.manifest.licence)
     run = _Run(mirror, policy)
-    reporter.start("check", total=len(rows), unit="files")
-    todo = [r for r in rows if not run.unchanged(r)]  # no pool for a no-op run
-    run.counts["unchanged"] += len(rows) - len(todo)
-    reporter.advance(len(rows) - len(todo))
-    rows = todo
+    reporter.start("check", total=len(plan.todo) + plan.unchanged, unit="files")
+    run.counts["unchanged"] += plan.unchanged
+    reporter.advance(plan.unchanged)
+    rows = plan.todo
 
     def some(chunk: list[sqlite3.Row]) -> None:
         run.prefetch(chunk)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ccmirror import __version__
@@ -22,7 +25,7 @@ from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
-from ccmirror.packs.assign import assign, retire_unpublishable
+from ccmirror.packs.assign import AssignPlan, plan_assign, retire_unpublishable, run_assign
 from ccmirror.packs.payload import (
     build_payload,
     fill_hashes,
@@ -45,7 +48,7 @@ from ccmirror.tiers import rank_items
 
 log = logging.getLogger("ccmirror.packs")
 
-__all__ = ["pack", "seal_pack"]
+__all__ = ["PackPlan", "pack", "plan_pack", "seal_pack"]
 
 
 def _pending_tiers(mirror: Mirror) -> set[int]:
@@ -66,24 +69,54 @@ def _pending_tiers(mirror: Mirror) -> set[int]:
     return out
 
 
-def _to_seal(mirror: Mirror, seal_partial: bool, seal_when_complete: bool) -> list[Any]:
-    rows = mirror.db.execute(
-        "SELECT p.*, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS n"
-        " FROM packs p WHERE status = 'open' AND is_metadata = 0 AND obsolete = 0"
-        " ORDER BY tier, seq"
-    ).fetchall()
-    newest = {}
-    for r in rows:
-        newest[r["tier"]] = r["id"]
-    pending = _pending_tiers(mirror) if seal_when_complete else set()
-    out = []
-    for r in rows:
-        if not r["n"]:
+@dataclass
+class PackPlan:
+    """What a pack run does: the files it assigns, the packs it seals (by name, in order)."""
+
+    assign: AssignPlan
+    seal: list[str] = field(default_factory=list)
+    seal_files: dict[str, int] = field(default_factory=dict)  # pack -> files in it
+    seal_bytes: dict[str, int] = field(default_factory=dict)
+
+
+def plan_pack(
+    mirror: Mirror,
+    *,
+    seal_partial: bool = False,
+    seal_when_complete: bool = False,
+    predicted: Iterable[sqlite3.Row] = (),
+    pending: set[int] | None = None,
+) -> PackPlan:
+    """Decide, reading only, what `pack` assigns and seals. A dry run passes the files it
+    expects to become publishable (`predicted`) and the tiers still waiting (`pending`)."""
+    plan = PackPlan(plan_assign(mirror, predicted))
+    packs: dict[str, list[int]] = {}  # name -> [tier, seq, files, bytes]
+    for r in mirror.db.execute(
+        "SELECT p.name, p.tier, p.seq, count(pf.file_id), coalesce(sum(f.size), 0)"
+        " FROM packs p LEFT JOIN pack_files pf ON pf.pack_id = p.id"
+        " LEFT JOIN files f ON f.id = pf.file_id"
+        " WHERE p.status = 'open' AND p.is_metadata = 0 AND p.obsolete = 0 GROUP BY p.id"
+    ):
+        packs[r[0]] = [r[1], r[2], r[3], r[4]]
+    for slot in plan.assign.slots:
+        if slot.files:
+            entry = packs.setdefault(slot.name, [slot.tier, slot.seq, 0, 0])
+            entry[2] += slot.files
+    for n, _fid, _path, size in plan.assign.entries:
+        packs[plan.assign.slots[n].name][3] += size
+    newest: dict[int, int] = {}
+    for tier, seq, _n, _b in packs.values():
+        newest[tier] = max(newest.get(tier, 0), seq)
+    if seal_when_complete and pending is None:
+        pending = _pending_tiers(mirror)
+    for name, (tier, seq, n, size) in sorted(packs.items(), key=lambda x: (x[1][0], x[1][1])):
+        if not n:
             continue
-        full = newest[r["tier"]] != r["id"]
-        if full or seal_partial or (seal_when_complete and r["tier"] not in pending):
-            out.append(r)
-    return out
+        full = newest[tier] != seq
+        if full or seal_partial or (seal_when_complete and tier not in (pending or set())):
+            plan.seal.append(name)
+            plan.seal_files[name], plan.seal_bytes[name] = n, size
+    return plan
 
 
 def _share_basis(mirror: Mirror) -> dict[int, float]:
@@ -312,13 +345,19 @@ def pack(
 
     reporter = reporter or NullReporter()
     retired = retire_unpublishable(mirror)
-    assigned = assign(mirror)
+    plan = plan_pack(mirror, seal_partial=seal_partial, seal_when_complete=seal_when_complete)
+    assigned = run_assign(mirror, plan.assign)
     repair = repair_torrents(mirror)
     sealed, missing = [], 0
-    to_seal = _to_seal(mirror, seal_partial, seal_when_complete)
-    basis = _share_basis(mirror) if to_seal else {}
-    for p in to_seal:
-        done = seal_pack(mirror, p["id"], reporter=reporter, basis=basis)
+    ids = {
+        r["name"]: r["id"]
+        for r in mirror.db.execute(
+            "SELECT id, name FROM packs WHERE status = 'open' AND is_metadata = 0 AND obsolete = 0"
+        )
+    }
+    basis = _share_basis(mirror) if plan.seal else {}
+    for name in plan.seal:
+        done = seal_pack(mirror, ids[name], reporter=reporter, basis=basis)
         missing += done.pop("missing")
         if done.pop("sealed"):
             sealed.append(done)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
@@ -91,48 +93,100 @@ def _candidates(mirror: Mirror) -> list[sqlite3.Row]:
     ).fetchall()
 
 
-class _Open:
-    """The open pack of a tier being filled."""
+@dataclass
+class Slot:
+    """One pack a plan fills: an open pack already in the catalogue, or a new one."""
 
-    def __init__(self, db: sqlite3.Connection, mirror_name: str, tier: int) -> None:
-        self.db, self.mirror_name, self.tier = db, mirror_name, tier
+    tier: int
+    seq: int
+    name: str
+    pack_id: int | None  # None: the run creates it
+    used: int = 0  # audio bytes in it (before and after the plan's files)
+    files: int = 0  # files the plan adds
+
+
+@dataclass
+class AssignPlan:
+    """Which unpacked files go into which pack; `entries` is (slot, file id, path, size)."""
+
+    slots: list[Slot] = field(default_factory=list)
+    entries: list[tuple[int, int, str, int]] = field(default_factory=list)
+    items: list[tuple[int, int]] = field(default_factory=list)  # (item id, tier)
+    missing: int = 0
+
+
+class _Open:
+    """The open pack of a tier being filled (read-only: new packs are slots of the plan)."""
+
+    def __init__(self, db: sqlite3.Connection, plan: AssignPlan, mirror_name: str, tier: int):
+        self.plan, self.mirror_name, self.tier = plan, mirror_name, tier
         r = db.execute(
-            "SELECT id, seq FROM packs WHERE tier = ? AND status = 'open' AND is_metadata = 0"
+            "SELECT id, seq, name FROM packs WHERE tier = ? AND status = 'open' AND is_metadata = 0"
             " AND obsolete = 0 ORDER BY seq DESC LIMIT 1",
             (tier,),
         ).fetchone()
-        self.id: int | None = r["id"] if r else None
-        self.used = 0
+        self.next_seq = db.execute(
+            "SELECT coalesce(max(seq), 0) + 1 FROM packs WHERE tier = ? AND is_metadata = 0",
+            (tier,),
+        ).fetchone()[0]
+        self.slot: int | None = None
         if r:
-            self.used = db.execute(
+            used = db.execute(
                 "SELECT coalesce(sum(f.size), 0) FROM pack_files pf JOIN files f"
                 " ON f.id = pf.file_id WHERE pf.pack_id = ?",
                 (r["id"],),
             ).fetchone()[0]
+            plan.slots.append(Slot(tier, r["seq"], r["name"], r["id"], used))
+            self.slot = len(plan.slots) - 1
+
+    @property
+    def id(self) -> int | None:
+        return self.slot
+
+    @property
+    def used(self) -> int:
+        return self.plan.slots[self.slot].used if self.slot is not None else 0
 
     def new(self) -> None:
-        seq = self.db.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM packs WHERE tier = ? AND is_metadata = 0",
-            (self.tier,),
-        ).fetchone()[0]
-        self.id = self.db.execute(
-            "INSERT INTO packs (name, tier, seq, status, created_at) VALUES (?, ?, ?, 'open', ?)",
-            (pack_name(self.mirror_name, self.tier, seq), self.tier, seq, utcnow()),
-        ).lastrowid
-        self.used = 0
+        seq, self.next_seq = self.next_seq, self.next_seq + 1
+        self.plan.slots.append(
+            Slot(self.tier, seq, pack_name(self.mirror_name, self.tier, seq), None)
+        )
+        self.slot = len(self.plan.slots) - 1
 
     def add(self, file_id: int, path: str, size: int) -> None:
-        if self.id is None:
+        if self.slot is None:
             self.new()
-        self.db.execute(
-            "INSERT INTO pack_files (pack_id, file_id, path) VALUES (?, ?, ?)",
-            (self.id, file_id, path),
+        slot = self.plan.slots[self.slot]
+        self.plan.entries.append((self.slot, file_id, path, size))
+        slot.used += size
+        slot.files += 1
+
+
+def _present(mirror: Mirror, r: sqlite3.Row) -> int | None:
+    """The store file's size when it is the file the catalogue lists, else None (logged)."""
+    try:
+        size = os.stat(mirror.abspath(r["store_path"])).st_size
+    except (OSError, UnsafeName) as e:  # gone, or a symlink planted to lead outside
+        log.error("%s:%s %s: store file unreadable: %s", r["source"], r["source_id"], r["name"], e)
+        return None
+    if r["size"] is not None and r["size"] != size:
+        log.error(
+            "%s:%s %s: store file has %d bytes, catalogue says %d",
+            r["source"],
+            r["source_id"],
+            r["name"],
+            size,
+            r["size"],
         )
-        self.used += size
+        return None
+    return size
 
 
-def assign(mirror: Mirror) -> dict[str, Any]:
-    """Put every publishable, unpacked file into a pack of its item's tier."""
+def plan_assign(mirror: Mirror, predicted: Iterable[sqlite3.Row] = ()) -> AssignPlan:
+    """Decide, without writing, which pack of its item's tier every publishable, unpacked
+    file goes to. `predicted` (a dry run): files not yet fetched or judged that are
+    expected to be publishable, at their catalogue size."""
     db = mirror.db
     cap = mirror.manifest.torrents.pack_size
     ranking = rank_items(db, mirror.manifest.tiers.shares)
@@ -140,53 +194,66 @@ def assign(mirror: Mirror) -> dict[str, Any]:
         it.id: n for n, it in enumerate(sorted(ranking, key=lambda it: (it.tier, -it.share, it.id)))
     }
     tier_of = {it.id: it.tier for it in ranking}
+    plan = AssignPlan()
     by_item: dict[int, list[tuple[int, str, int]]] = {}
-    missing = 0
     tiers = mirror.manifest.tiers
-    for r in _candidates(mirror):
+    found = [(r, True) for r in _candidates(mirror)] + [(r, False) for r in predicted]
+    for r, stored in sorted(found, key=lambda x: (x[0]["item_id"], x[0]["name"])):
         if r["item_id"] in tier_of and not in_quality(
             tiers.quality_of(tier_of[r["item_id"]]), r["copy_of"], r["compact"]
         ):
             continue  # an original waiting for its compact copy, or a copy in an original tier
-        try:
-            size = os.stat(mirror.abspath(r["store_path"])).st_size
-        except (OSError, UnsafeName) as e:  # gone, or a symlink planted to lead outside
-            log.error(
-                "%s:%s %s: store file unreadable: %s", r["source"], r["source_id"], r["name"], e
-            )
-            missing += 1
-            continue
-        if r["size"] is not None and r["size"] != size:
-            log.error(
-                "%s:%s %s: store file has %d bytes, catalogue says %d",
-                r["source"],
-                r["source_id"],
-                r["name"],
-                size,
-                r["size"],
-            )
-            missing += 1
+        size = _present(mirror, r) if stored else r["size"]
+        if size is None:
+            plan.missing += stored
             continue
         path = f"{r['source']}/{r['source_id']}/{r['name']}"
         by_item.setdefault(r["item_id"], []).append((r["id"], path, size))
-    files = items = 0
+    opened: dict[int, _Open] = {}
+    for item_id in sorted(by_item, key=lambda i: order.get(i, len(order))):
+        tier = tier_of[item_id]
+        op = opened.get(tier) or opened.setdefault(tier, _Open(db, plan, mirror.name, tier))
+        entries = by_item[item_id]
+        item_bytes = sum(s for _, _, s in entries)
+        if op.id is not None and op.used and op.used + item_bytes > cap and item_bytes <= cap:
+            op.new()  # keep the item in one pack: start the next one
+        for file_id, path, size in entries:
+            if op.used and op.used + size > cap:
+                op.new()
+            op.add(file_id, path, size)
+        plan.items.append((item_id, tier))
+    return plan
+
+
+def run_assign(mirror: Mirror, plan: AssignPlan) -> dict[str, Any]:
+    """Record `plan` in one transaction: its new packs, its files' places."""
+    db = mirror.db
+    ids: dict[int, int] = {}
     with transaction(db):
-        opened: dict[int, _Open] = {}
-        for item_id in sorted(by_item, key=lambda i: order.get(i, len(order))):
-            tier = tier_of[item_id]
-            op = opened.get(tier) or opened.setdefault(tier, _Open(db, mirror.name, tier))
-            entries = by_item[item_id]
-            item_bytes = sum(s for _, _, s in entries)
-            if op.id is not None and op.used and op.used + item_bytes > cap and item_bytes <= cap:
-                op.new()  # keep the item in one pack: start the next one
-            for file_id, path, size in entries:
-                if op.used and op.used + size > cap:
-                    op.new()
-                op.add(file_id, path, size)
-                db.execute(
-                    "UPDATE files SET size = ? WHERE id = ? AND size IS NULL", (size, file_id)
-                )
-                files += 1
-            items += 1
+        for n, slot in enumerate(plan.slots):
+            if slot.pack_id is not None:
+                ids[n] = slot.pack_id
+            elif slot.files:
+                ids[n] = db.execute(
+                    "INSERT INTO packs (name, tier, seq, status, created_at)"
+                    " VALUES (?, ?, ?, 'open', ?)",
+                    (slot.name, slot.tier, slot.seq, utcnow()),
+                ).lastrowid
+        for n, file_id, path, size in plan.entries:
+            db.execute(
+                "INSERT INTO pack_files (pack_id, file_id, path) VALUES (?, ?, ?)",
+                (ids[n], file_id, path),
+            )
+            db.execute("UPDATE files SET size = ? WHERE id = ? AND size IS NULL", (size, file_id))
+        for item_id, tier in plan.items:
             db.execute("UPDATE items SET tier = ? WHERE id = ? AND tier IS NULL", (tier, item_id))
-    return {"assigned_files": files, "assigned_items": items, "missing": missing}
+    return {
+        "assigned_files": len(plan.entries),
+        "assigned_items": len(plan.items),
+        "missing": plan.missing,
+    }
+
+
+def assign(mirror: Mirror) -> dict[str, Any]:
+    """Put every publishable, unpacked file into a pack of its item's tier."""
+    return run_assign(mirror, plan_assign(mirror))
