@@ -144,3 +144,61 @@ def test_index_page_and_tier_table_share_one_aggregation(tmp_path):
     assert abs(exact[-1]["cumulative_share"] - sum(it.share for it in ranked(m))) < 1e-12
     assert [t["files"] for t in exact] == [1, 3]
     m.close()
+
+
+def _reference(rows, shares):
+    """The ranking as it was computed in Python, item by item (the specification)."""
+    rows = sorted(rows, key=lambda r: (r[1], -r[2], r[0]))
+    totals: dict[str, float] = {}
+    for _, src, pop, _ in rows:
+        totals[src] = totals.get(src, 0.0) + max(pop, 0.0)
+    weighted = sum(1 for t in totals.values() if t > 0) or 1
+    cum: dict[str, float] = {}
+    out = {}
+    for item_id, src, pop, pinned in rows:
+        computed = tier_of(cum.get(src, 0.0), totals[src], shares)
+        cum[src] = cum.get(src, 0.0) + max(pop, 0.0)
+        share = max(pop, 0.0) / totals[src] / weighted if totals[src] > 0 else 0.0
+        out[item_id] = (pinned if pinned is not None else computed, share)
+    return out
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.sampled_from(["ia", "fma"]),
+            st.one_of(st.integers(0, 50), st.integers(-3, 10_000), st.just(7)),
+            st.one_of(st.none(), st.none(), st.none(), st.integers(1, 5)),
+            st.sampled_from(["ok", "ok", "ok", "refused"]),
+        ),
+        max_size=60,
+    ),
+    shares=st.sampled_from([(0.5, 0.9, 0.99, 1.0), (0.3, 1.0), (1.0,), (0.5, 0.8), (0.1, 0.2)]),
+)
+def test_sql_ranking_matches_the_item_by_item_rule(tmp_path_factory, items, shares):
+    """Tier boundaries found in SQL give every item the tier and share the item-by-item
+    walk gives it: ties, zero and negative popularity, pinned tiers, two sources."""
+    from ccmirror.catalogue import connect
+    from ccmirror.catalogue.tiers import ranking
+
+    db = connect(tmp_path_factory.mktemp("rank") / "c.sqlite")
+    with transaction(db):
+        db.executemany(
+            "INSERT INTO items (source, source_id, popularity, tier, status, first_seen,"
+            " harvested_at) VALUES (?, ?, ?, ?, ?, 'x', 'x')",
+            [(src, str(n), pop, pin, status) for n, (src, pop, pin, status) in enumerate(items)],
+        )
+    rows = [
+        (r["id"], r["source"], r["popularity"], r["tier"])
+        for r in db.execute("SELECT * FROM items WHERE status = 'ok'")
+    ]
+    want = _reference(rows, shares)
+    rk = ranking(db, shares)
+    sel, params = rk.ranked_sql()
+    got = {r["id"]: (r["tier"], r["share"]) for r in db.execute(sel, params)}
+    assert got.keys() == want.keys()
+    for item_id, (tier, share) in want.items():
+        assert got[item_id][0] == tier, (item_id, got[item_id], tier)
+        assert abs(got[item_id][1] - share) < 1e-12
+    db.close()

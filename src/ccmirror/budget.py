@@ -90,16 +90,15 @@ def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
 
 def budget_report(sel: Selection, stored: int) -> dict[str, Any]:
     """What a run reports about its budget: whether the budget is what stops growth."""
-    chosen = [it for it in sel.items if it.id in sel.chosen]
-    left_out = len(sel.items) - len(chosen)
-    selected = sum(it.bytes for it in chosen)
+    left_out = sel.total_items - sel.items
+    selected = sel.bytes
     return {
         "budget": sel.budget,
         "selected_bytes": selected,
-        "selected_items": len(chosen),
+        "selected_items": sel.items,
         "left_out_items": left_out,
         "store_bytes": stored,
-        "popularity_share": round(sum(it.share for it in chosen), 6),
+        "popularity_share": round(sel.share, 6),
         "cut_tier": sel.cut_tier,
         "stopped_by_budget": left_out > 0,
         "note": (

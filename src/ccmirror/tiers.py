@@ -18,12 +18,13 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
+from ccmirror.catalogue.selection import Sizing, cut_items, held_items
+from ccmirror.catalogue.selection import sums as selection_sums
+from ccmirror.catalogue.tiers import EPS, Ranking, iter_ranked, last_tier, ranking, tier_sums
 from ccmirror.compact.estimate import kept_bytes_sql, original_bytes_sql
 from ccmirror.licence import publishable_verdicts
 from ccmirror.manifest import Manifest
 from ccmirror.mirror import Mirror
-
-EPS = 1e-12
 
 
 @dataclass
@@ -50,34 +51,24 @@ def tier_of(cum_before: float, total: float, shares: tuple[float, ...]) -> int:
         if frac < s - EPS:
             return k
     # Only zero-popularity items reach here when shares end at 1.0: the last tier.
-    return len(shares) if shares[-1] >= 1.0 - EPS else len(shares) + 1
+    return last_tier(shares)
 
 
 def rank_items(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[RankedItem]:
-    """Every item with status 'ok', ranked per source, with its share and tier."""
-    rows = db.execute(
-        "SELECT id, source, source_id, popularity, tier FROM items WHERE status = 'ok'"
-        " ORDER BY source, popularity DESC, id"
-    ).fetchall()
-    totals: dict[str, float] = {}
-    for r in rows:
-        totals[r["source"]] = totals.get(r["source"], 0.0) + max(r["popularity"], 0.0)
-    weighted = sum(1 for t in totals.values() if t > 0) or 1
-    out: list[RankedItem] = []
-    cum: dict[str, float] = {}
-    for r in rows:
-        src, pop = r["source"], max(r["popularity"], 0.0)
-        total = totals[src]
-        computed = tier_of(cum.get(src, 0.0), total, shares)
-        cum[src] = cum.get(src, 0.0) + pop
-        share = pop / total / weighted if total > 0 else 0.0
-        pinned = r["tier"] is not None
-        out.append(
-            RankedItem(
-                r["id"], src, r["source_id"], pop, share, r["tier"] if pinned else computed, pinned
-            )
-        )
-    return out
+    """Every item with status 'ok', ranked per source, with its share and tier (the
+    ranking is SQL, `catalogue.tiers`; this list is for callers that need every item)."""
+    return [
+        RankedItem(
+            r["id"],
+            r["source"],
+            r["source_id"],
+            r["popularity"],
+            r["share"],
+            r["tier"],
+            bool(r["pinned"]),
+        )  # fmt: skip
+        for r in iter_ranked(db, ranking(db, shares))
+    ]
 
 
 def _attach_files(
@@ -136,6 +127,10 @@ def summarise(items: list[RankedItem], ndigits: int | None = 6) -> list[dict[str
         t["popularity_share"] += it.share
         if it.compact:
             t["quality"] = "compact"
+    return _cumulate(tiers, ndigits)
+
+
+def _cumulate(tiers: dict[int, dict[str, Any]], ndigits: int | None = 6) -> list[dict[str, Any]]:
     out, cum_bytes, cum_share = [], 0, 0.0
     for k in sorted(tiers):
         t = tiers[k]
@@ -153,109 +148,187 @@ def summarise(items: list[RankedItem], ndigits: int | None = 6) -> list[dict[str
 
 def tier_table(mirror: Mirror) -> dict[str, Any]:
     """Per tier: items, files, bytes, share of popularity, cumulative bytes and share;
-    the same per source under `sources`."""
-    items = ranked(mirror)
-    per_source: dict[str, list[RankedItem]] = {}
-    for it in items:
-        per_source.setdefault(it.source, []).append(it)
+    the same per source under `sources`. Aggregated in SQLite (memory does not grow with
+    the catalogue); `estimated_bytes` of the bytes are estimates (sizes not known before
+    fetch), `unsized_files` have neither a size nor an estimate."""
+    m = mirror.manifest
+    compact = m.tiers.compact_tiers
+    kept = kept_bytes_sql(m.compact.bitrate) if compact else "0"
+    rows = tier_sums(
+        mirror.db,
+        ranking(mirror.db, m.tiers.shares),
+        publishable_verdicts(m.licence.require_embedded),
+        compact,
+        original_bytes_sql(),
+        kept,
+    )
+    whole: dict[int, dict[str, Any]] = {}
+    per: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in rows:
+        for t in (
+            whole.setdefault(r["tier"], _sum_row(r["tier"])),
+            per.setdefault(r["source"], {}).setdefault(r["tier"], _sum_row(r["tier"])),
+        ):
+            for k in ("items", "files", "bytes", "original_bytes", "estimated_bytes"):
+                t[k] += r[k]
+            t["unsized_files"] += r["unsized"]
+            t["popularity_share"] += r["share"]
+            if r["compact"]:
+                t["quality"] = "compact"
+    tiers = _cumulate(whole)
     return {
-        "shares": list(mirror.manifest.tiers.shares),
-        "items": len(items),
-        "bytes": sum(it.bytes for it in items),
-        "tiers": summarise(items),
-        "sources": {src: summarise(its) for src, its in sorted(per_source.items())},
+        "shares": list(m.tiers.shares),
+        "items": sum(t["items"] for t in tiers),
+        "bytes": sum(t["bytes"] for t in tiers),
+        "estimated_bytes": sum(t["estimated_bytes"] for t in tiers),
+        "unsized_files": sum(t["unsized_files"] for t in tiers),
+        "tiers": tiers,
+        "sources": {src: _cumulate(per[src]) for src in sorted(per)},
+    }
+
+
+def _sum_row(tier: int) -> dict[str, Any]:
+    return {
+        "tier": tier,
+        "items": 0,
+        "files": 0,
+        "bytes": 0,
+        "popularity_share": 0.0,
+        "quality": "original",
+        "original_bytes": 0,
+        "estimated_bytes": 0,
+        "unsized_files": 0,
     }
 
 
 @dataclass
 class Selection:
-    """What a budget holds (`select`): the items, their bytes and share, tier by tier."""
+    """What a budget holds (`select`): per-tier figures and how to list the held items.
+
+    Computed in SQLite without an object per item: `chosen` (the ids of the items held) is
+    built on first use, for callers that filter by it; `tiers` are the plan's rows."""
 
     budget: int
-    items: list[RankedItem]  # every ranked item
-    chosen: set[int]  # ids of the items the budget holds
     cut_tier: int | None
     fixed_bytes: int  # of items sealed in packs: held whatever the budget (never deleted)
+    tiers: list[dict[str, Any]]
+    picked: set[int]  # items of the cut tier the budget holds
+    db: sqlite3.Connection
+    ranking: Ranking
+    sealed_first: bool
+    _chosen: set[int] | None = None
+
+    @property
+    def items(self) -> int:
+        return sum(t["items"] for t in self.tiers)
+
+    @property
+    def bytes(self) -> int:
+        return sum(t["bytes"] for t in self.tiers)
+
+    @property
+    def share(self) -> float:
+        return sum(t["share"] for t in self.tiers)
+
+    @property
+    def total_items(self) -> int:
+        return sum(t["tier_items"] for t in self.tiers)
+
+    @property
+    def chosen(self) -> set[int]:
+        """Ids of the items the budget holds (built once, from a cursor)."""
+        if self._chosen is None:
+            held = set(held_items(self.db, self.ranking, self.sealed_first, self.cut_tier))
+            self._chosen = held | self.picked
+        return self._chosen
 
 
-def _sealed_items(db: sqlite3.Connection) -> set[int]:
-    return {
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT f.item_id FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
-            " JOIN files f ON f.id = pf.file_id WHERE p.status = 'sealed' AND p.obsolete = 0"
-            " AND p.is_metadata = 0"
-        )
-    }
+def _sizing(mirror: Mirror) -> Sizing:
+    m = mirror.manifest
+    compact = tuple(m.tiers.compact_tiers)
+    return Sizing(
+        publishable_verdicts(m.licence.require_embedded),
+        compact,
+        original_bytes_sql(),
+        kept_bytes_sql(m.compact.bitrate) if compact else "0",
+    )
+
+
+def _plan_row(tier: int, sealed: dict[str, Any] | None, rest: dict[str, Any] | None) -> dict:
+    row = {"tier": tier, "included": "none", "items": 0, "files": 0, "bytes": 0, "share": 0.0}
+    row["estimated_bytes"] = 0
+    for part in (sealed, rest):
+        if part:
+            row["tier_items"] = row.get("tier_items", 0) + part["items"]
+            row["tier_bytes"] = row.get("tier_bytes", 0) + part["bytes"]
+            row["tier_original_bytes"] = row.get("tier_original_bytes", 0) + part["original_bytes"]
+            row["tier_estimated_bytes"] = row.get("tier_estimated_bytes", 0) + part["est_bytes"]
+    return row
+
+
+def _take(row: dict[str, Any], part: dict[str, Any]) -> None:
+    row["items"] += part["items"]
+    row["files"] += part["files"]
+    row["bytes"] += part["bytes"]
+    row["estimated_bytes"] += part["est_bytes"]
+    row["share"] += part["share"]
 
 
 def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selection:
     """The one budget selection (plan, fetch and sync use it): items sealed in packs first
     (they stay, seeded, whatever the budget), then whole tiers, most popular first; the
     tier the budget cuts is filled by popularity per byte (greedy, skipping items that do
-    not fit); later tiers are left out. Compact tiers count at their compact size.
-    `sealed_first=False` plans a fresh mirror (what-if figures, bench/coverage.py)."""
+    not fit); later tiers are left out. Compact tiers count at their compact size; a size
+    not known before fetch counts as its estimate. `sealed_first=False` plans a fresh
+    mirror (what-if figures, bench/coverage.py). Aggregates and the cut tier's items
+    stream from SQLite: memory does not grow with the catalogue."""
     if budget < 0:
         raise ValueError("budget must not be negative")
-    items = ranked(mirror)
-    sealed = _sealed_items(mirror.db) if sealed_first else set()
-    chosen = {it.id for it in items if it.id in sealed}
-    fixed = sum(it.bytes for it in items if it.id in chosen)
-    used = fixed
-    by_tier: dict[int, list[RankedItem]] = {}
-    for it in items:
-        if it.id not in chosen:
-            by_tier.setdefault(it.tier, []).append(it)
-    cut_tier: int | None = None
-    for k in sorted(by_tier):
-        its = by_tier[k]
-        tier_bytes = sum(it.bytes for it in its)
-        if used + tier_bytes <= budget:
-            chosen.update(it.id for it in its)
-            used += tier_bytes
+    db, sz = mirror.db, _sizing(mirror)
+    rk = ranking(db, mirror.manifest.tiers.shares)
+    parts = selection_sums(db, rk, sz, sealed_first)
+    tiers = sorted({k for k, _ in parts})
+    rows = {k: _plan_row(k, parts.get((k, 1)), parts.get((k, 0))) for k in tiers}
+    fixed = sum(p["bytes"] for (_, sealed), p in parts.items() if sealed)
+    for (k, sealed), p in parts.items():
+        if sealed:
+            _take(rows[k], p)
+    used, cut, picked = fixed, None, set()
+    for k in tiers:
+        rest = parts.get((k, 0))
+        if rest is None:
             continue
-        cut_tier = k
-        # Most listening per byte first; items of unknown (0) size cost nothing.
-        order = sorted(its, key=lambda it: (-(it.share / it.bytes if it.bytes else 1e300), it.id))
-        for it in order:
-            if used + it.bytes <= budget:
-                chosen.add(it.id)
-                used += it.bytes
-        break
-    return Selection(budget, items, chosen, cut_tier, fixed)
+        if cut is None and used + rest["bytes"] <= budget:
+            _take(rows[k], rest)
+            used += rest["bytes"]
+            continue
+        if cut is None:
+            cut = k
+            for r in cut_items(db, rk, sz, sealed_first, k):
+                if used + r["bytes"] <= budget:
+                    picked.add(r["id"])
+                    used += r["bytes"]
+                    _take(rows[k], {**dict(r), "items": 1})
+                elif used >= budget:
+                    break  # zero-byte items came first: nothing else can fit
+    for row in rows.values():
+        n = row["items"]
+        row["included"] = "full" if n == row["tier_items"] else "partial" if n else "none"
+    return Selection(budget, cut, fixed, [rows[k] for k in tiers], picked, db, rk, sealed_first)
 
 
 def plan(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> dict[str, Any]:
     """What a storage budget buys (`select`), per tier: included (full, partial, none),
-    items, files, bytes, share of listening, share per byte."""
+    items, files, bytes (estimated_bytes of them estimates), share of listening, share
+    per byte."""
     sel = select(mirror, budget, sealed_first=sealed_first)
-    by_tier: dict[int, list[RankedItem]] = {}
-    for it in sel.items:
-        by_tier.setdefault(it.tier, []).append(it)
-    rows: list[dict[str, Any]] = []
-    for k in sorted(by_tier):
-        its = by_tier[k]
-        picked = [it for it in its if it.id in sel.chosen]
-        included = "full" if len(picked) == len(its) else "partial" if picked else "none"
-        picked_bytes = sum(it.bytes for it in picked)
-        share = sum(it.share for it in picked)
-        rows.append(
-            {
-                "tier": k,
-                "included": included,
-                "quality": mirror.manifest.tiers.quality_of(k),
-                "items": len(picked),
-                "files": sum(it.files for it in picked),
-                "bytes": picked_bytes,
-                "popularity_share": round(share, 6),
-                "share_per_byte": share / picked_bytes if picked_bytes else None,
-                "tier_items": len(its),
-                "tier_bytes": sum(it.bytes for it in its),
-                "tier_original_bytes": sum(it.original_bytes for it in its),
-            }
-        )
-    chosen = [it for it in sel.items if it.id in sel.chosen]
-    used = sum(it.bytes for it in chosen)
+    rows = []
+    for t in sel.tiers:
+        row = {k: v for k, v in t.items() if k != "share"}
+        row["quality"] = mirror.manifest.tiers.quality_of(t["tier"])
+        row["popularity_share"] = round(t["share"], 6)
+        row["share_per_byte"] = t["share"] / t["bytes"] if t["bytes"] else None
+        rows.append(row)
     note = (
         "everything fits"
         if sel.cut_tier is None
@@ -264,18 +337,23 @@ def plan(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> dict[str,
     )
     if sel.fixed_bytes > budget:
         note = "the packs already sealed hold more than the budget: they stay, nothing is added"
+    estimated = sum(t["tier_estimated_bytes"] for t in sel.tiers)
+    if estimated:
+        note += "; sizes of files not fetched yet are estimates (bit rate x duration)"
     return {
         "budget": budget,
-        "bytes": used,
-        "items": len(chosen),
-        "files": sum(it.files for it in chosen),
-        "popularity_share": round(sum(it.share for it in chosen), 6),
+        "bytes": sel.bytes,
+        "estimated_bytes": sum(t["estimated_bytes"] for t in sel.tiers),
+        "items": sel.items,
+        "files": sum(t["files"] for t in sel.tiers),
+        "popularity_share": round(sel.share, 6),
         "cut_tier": sel.cut_tier,
         "sealed_bytes": sel.fixed_bytes,
         "compact_tiers": list(mirror.manifest.tiers.compact_tiers),
         "note": note,
         "tiers": rows,
-        "total_items": len(sel.items),
-        "total_bytes": sum(it.bytes for it in sel.items),
-        "total_original_bytes": sum(it.original_bytes for it in sel.items),
+        "total_items": sel.total_items,
+        "total_bytes": sum(t["tier_bytes"] for t in sel.tiers),
+        "total_original_bytes": sum(t["tier_original_bytes"] for t in sel.tiers),
+        "total_estimated_bytes": estimated,
     }

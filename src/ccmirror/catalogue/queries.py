@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.tiers import ranking, tier_file_rows, tier_items
+
 
 def store_bytes(db: sqlite3.Connection) -> int:
     """Bytes the store holds: fetched files still in `store/` (not quarantined, not an
@@ -64,27 +66,15 @@ def _tier_row(tier: int) -> dict[str, Any]:
 
 
 def tier_status(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[dict[str, Any]]:
-    """Per tier (the tiers module's ranking of 'ok' items): items, files, files fetched,
-    bytes stored, files by verdict, files in live packs, and packs sealed/open/obsolete
-    (by the tier a pack was made for). Read-only."""
-    from ccmirror.tiers import rank_items  # tiers imports the mirror, which needs catalogue
-
-    tier_of = {it.id: it.tier for it in rank_items(db, shares)}
+    """Per tier (the ranking of 'ok' items, `catalogue.tiers`): items, files, files
+    fetched, bytes stored, files by verdict, files in live packs, and packs
+    sealed/open/obsolete (by the tier a pack was made for). Read-only; aggregates in SQL."""
     rows: dict[int, dict[str, Any]] = {}
-    for t in tier_of.values():
-        rows.setdefault(t, _tier_row(t))["items"] += 1
-    for r in db.execute(
-        "SELECT f.item_id, f.verdict, count(*) AS n,"
-        " sum(f.status = 'fetched') AS fetched,"
-        " coalesce(sum(CASE WHEN f.status = 'fetched' THEN f.size END), 0) AS stored,"
-        " sum(EXISTS (SELECT 1 FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
-        "  WHERE pf.file_id = f.id AND p.obsolete = 0 AND p.is_metadata = 0)) AS packed"
-        " FROM files AS f GROUP BY f.item_id, f.verdict"
-    ):
-        tier = tier_of.get(r["item_id"])
-        if tier is None:  # refused, dark, empty or withdrawn items have no tier
-            continue
-        row = rows[tier]
+    rk = ranking(db, shares)
+    for tier, n in tier_items(db, rk).items():
+        rows.setdefault(tier, _tier_row(tier))["items"] = n
+    for r in tier_file_rows(db, rk):
+        row = rows[r["tier"]]
         row["files"] += r["n"]
         row["fetched"] += r["fetched"]
         row["bytes_stored"] += r["stored"]

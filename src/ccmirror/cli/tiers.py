@@ -40,6 +40,7 @@ def _tiers_table(r: dict[str, Any]) -> str:
             t["items"],
             t["files"],
             format_size(t["bytes"]),
+            format_size(t["estimated_bytes"]),
             _pct(t["popularity_share"]),
             _pct(t["cumulative_share"]),
             format_size(t["cumulative_bytes"]),
@@ -50,7 +51,7 @@ def _tiers_table(r: dict[str, Any]) -> str:
     ]
     return format_table(
         (
-            "tier", "items", "files", "bytes", "share", "cum. share", "cum. bytes", "quality",
+            "tier", "items", "files", "bytes", "of it est.", "share", "cum. share", "cum. bytes", "quality",
             "share/GB",
         ),
         rows,
@@ -64,7 +65,8 @@ def tiers(manifest: str) -> None:
     """Show the popularity tiers: items, files, bytes and share of listening per tier.
 
     Tier k holds the items that bring each source's cumulative popularity up to the
-    manifest's [tiers] shares[k]. Sizes of files not yet fetched are the source's figures.
+    manifest's [tiers] shares[k]. Sizes of files not yet fetched are the source's figures,
+    else estimates (bit rate x duration): the "of it est." column.
 
     \b
     Example:
@@ -88,8 +90,9 @@ def _plan_table(r: dict[str, Any]) -> str:
         for t in r["tiers"]
     ]
     head = (
-        f"Budget {format_size(r['budget'])}: {r['items']} items, {format_size(r['bytes'])},"
-        f" {_pct(r['popularity_share'])} of listening ({r['note']})."
+        f"Budget {format_size(r['budget'])}: {r['items']} items, {format_size(r['bytes'])}"
+        + (f" ({format_size(r['estimated_bytes'])} estimated)," if r["estimated_bytes"] else ",")
+        + f" {_pct(r['popularity_share'])} of listening ({r['note']})."
     )
     if not rows:
         return head

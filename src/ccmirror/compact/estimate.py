@@ -69,4 +69,5 @@ def kept_bytes_sql(bitrate: int) -> str:
 def original_bytes_sql() -> str:
     """Bytes the store keeps for file `f` when its item is in a tier of originals: copies
     (only made for compact tiers) count nothing there."""
-    return "(CASE WHEN f.copy_of IS NOT NULL THEN 0 ELSE coalesce(f.size, 0) END)"
+    # A size not known before fetch counts as its estimate (files.est_size).
+    return "(CASE WHEN f.copy_of IS NOT NULL THEN 0 ELSE coalesce(f.size, f.est_size, 0) END)"
