@@ -497,3 +497,54 @@ def test_audio_gone_from_source_keeps_the_fetched_copy(dataset, data_dir, write_
     # A file not yet in the store is gone for good: the track has no audio.
     assert items["000003"]["status"] == "empty" and "000003" not in files
     assert result["updated"] == 1 and result["unchanged"] == 7
+
+
+def test_sizes_before_fetch_are_estimated_and_plan_says_so(tmp_path, write_manifest):
+    """With audio from a base URL nothing has a size yet: plan and tiers count bit rate x
+    duration (256 kbit/s x 168 s = 5,376,000 bytes a track) as estimated bytes; a track
+    without a bit rate has no estimate; a real size, once known, replaces the estimate."""
+    from ccmirror.tiers import plan, tier_table
+
+    rows = [track_row(n, licence=CC0) for n in (2, 3, 4)]
+    rows.append(track_row(5, licence=CC0, track_bit_rate=""))
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", rows)
+    with _mirror(write_manifest, _fma(meta, audio_base_url="http://127.0.0.1:9/")) as m:
+        harvest(m)
+        est = 256000 * 168 // 8
+        assert sorted(f["est_size"] or 0 for f in _files(m).values()) == [0, est, est, est]
+        table = tier_table(m)
+        assert table["bytes"] == table["estimated_bytes"] == 3 * est
+        assert table["unsized_files"] == 1
+        r = plan(m, 2 * est)
+        assert r["total_bytes"] == 3 * est and r["cut_tier"] is not None
+        assert r["bytes"] <= 2 * est and r["estimated_bytes"] == r["bytes"] > 0
+        assert "estimates" in r["note"]
+        m.db.execute("UPDATE files SET size = 1000 WHERE name = '000004.mp3'")
+        after = tier_table(m)
+        assert after["bytes"] == 2 * est + 1000 and after["estimated_bytes"] == 2 * est
+        # Harvest again: the estimate stays beside the real size; nothing is rewritten.
+        again = harvest(m)
+        assert again["unchanged"] == 4 and again["updated"] == 0
+        assert tier_table(m)["bytes"] == 2 * est + 1000
+
+
+def test_batches_and_the_fingerprint_voided_by_other_writes(tmp_path, write_manifest, monkeypatch):
+    """Rows go in batches (here of 3, over 8 rows): every track lands once; a second
+    harvest writes nothing; a write to an item by anything but the harvest (a takedown,
+    a hand edit) voids its fingerprint, so the next harvest plans that row again."""
+    import ccmirror.sources.fma as fma
+
+    monkeypatch.setattr(fma, "BATCH", 3)
+    rows = [track_row(n, licence=CC0) for n in range(2, 10)]
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", rows)
+    with _mirror(write_manifest, _fma(meta, audio_base_url="http://127.0.0.1:9/")) as m:
+        first = harvest(m)
+        assert first["new"] == 8 and len(_items(m)) == 8 and len(_files(m)) == 8
+        assert all(i["fingerprint"] for i in _items(m).values())
+        again = harvest(m)
+        assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, 8)
+        m.db.execute("UPDATE items SET title = 'edited' WHERE source_id = '000004'")
+        assert _items(m)["000004"]["fingerprint"] is None
+        third = harvest(m)
+        assert (third["updated"], third["unchanged"]) == (1, 7)
+        assert _items(m)["000004"]["title"] == "Track 4"

@@ -4,8 +4,12 @@ An item is a track: `source_id` is the zero-padded track id (`000002`), the same
 the dataset's audio archives and the store use (`store/fma/000002/000002.mp3`).
 Popularity is `track_listens`. The declared licence goes through the harvest gate
 (`ccmirror.licence.judge_declared`); refused tracks stay in the catalogue with the
-gate's reason and are never fetched. Harvest is incremental: a track whose catalogue
-rows already say what the dataset says is not written at all.
+gate's reason and are never fetched. Harvest is incremental and batched: each item keeps
+a compact fingerprint (`items.fingerprint`) of the dataset row, the audio found for it and
+the licence policy; a batch of rows is looked up in one indexed query and a row whose
+fingerprint is unchanged is neither planned nor written. Changes go in one transaction
+per batch, new rows with executemany. Before fetch a file's size is estimated from the
+row's bit rate x duration (`files.est_size`); a zip member's size is exact.
 """
 
 from __future__ import annotations
@@ -39,7 +43,9 @@ from ccmirror.sources.fma.metadata import read_tracks as read_tracks
 log = logging.getLogger("ccmirror.sources.fma")
 
 SOURCE = "fma"
-BATCH = 500
+BATCH = 5000  # rows per lookup and per transaction
+# Bumped when what a plan makes of a row changes: every track is planned again once.
+FINGERPRINT_VERSION = 1
 # Item columns the harvest owns, in the order used for writes and fingerprints.
 ITEM_COLUMNS = (
     "title",
@@ -70,18 +76,37 @@ class Planned:
     source_id: str
     item: dict[str, Any]
     audio: Audio | None
+    est_size: int | None = None  # bytes from bit rate x duration, when the size is unknown
+    raw: str = ""  # `raw_fingerprint` of the row that made it
 
     def fingerprint(self) -> str:
-        return _fingerprint(self.item, self.audio)
+        """What `items.fingerprint` records: the row's fingerprint, then the plan's."""
+        values = [self.item[c] for c in ITEM_COLUMNS]
+        values[ITEM_COLUMNS.index("popularity")] = float(self.item["popularity"] or 0)
+        a = self.audio
+        audio = (a.name, a.url, a.size, a.sha1, a.format) if a else None
+        text = json.dumps([values, audio, self.est_size], default=str)
+        return f"{self.raw}:{hashlib.blake2b(text.encode(), digest_size=8).hexdigest()}"
 
 
-def _fingerprint(item: dict[str, Any], audio: Audio | tuple[Any, ...] | None) -> str:
-    values = [item[c] for c in ITEM_COLUMNS]
-    values[ITEM_COLUMNS.index("popularity")] = float(item["popularity"] or 0)
-    if isinstance(audio, Audio):
-        audio = (audio.name, audio.url, audio.size, audio.sha1, audio.format)
-    raw = json.dumps([values, list(audio) if audio else None], default=str)
-    return hashlib.sha1(raw.encode("utf-8")).hexdigest()
+def raw_fingerprint(
+    t: Track, audio: Audio | None, missing: str | None, salt: str, album: Any = None
+) -> str:
+    """16 hex digits over everything a plan depends on: the row, its album's row, the
+    audio found, the licence policy (`salt`). Equal fingerprints: the same plan."""
+    h = hashlib.blake2b(salt.encode(), digest_size=8)
+    h.update("\x1f".join(t.row.values()).encode("utf-8", "surrogatepass"))
+    h.update(repr((audio, missing, album)).encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
+
+
+def estimate_size(bit_rate: str, duration: str) -> int | None:
+    """Bytes of a track of `bit_rate` bit/s lasting `duration` ('02:48'), if both known."""
+    seconds = _duration(duration)
+    rate = _int(bit_rate)
+    if not seconds or not rate:
+        return None
+    return rate * seconds // 8
 
 
 def harvest_source(
@@ -105,7 +130,6 @@ def harvest_source(
         audio.kind,
         audio.checksums,
     )
-    existing = _existing(mirror.db)
     stats = ReadStats()
     # The IA source's keys (found ... refused), then FMA's own.
     result: dict[str, Any] = {
@@ -133,8 +157,9 @@ def harvest_source(
                 tracks = heapq.nlargest(
                     source.max_items, tracks, key=lambda t: (t.listens, -t.track_id)
                 )
-            for batch in _batches(_plan(t, audio, gate, albums) for t in tracks):
-                _write(mirror, batch, existing, result)
+            salt = repr((mirror.manifest.licence, FINGERPRINT_VERSION))
+            for batch in _batches(tracks):
+                _write(mirror, batch, audio, gate, albums, salt, result)
                 reporter.advance(len(batch))
     finally:
         reporter.finish()
@@ -175,11 +200,15 @@ class _Gate:
 
 
 def _plan(
-    t: Track, audio: AudioIndex, gate: _Gate, albums: dict[str, dict[str, str]] | None = None
+    t: Track,
+    found: Audio | None,
+    missing: str | None,
+    gate: _Gate,
+    raw: str,
+    albums: dict[str, dict[str, str]] | None = None,
 ) -> Planned:
     url, title = t.get("license_url"), t.get("license_title")
     declared = gate(url, title)
-    found, missing = audio.lookup(t.track_id, t.get("track_file"))
     if not declared.allowed:
         status, reason = "refused", declared.reason or "licence not allowed"
     elif found is None:
@@ -224,7 +253,10 @@ def _plan(
         "status": status,
         "reason": reason,
     }
-    return Planned(source_id(t.track_id), item, found)
+    est = None
+    if found is not None and found.size is None:
+        est = estimate_size(t.get("track_bit_rate"), t.get("track_duration"))
+    return Planned(source_id(t.track_id), item, found, est, raw)
 
 
 def _album_facts(row: dict[str, str] | None) -> dict[str, Any]:
@@ -293,9 +325,9 @@ def _when(text: str) -> str | None:
     return f"{date}T{hour:02d}:{m[5]}:{m[6]}"
 
 
-def _batches(plans: Iterable[Planned]) -> Iterator[list[Planned]]:
-    batch: list[Planned] = []
-    for p in plans:
+def _batches(tracks: Iterable[Track]) -> Iterator[list[Track]]:
+    batch: list[Track] = []
+    for p in tracks:
         batch.append(p)
         if len(batch) >= BATCH:
             yield batch
@@ -307,41 +339,57 @@ def _batches(plans: Iterable[Planned]) -> Iterator[list[Planned]]:
 @dataclass
 class _Known:
     item_id: int
-    fingerprint: str
+    fingerprint: str | None
     status: str
     reason: str | None
+    size: int | None = None  # of its file row (counts "bytes" for an unchanged track)
     stored: Audio | None = None  # the file row, when its bytes are already in the store
 
 
-def _existing(db: sqlite3.Connection) -> dict[str, _Known]:
-    """Fingerprints of what the catalogue holds for FMA, to skip unchanged tracks."""
-    files: dict[int, tuple[Any, ...]] = {}
-    stored: dict[int, Audio] = {}
-    for r in db.execute(
-        "SELECT f.item_id, f.name, f.url, f.size, f.sha1, f.format, f.status FROM files f"
-        " JOIN items i ON i.id = f.item_id WHERE i.source = ? ORDER BY f.id",
-        (SOURCE,),
-    ):
-        files.setdefault(r[0], tuple(r)[1:6])
-        if r["status"] == "fetched":
-            stored.setdefault(r[0], Audio(*tuple(r)[1:6]))
+def _known(db: sqlite3.Connection, ids: list[str]) -> dict[str, _Known]:
+    """What the catalogue holds for these source ids: one indexed query per batch."""
     known: dict[str, _Known] = {}
-    cols = ", ".join(ITEM_COLUMNS)
-    for r in db.execute(f"SELECT id, source_id, {cols} FROM items WHERE source = ?", (SOURCE,)):
-        item = {c: r[c] for c in ITEM_COLUMNS}
-        fp = _fingerprint(item, files.get(r["id"]))
-        known[r["source_id"]] = _Known(r["id"], fp, r["status"], r["reason"], stored.get(r["id"]))
+    for chunk in range(0, len(ids), 900):  # under SQLite's parameter limit
+        part = ids[chunk : chunk + 900]
+        for r in db.execute(
+            "SELECT i.id, i.source_id, i.fingerprint, i.status, i.reason, f.name, f.url,"
+            " f.size, f.sha1, f.format, f.status AS fstatus FROM items AS i"
+            " LEFT JOIN files AS f ON f.id = (SELECT min(id) FROM files WHERE item_id = i.id)"
+            f" WHERE i.source = ? AND i.source_id IN ({','.join('?' * len(part))})",
+            (SOURCE, *part),
+        ):
+            stored = Audio(*tuple(r)[5:10]) if r["fstatus"] == "fetched" else None
+            known[r["source_id"]] = _Known(
+                r["id"], r["fingerprint"], r["status"], r["reason"], r["size"], stored
+            )
     return known
 
 
 def _write(
-    mirror: Mirror, batch: list[Planned], known: dict[str, _Known], result: dict[str, Any]
+    mirror: Mirror,
+    batch: list[Track],
+    audio: AudioIndex,
+    gate: _Gate,
+    albums: dict[str, dict[str, str]],
+    salt: str,
+    result: dict[str, Any],
 ) -> None:
     db = mirror.db
     now = utcnow()
-    changes: list[tuple[Planned, _Known | None]] = []
-    for p in batch:
-        old = known.get(p.source_id)
+    known = _known(db, [source_id(t.track_id) for t in batch])
+    new: list[Planned] = []
+    changes: list[tuple[Planned, _Known]] = []
+    refresh: list[tuple[str, int]] = []
+    for t in batch:
+        found, missing = audio.lookup(t.track_id, t.get("track_file"))
+        album = albums.get(t.get("album_id")) if albums else None
+        raw = raw_fingerprint(t, found, missing, salt, album)
+        old = known.get(source_id(t.track_id))
+        if old is not None and old.fingerprint and old.fingerprint.startswith(raw + ":"):
+            _count_known(old, result)
+            result["unchanged"] += 1
+            continue
+        p = _plan(t, found, missing, gate, raw, albums)
         if old is not None and old.status == "withdrawn":
             # A takedown outlives every later harvest.
             p.item["status"], p.item["reason"] = old.status, old.reason
@@ -350,27 +398,73 @@ def _write(
             # tree): the verified copy in the store still counts.
             p.item["status"], p.item["reason"], p.audio = "ok", None, old.stored
         _count(p, result)
-        if old is not None and old.fingerprint == p.fingerprint():
+        if old is None:
+            new.append(p)
+        elif old.fingerprint and old.fingerprint.endswith(p.fingerprint()[len(raw) :]):
+            # Another row (or policy) that makes the same plan: only the fingerprint moves.
+            refresh.append((p.fingerprint(), old.item_id))
             result["unchanged"] += 1
-            continue
-        changes.append((p, old))
-    if not changes:
+        else:
+            changes.append((p, old))
+    if not new and not changes and not refresh:
         return
     with transaction(db):
+        db.executemany("UPDATE items SET fingerprint = ? WHERE id = ?", refresh)
+        if new:
+            result["new"] += len(new)
+            result["files"] += _insert_new(db, new, now)
         for p, old in changes:
-            if old is None:
-                item_id = _insert_item(db, p, now)
-                result["new"] += 1
-            else:
-                item_id = old.item_id
-                _update_item(db, item_id, p, now)
-                result["updated"] += 1
-            result["files"] += _sync_file(db, item_id, p)
+            _update_item(db, old.item_id, p, now)
+            result["updated"] += 1
+            result["files"] += _sync_file(db, old.item_id, p)
             if p.audio is not None:
-                _record_recording(db, item_id, p)
-            known[p.source_id] = _Known(
-                item_id, p.fingerprint(), p.item["status"], p.item["reason"], old and old.stored
-            )
+                _record_recording(db, old.item_id, p)
+
+
+def _count_known(old: _Known, result: dict[str, Any]) -> None:
+    """`_count` for an unchanged track, from what the catalogue says."""
+    result["found"] += 1
+    if old.status == "empty":
+        result["empty"] += 1
+    elif old.status == "refused":
+        reason = old.reason or "refused"
+        result["refused"][reason] = result["refused"].get(reason, 0) + 1
+        result["refused_items"] += 1
+    elif old.status == "ok":
+        result["bytes"] += old.size or 0
+
+
+def _insert_new(db: sqlite3.Connection, new: list[Planned], now: str) -> int:
+    """Insert new items and their files with executemany; returns files waiting to fetch."""
+    cols = ("source", "source_id", *ITEM_COLUMNS, "fingerprint", "first_seen", "harvested_at")
+    db.executemany(
+        f"INSERT INTO items ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+        [
+            (SOURCE, p.source_id, *(p.item[c] for c in ITEM_COLUMNS), p.fingerprint(), now, now)
+            for p in new
+        ],
+    )
+    ids = {k: v.item_id for k, v in _known(db, [p.source_id for p in new]).items()}
+    rows = []
+    for p in new:
+        a = p.audio
+        if a is None:
+            continue
+        ok = p.item["status"] == "ok"
+        why = None if ok else f"item {p.item['status']}: {p.item['reason']}"
+        rows.append(
+            (ids[p.source_id], a.name, a.size, p.est_size, a.sha1, a.format, a.url,
+             "pending" if ok else "refused", why)
+        )  # fmt: skip
+    db.executemany(
+        "INSERT INTO files (item_id, name, size, est_size, sha1, format, origin, url, status,"
+        " reason) VALUES (?, ?, ?, ?, ?, ?, 'original', ?, ?, ?)",
+        rows,
+    )
+    for p in new:
+        if p.audio is not None:
+            _record_recording(db, ids[p.source_id], p)
+    return sum(1 for r in rows if r[7] == "pending")
 
 
 def _count(p: Planned, result: dict[str, Any]) -> None:
@@ -398,8 +492,8 @@ def _insert_item(db: sqlite3.Connection, p: Planned, now: str) -> int:
 def _update_item(db: sqlite3.Connection, item_id: int, p: Planned, now: str) -> None:
     sets = ", ".join(f"{c} = ?" for c in ITEM_COLUMNS)
     db.execute(
-        f"UPDATE items SET {sets}, harvested_at = ? WHERE id = ?",
-        (*(p.item[c] for c in ITEM_COLUMNS), now, item_id),
+        f"UPDATE items SET {sets}, fingerprint = ?, harvested_at = ? WHERE id = ?",
+        (*(p.item[c] for c in ITEM_COLUMNS), p.fingerprint(), now, item_id),
     )
 
 
@@ -439,9 +533,9 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> int:
     ).fetchone()
     if row is None:
         db.execute(
-            "INSERT INTO files (item_id, name, size, sha1, format, origin, url, status, reason)"
-            " VALUES (?, ?, ?, ?, ?, 'original', ?, ?, ?)",
-            (item_id, a.name, a.size, a.sha1, a.format, a.url, want, why),
+            "INSERT INTO files (item_id, name, size, est_size, sha1, format, origin, url,"
+            " status, reason) VALUES (?, ?, ?, ?, ?, ?, 'original', ?, ?, ?)",
+            (item_id, a.name, a.size, p.est_size, a.sha1, a.format, a.url, want, why),
         )
         return int(want == "pending")
     changed = (a.size is not None and a.size != row["size"]) or (
@@ -449,15 +543,15 @@ def _sync_file(db: sqlite3.Connection, item_id: int, p: Planned) -> int:
     )
     if (row["status"] == "fetched" and not changed) or status == "withdrawn":
         db.execute(
-            "UPDATE files SET url = ?, size = ?, sha1 = ?, format = ? WHERE id = ?",
-            (a.url, a.size, a.sha1, a.format, row["id"]),
+            "UPDATE files SET url = ?, size = ?, est_size = ?, sha1 = ?, format = ? WHERE id = ?",
+            (a.url, a.size or row["size"], p.est_size, a.sha1, a.format, row["id"]),
         )
         return 0
     if row["status"] == "failed" and want == "pending" and not changed:
         want, why = "failed", None  # keep the fetcher's reason; it retries failed files
         db.execute(
-            "UPDATE files SET url = ?, size = ?, sha1 = ?, format = ? WHERE id = ?",
-            (a.url, a.size, a.sha1, a.format, row["id"]),
+            "UPDATE files SET url = ?, size = ?, est_size = ?, sha1 = ?, format = ? WHERE id = ?",
+            (a.url, a.size or row["size"], p.est_size, a.sha1, a.format, row["id"]),
         )
         return 0
     # New bytes, or a pending/refused row: fetch (and check) again from scratch.

@@ -1,0 +1,164 @@
+"""Benchmark: a catalogue of N FMA tracks, built through the real harvest path.
+
+For each N (default 250,000 and 1,000,000; add 10,000,000 on request) this writes
+fma_metadata.zip with raw_tracks.csv in the dataset's 39-column layout (synthetic values:
+power-law listens, real-world bit rates and durations; audio from an audio_base_url, so
+nothing is fetched), then runs every step of issue 12's table as its own `ccmirror`
+process and prints wall time and that process's peak RSS (os.wait4):
+
+    first harvest, harvest again (nothing changed), tiers, plan --budget 2TB, status, search
+
+then the growth ratio of each figure between consecutive sizes (time ratio / row ratio:
+1.0 means linear; the memory ratio should stay near 1.0: flat in catalogue size).
+
+    nice .venv/bin/python bench/scale.py                    # 250k and 1M
+    nice .venv/bin/python bench/scale.py --rows 10000000    # one size
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from fmahelpers import BY_4, BY_NC_SA_3, CC0, COLUMNS, FMA_LIMITED, track_row  # noqa: E402
+
+TARGETS = {  # issue 12: (seconds, MiB) at 1M and at 10M; None: no target
+    "first harvest": ("rows/s >= 50k", "<= 512 MiB at 10M"),
+    "harvest again": ("rows/s >= 100k", "<= 512 MiB at 10M"),
+    "tiers": ("<= 5 s (1M), 30 s (10M)", "<= 256 MiB (1M), 512 (10M)"),
+    "plan --budget 2TB": ("<= 5 s (1M), 30 s (10M)", "<= 256 MiB (1M), 512 (10M)"),
+    "status": ("<= 3 s (1M), 20 s (10M)", ""),
+    "search": ("<= 0.2 s (1M), 0.5 s (10M)", ""),
+}
+LICENCES = [BY_NC_SA_3, BY_4, CC0, FMA_LIMITED]
+BIT_RATES = ["320000", "256000", "192000", "128000", "0"]  # 0: unknown (no estimate)
+
+
+def write_metadata(path: Path, rows: int, seed: int = 12) -> None:
+    """fma_metadata.zip with raw_tracks.csv streamed into it (deflate, level 1: the
+    dataset ships bzip2, whose decompression would dominate what is measured here)."""
+    rnd = random.Random(seed)
+    zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1)
+    with zf, zf.open("fma_metadata/raw_tracks.csv", "w", force_zip64=True) as raw:
+        text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
+        w = csv.writer(text, lineterminator="\r\n")
+        w.writerow(COLUMNS)
+        for i in range(2, rows + 2):
+            seconds = rnd.randint(30, 900)
+            row = track_row(
+                i,
+                licence=LICENCES[i % len(LICENCES)],
+                track_listens=int(rnd.paretovariate(1.1) * 20),
+                track_bit_rate=BIT_RATES[i % len(BIT_RATES)],
+                track_duration=f"{seconds // 60:02d}:{seconds % 60:02d}",
+                track_information=f'About track {i}, "quoted"',
+            )
+            w.writerow([row[c] for c in COLUMNS])
+        text.flush()
+        text.detach()
+
+
+def run(args: list[str]) -> tuple[float, float, str]:
+    """(seconds, peak RSS MiB, stdout) of one `ccmirror` process (os.wait4: its own
+    rusage, not the maximum over every child so far)."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([sys.executable, "-m", "ccmirror", *args], stdout=out, stderr=err)
+        _, status, usage = os.wait4(p.pid, 0)
+        elapsed = time.perf_counter() - t0
+        p.returncode = code = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if code not in (0, 1):
+            raise SystemExit(f"ccmirror {' '.join(args)} failed ({code}): {err.read()[-2000:]}")
+        return elapsed, usage.ru_maxrss / 1024, out.read()
+
+
+def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str]]:
+    meta = tmp / "fma_metadata.zip"
+    t0 = time.perf_counter()
+    write_metadata(meta, rows)
+    print(f"\n{rows:,} rows: fma_metadata.zip {meta.stat().st_size / 2**20:.0f} MiB"
+          f" (written in {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    manifest = tmp / "fma.toml"
+    manifest.write_text(
+        f'[mirror]\nname = "scale"\ndata_dir = "{tmp / "data"}"\n\n'
+        f'[[source]]\nkind = "fma"\nmetadata = "{meta}"\n'
+        'audio_base_url = "http://127.0.0.1:9/"\n'
+    )
+    m = str(manifest)
+    steps = {
+        "first harvest": ["harvest", m, "--json"],
+        "harvest again": ["harvest", m, "--json"],
+        "tiers": ["tiers", m, "--json"],
+        "plan --budget 2TB": ["plan", m, "--budget", "2TB", "--json"],
+        "status": ["status", m, "--json"],
+        "search": ["search", m, "Track 4242", "--json"],
+    }
+    out = {}
+    for name, args in steps.items():
+        secs, rss, text = run(args)
+        out[name] = (secs, rss, _detail(name, text, rows, secs))
+        print(f"  {name:<18} {secs:8.1f} s  {rss:6.0f} MiB  {out[name][2]}", flush=True)
+    return out
+
+
+def _detail(name: str, text: str, rows: int, secs: float) -> str:
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return ""
+    if "harvest" in name:
+        return (
+            f"{rows / secs:,.0f} rows/s; new {doc.get('new')}, updated {doc.get('updated')},"
+            f" unchanged {doc.get('unchanged')}"
+        )
+    if name == "plan --budget 2TB":
+        return (
+            f"bytes {doc['bytes']:,} (estimated {doc.get('estimated_bytes', 0):,}),"
+            f" total_bytes {doc['total_bytes']:,}, cut tier {doc['cut_tier']}"
+        )
+    if name == "tiers":
+        return f"{len(doc['tiers'])} tiers, estimated bytes {doc.get('estimated_bytes', 0):,}"
+    return ""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, action="append", help="catalogue size (repeatable)")
+    args = ap.parse_args()
+    sizes = args.rows or [250_000, 1_000_000]
+    results = {}
+    for n in sizes:
+        with tempfile.TemporaryDirectory(prefix="ccmirror-scale-") as tmp:
+            results[n] = measure(n, Path(tmp))
+    print(
+        "\n| step | " + " | ".join(f"{n:,}" for n in sizes) + " | target (time) | target (memory) |"
+    )
+    print("|---|" + "---|" * (len(sizes) + 2))
+    for step in TARGETS:
+        cells = [f"{results[n][step][0]:.1f} s, {results[n][step][1]:.0f} MiB" for n in sizes]
+        print(f"| {step} | " + " | ".join(cells) + f" | {' | '.join(TARGETS[step])} |")
+    for a, b in zip(sizes, sizes[1:], strict=False):
+        print(f"\ngrowth {a:,} -> {b:,} ({b / a:.0f}x rows): time ratio / rows ratio, memory ratio")
+        for step in TARGETS:
+            ta, ma, _ = results[a][step]
+            tb, mb, _ = results[b][step]
+            print(f"  {step:<18} time x{tb / ta:6.2f} ({tb / ta / (b / a):.2f} of linear)"
+                  f"  memory x{mb / ma:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
