@@ -9,11 +9,11 @@ bytes the store holds and the share of listening its items cover.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
 from ccmirror.catalogue import transaction
 from ccmirror.catalogue.queries import mirror_status, store_bytes
+from ccmirror.catalogue.tiers import ranking
 from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
@@ -45,7 +45,8 @@ def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
     out = {"evicted_files": 0, "evicted_bytes": 0}
     if stored + need <= sel.budget:
         return out
-    value = {it.id: (it.share / it.bytes if it.bytes else 0.0, it.id) for it in sel.items}
+    # Only when the store must shrink: every item's listening per byte, as a list.
+    value = {it.id: (it.share / it.bytes if it.bytes else 0.0, it.id) for it in ranked(mirror)}
     rows = db.execute(
         "SELECT f.id, f.item_id, f.size, f.store_path, f.url, f.copy_of FROM files f"
         " WHERE f.status = 'fetched' AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
@@ -112,24 +113,19 @@ def budget_report(sel: Selection, stored: int) -> dict[str, Any]:
 
 def covered_share(mirror: Mirror) -> float:
     """Share of listening of the items the store holds whole: every file it keeps is
-    fetched, and at least one is publishable."""
+    fetched, and at least one is publishable. One aggregate query (no object per item)."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
     marks = ",".join("?" * len(allowed))
-    held = _held_items(mirror.db, marks, allowed)
-    return round(sum(it.share for it in ranked(mirror) if it.id in held), 6)
-
-
-def _held_items(db: sqlite3.Connection, marks: str, allowed: tuple[str, ...]) -> set[int]:
-    return {
-        r[0]
-        for r in db.execute(
-            "SELECT f.item_id FROM files f GROUP BY f.item_id HAVING"
-            " sum(f.status IN ('pending', 'failed') AND f.compact IS NOT 'derivative') = 0"
-            f" AND sum(f.status = 'fetched' AND f.verdict IN ({marks})"
-            "  AND (f.store_path IS NOT NULL OR f.compact IN ('copied', 'derivative'))) > 0",
-            allowed,
-        )
-    }
+    share, params = ranking(mirror.db, mirror.manifest.tiers.shares).share_sql()
+    (total,) = mirror.db.execute(
+        f"SELECT coalesce(sum({share}), 0.0) FROM items AS i WHERE i.status = 'ok' AND i.id IN"
+        " (SELECT f.item_id FROM files f GROUP BY f.item_id HAVING"
+        " sum(f.status IN ('pending', 'failed') AND f.compact IS NOT 'derivative') = 0"
+        f" AND sum(f.status = 'fetched' AND f.verdict IN ({marks})"
+        "  AND (f.store_path IS NOT NULL OR f.compact IN ('copied', 'derivative'))) > 0)",
+        [*params, *allowed],
+    ).fetchone()
+    return round(total, 6)
 
 
 def status(mirror: Mirror) -> dict[str, Any]:
