@@ -70,9 +70,10 @@ def write_metadata(path: Path, rows: int, seed: int = 12) -> None:
         text.detach()
 
 
-def run(args: list[str]) -> tuple[float, float, str]:
-    """(seconds, peak RSS MiB, stdout) of one `ccmirror` process (os.wait4: its own
-    rusage, not the maximum over every child so far)."""
+def run(args: list[str]) -> tuple[float, float, str, float]:
+    """(seconds, peak RSS MiB, stdout, CPU seconds) of one `ccmirror` process (os.wait4:
+    its own rusage, not the maximum over every child so far). On a shared box the CPU
+    seconds say what a quiet one would take."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         p = subprocess.Popen([sys.executable, "-m", "ccmirror", *args], stdout=out, stderr=err)
@@ -81,12 +82,13 @@ def run(args: list[str]) -> tuple[float, float, str]:
         p.returncode = code = os.waitstatus_to_exitcode(status)
         out.seek(0)
         err.seek(0)
-        if code not in (0, 1):
+        text = out.read()
+        if code not in (0, 1) or not text.startswith("{"):
             raise SystemExit(f"ccmirror {' '.join(args)} failed ({code}): {err.read()[-2000:]}")
-        return elapsed, usage.ru_maxrss / 1024, out.read()
+        return elapsed, usage.ru_maxrss / 1024, text, usage.ru_utime + usage.ru_stime
 
 
-def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str]]:
+def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str, float]]:
     meta = tmp / "fma_metadata.zip"
     t0 = time.perf_counter()
     write_metadata(meta, rows)
@@ -109,9 +111,10 @@ def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str]]:
     }
     out = {}
     for name, args in steps.items():
-        secs, rss, text = run(args)
-        out[name] = (secs, rss, _detail(name, text, rows, secs))
-        print(f"  {name:<18} {secs:8.1f} s  {rss:6.0f} MiB  {out[name][2]}", flush=True)
+        secs, rss, text, cpu = run(args)
+        out[name] = (secs, rss, _detail(name, text, rows, secs), cpu)
+        print(f"  {name:<18} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {out[name][2]}",
+              flush=True)  # fmt: skip
     return out
 
 
@@ -149,13 +152,17 @@ def main() -> None:
     )
     print("|---|" + "---|" * (len(sizes) + 2))
     for step in TARGETS:
-        cells = [f"{results[n][step][0]:.1f} s, {results[n][step][1]:.0f} MiB" for n in sizes]
+        cells = [
+            f"{results[n][step][0]:.1f} s (CPU {results[n][step][3]:.1f} s),"
+            f" {results[n][step][1]:.0f} MiB"
+            for n in sizes
+        ]
         print(f"| {step} | " + " | ".join(cells) + f" | {' | '.join(TARGETS[step])} |")
     for a, b in zip(sizes, sizes[1:], strict=False):
         print(f"\ngrowth {a:,} -> {b:,} ({b / a:.0f}x rows): time ratio / rows ratio, memory ratio")
         for step in TARGETS:
-            ta, ma, _ = results[a][step]
-            tb, mb, _ = results[b][step]
+            ta, ma = results[a][step][:2]
+            tb, mb = results[b][step][:2]
             print(f"  {step:<18} time x{tb / ta:6.2f} ({tb / ta / (b / a):.2f} of linear)"
                   f"  memory x{mb / ma:.2f}")  # fmt: skip
 
