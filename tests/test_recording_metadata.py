@@ -21,7 +21,9 @@ from ccmirror.packs import pack
 from ccmirror.packs.payload import MANIFEST_COLUMNS, METADATA_COLUMNS, build_payload, pack_rows
 from ccmirror.packs.rebuild import _inputs, rebuild_torrent
 from ccmirror.packs.torrent import info_hashes, make_torrent
+from ccmirror.publish.metadata import iter_lines
 from ccmirror.recording import as_list, parse_genres
+from ccmirror.search import search
 from fmahelpers import track_row, write_audio_tree, write_metadata_zip
 from iahelpers import audio_bytes, ia_manifest
 from packhelpers import add_file, add_item, make_mirror
@@ -93,6 +95,17 @@ def test_ia_file_entries_and_item_metadata_reach_the_catalogue_and_manifest(writ
             assert json.loads(two["artists"]) == ["Item Artist"]
             assert json.loads(two["genres"]) == ["Electronic", "Ambient"]
             assert two["track"] == "2" and two["duration"] == 1.0
+            # search finds the item by genre, artist, composer and label words
+            for words in ("techno", "ambient", "guest", "ann composer", "some netlabel"):
+                assert [h["id"] for h in search(m, words)["hits"]] == ["ia:album-x"], words
+            assert search(m, "polka")["total"] == 0
+            # the dump carries the lists as JSON lists
+            dumped = [json.loads(line) for line in iter_lines(m.db, m.name)]
+            row = next(
+                d["row"] for d in dumped if d["table"] == "files" and d["row"]["name"] == "01.flac"
+            )
+            assert row["genres"] == ["Techno"] and row["artists"] == ["Guest", "Item Artist"]
+            assert row["composer"] == "Ann Composer" and row["release_date"] == "2011-03-04"
             assert fetch(m)["fetched"] == 2
             check(m)
             pack(m, seal_partial=True)
@@ -153,6 +166,13 @@ def test_fma_raw_tracks_and_raw_albums_in_the_real_zip_layout(tmp_path, write_ma
         assert two["producer"] == "P. Roducer" and two["engineer"] == "E. Ngineer"
         assert three["genres"] == "[{'genre_id': '21', 'genre_title"  # kept as text
         assert three["producer"] is None  # album 1003 is not in raw_albums.csv
+        assert [h["id"] for h in search(m, "omposer")["hits"]] == ["fma:000002"]
+        assert [h["id"] for h in search(m, "label records jazz")["hits"]] == ["fma:000002"]
+        dumped = [json.loads(line) for line in iter_lines(m.db, m.name)]
+        rows = {d["row"]["name"]: d["row"] for d in dumped if d["table"] == "files"}
+        assert rows["000002.mp3"]["genres"] == ["Hip-Hop", "Jazz"]
+        assert rows["000002.mp3"]["producer"] == "P. Roducer"
+        assert rows["000003.mp3"]["genres"] == "[{'genre_id': '21', 'genre_title"
         assert fetch(m)["fetched"] == 2
         check(m)
         pack(m, seal_partial=True)
@@ -197,6 +217,9 @@ def test_a_round_one_catalogue_upgrades_in_place_and_keeps_its_data(tmp_path):
         assert f["genres"] is None and f["composer"] is None
         item = db.execute("SELECT title, creator, album, date FROM items").fetchone()
         assert tuple(item) == ("T", "C", "A", "2001")
+        # The search index, made again with its new column, still finds the old rows.
+        hits = db.execute("SELECT rowid FROM items_fts WHERE items_fts MATCH 'usxxx0100001'")
+        assert [r[0] for r in hits] == [1]
     finally:
         db.close()
 

@@ -1,4 +1,5 @@
-"""Full-text search of the catalogue (title, creator, album, identifiers) with SQLite FTS5.
+"""Full-text search of the catalogue (title, creator, album, identifiers, and the
+recordings' artists, genres, composer, lyricist, producer, engineer and label) with FTS5.
 
 The user's words are never passed to FTS5 as query syntax: each word becomes a quoted
 prefix phrase, so `AC/DC`, `"` or `NEAR(` search for text instead of failing.

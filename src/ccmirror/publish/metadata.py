@@ -41,7 +41,13 @@ _TABLES: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("pack_files", "pack_id, file_id", frozenset()),
     ("withdrawals", "id", frozenset()),
 )
-_JSON_COLUMNS = {("items", "collections"), ("items", "extra"), ("files", "evidence")}
+_JSON_COLUMNS = {
+    ("items", "collections"),
+    ("items", "extra"),
+    ("files", "evidence"),
+    ("files", "artists"),  # JSON lists (0030); a genre list kept as text stays a string
+    ("files", "genres"),
+}
 
 
 def metadata_name(mirror: Mirror, seq: int) -> str:
