@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ccmirror.audio import RATE
 from ccmirror.catalogue.db import connect
 from ccmirror.fetch import fetch
 from ccmirror.harvest import harvest
@@ -259,3 +260,79 @@ def test_sealed_packs_rebuild_with_the_columns_they_were_sealed_with(tmp_path, r
     rebuild_torrent(m, p)  # raises if the info-hash differs
     assert manifest.read_bytes() == before
     m.close()
+
+
+def test_check_fills_gaps_from_tags_and_stream_and_notes_disagreements(write_manifest):
+    flac_tags = {
+        "genre": "Tag Genre",
+        "composer": "Tag Composer",
+        "track": "3",
+        "publisher": "Tag Label",
+    }
+    mp3_tags = {"genre": "Disco", "composer": "Tag Composer", "track": "4/9"}
+    with IAServer() as ia:
+        ia.add_item(
+            "album-y",
+            {
+                "title": "Album Y",
+                "creator": "Someone",
+                "collection": "netlabels",
+                "licenseurl": "https://creativecommons.org/licenses/by/4.0/",
+            },
+            {
+                # The source says nothing of genre, composer, label: the tags fill them.
+                "01.flac": {"data": audio_bytes("flac", 3, 0.5, flac_tags)},
+                # The source names a genre and a composer: kept; the tags' differing genre
+                # is noted in the evidence, the agreeing composer not.
+                "02.mp3": {
+                    "data": audio_bytes("mp3", 4, 0.5, mp3_tags),
+                    "genre": "Funk",
+                    "composer": "tag composer",
+                    "track": "04",
+                },
+            },
+        )
+        with open_mirror(ia_manifest(write_manifest, ia)) as m:
+            harvest(m)
+            fetch(m)
+            check(m)
+            files = {r["name"]: dict(r) for r in m.db.execute("SELECT * FROM files")}
+    one, two = files["01.flac"], files["02.mp3"]
+    assert json.loads(one["genres"]) == ["Tag Genre"] and one["composer"] == "Tag Composer"
+    assert one["track"] == "3" and one["publisher"] == "Tag Label"
+    assert one["codec"] == "flac" and one["sample_rate"] == RATE and one["channels"] == 2
+    assert one["bit_rate"] > 0 and abs(one["duration"] - 0.5) < 0.05
+    assert two["codec"] == "mp3" and two["bit_rate"] > 0 and two["sample_rate"] == RATE
+    assert json.loads(two["genres"]) == ["Funk"] and two["composer"] == "tag composer"
+    assert two["track"] == "04"
+    notes = {e["tag"]: e["value"] for e in json.loads(two["evidence"])}
+    assert notes.get("catalogue:tag_genres") == "Disco"
+    assert "catalogue:tag_composer" not in notes and "catalogue:tag_track" not in notes
+
+
+def test_licence_inspect_reports_embedded_pictures(tmp_path):
+    from mutagen.flac import FLAC, Picture
+    from mutagen.id3 import APIC, ID3
+
+    from ccmirror.audio import write_audio
+    from ccmirror.licence import inspect
+
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+    flac = write_audio(tmp_path / "a.flac", "flac", seconds=0.2)
+    f = FLAC(flac)
+    pic = Picture()
+    pic.type, pic.mime, pic.data = 3, "image/png", png
+    f.add_picture(pic)
+    f.save()
+    mp3 = write_audio(tmp_path / "b.mp3", "mp3", seconds=0.2, tags={"title": "B"})
+    tags = ID3(mp3)
+    tags.add(APIC(encoding=3, mime="image/png", type=3, desc="cover", data=png))
+    tags.add(APIC(encoding=3, mime="image/png", type=4, desc="back", data=png))
+    tags.save(mp3)
+    plain = write_audio(tmp_path / "c.flac", "flac", seconds=0.2)
+    rows = {Path(r["path"]).name: r for r in inspect([flac, mp3, plain])["files"]}
+    assert rows["a.flac"]["embedded_pictures"] == 1
+    assert rows["b.mp3"]["embedded_pictures"] == 2
+    assert rows["c.flac"]["embedded_pictures"] == 0
+    # The picture stays inside the file: the bytes are unchanged by inspecting.
+    assert FLAC(flac).pictures[0].data == png

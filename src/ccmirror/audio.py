@@ -31,6 +31,10 @@ _TAGS = {
     "copyright": ("TCOP", "COPYRIGHT"),
     "license": ("WCOP", "LICENSE"),
     "isrc": ("TSRC", "ISRC"),
+    "genre": ("TCON", "GENRE"),
+    "composer": ("TCOM", "COMPOSER"),
+    "publisher": ("TPUB", "LABEL"),
+    "track": ("TRCK", "TRACKNUMBER"),
 }
 
 

@@ -103,3 +103,55 @@ def set_recording(db: sqlite3.Connection, file_id: int, values: Mapping[str, Any
         f"UPDATE files SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
         (*(values[c] for c in cols), file_id),
     )
+
+
+# Columns check fills from the file's tags and stream where the source left them empty.
+FILLED = (*SOURCE_COLUMNS, *STREAM_COLUMNS, "duration")
+_FILL_SQL = f"UPDATE files SET {', '.join(f'{c} = coalesce({c}, ?)' for c in FILLED)} WHERE id = ?"
+
+
+def _stored(field: str, value: Any) -> Any:
+    if field in ("artists", "genres"):
+        return json_list(value if isinstance(value, list) else [value])
+    if field == "release_date":
+        return iso_date(value)
+    return value
+
+
+def _same(field: str, source: Any, tag: Any) -> bool:
+    if field in ("artists", "genres"):
+        return {s.casefold() for s in as_list(source)} == {t.casefold() for t in as_list(tag)}
+    if field == "track":  # "01" and "1/12" are track 1
+        return str(source).split("/")[0].lstrip("0") == str(tag).split("/")[0].lstrip("0")
+    if field == "release_date":
+        return str(tag).startswith(str(source)) or str(source).startswith(str(tag))
+    return str(source).strip().casefold() == str(tag).strip().casefold()
+
+
+def merge_tags(
+    row: Mapping[str, Any], facts: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], list[dict[str, str]]]:
+    """The fill statement's values for one file (the tag's value where the source is
+    silent; coalesce keeps the source's where it spoke) and evidence notes where the file's
+    tag disagrees with the source (the source's value is the one kept)."""
+    values, notes = [], []
+    for field in FILLED:
+        tag = facts.get(field)
+        stored = _stored(field, tag) if tag not in (None, "", []) else None
+        values.append(stored)
+        source = row[field]
+        if stored is None or source in (None, "") or field in STREAM_COLUMNS:
+            continue
+        if field == "duration":
+            if abs(float(source) - float(stored)) > max(2.0, 0.02 * float(source)):
+                notes.append({"tag": "catalogue:tag_duration", "value": f"{stored} s"})
+            continue
+        if not _same(field, source, stored):
+            shown = joined(stored) if field in ("artists", "genres") else str(stored)
+            notes.append({"tag": f"catalogue:tag_{field}", "value": shown})
+    return tuple(values), notes
+
+
+def fill_sql() -> str:
+    """UPDATE files SET <each filled column> = coalesce(it, ?) ... WHERE id = ?"""
+    return _FILL_SQL

@@ -64,10 +64,16 @@ def licence() -> None:
 
 def _inspect_table(r: dict[str, Any]) -> str:
     rows = [
-        (f["path"], f["verdict"], f["licence_id"] or "-", f["error"] or f["reason"])
+        (
+            f["path"],
+            f["verdict"],
+            f["licence_id"] or "-",
+            f.get("embedded_pictures") or 0,
+            f["error"] or f["reason"],
+        )
         for f in r["files"]
     ]
-    return format_table(("file", "verdict", "licence", "reason"), rows)
+    return format_table(("file", "verdict", "licence", "pictures", "reason"), rows)
 
 
 @licence.command()

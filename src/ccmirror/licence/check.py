@@ -31,6 +31,7 @@ from ccmirror.licence.verdict import Verdict, decide
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine, reason_path
+from ccmirror.recording import fill_sql, merge_tags
 
 log = logging.getLogger("ccmirror.licence")
 
@@ -44,7 +45,9 @@ _UNSAFE = re.compile(r"^/|\\|[\x00-\x1f\x7f-\x9f]|(?:^|/)\.{0,2}(?:/|$)")
 
 _SELECT = """
 SELECT f.id, f.name, f.size, f.md5, f.sha1, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
-       f.checked_key, f.quarantine_path, i.source, i.source_id, i.licence_url,
+       f.checked_key, f.quarantine_path, f.artists, f.track, f.genres, f.composer, f.lyricist,
+       f.producer, f.engineer, f.publisher, f.release_date, f.codec, f.bit_rate,
+       f.sample_rate, f.channels, f.duration, i.source, i.source_id, i.licence_url,
        i.licence_title, i.declared_licence_id
 FROM files f JOIN items i ON i.id = f.item_id
 WHERE f.status = 'fetched' AND i.status = 'ok'
@@ -177,6 +180,7 @@ class _Run:
         self.base = os.path.join(mirror.data_dir, "")
         self.read: dict[str, tuple[int, int, TagReport]] = {}  # prefetched, by abs path
         self.pending: list[tuple[Any, ...]] = []
+        self.filled: list[tuple[Any, ...]] = []
         self.lock = threading.Lock()  # workers share the counts and the pending batch
         self.counts: dict[str, Any] = {
             "checked": 0,
@@ -196,14 +200,21 @@ class _Run:
         if self.pending:
             with transaction(self.mirror.db) as db:
                 db.executemany(_UPDATE, self.pending)
+                db.executemany(fill_sql(), self.filled)
             self.pending.clear()
+            self.filled.clear()
 
     def record(self, row: sqlite3.Row, v: Verdict, size: int | None, mtime: int | None,
                key: str, qpath: str | None) -> None:  # fmt: skip
-        values = (v.verdict, v.licence_id, v.licence_url, v.reason, json.dumps(v.evidence),
+        # The file's tags and stream fill what the source left empty; a tag that
+        # disagrees with the source is noted in the evidence, the source's value kept.
+        filled, notes = merge_tags(row, v.recording)
+        evidence = v.evidence + notes
+        values = (v.verdict, v.licence_id, v.licence_url, v.reason, json.dumps(evidence),
                   v.isrc, v.mbid, utcnow(), size, mtime, key, qpath, row["id"])  # fmt: skip
         with self.lock:
             self.pending.append(values)
+            self.filled.append((*filled, row["id"]))
             run = self.counts["run"]
             run[v.verdict] = run.get(v.verdict, 0) + 1
             self.counts["checked"] += 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccmirror.licence.normalise import Licence, find_licences, rights_reserved
+from ccmirror.licence.recordtags import recording_facts
 
 log = logging.getLogger("ccmirror.licence")
 
@@ -41,6 +42,10 @@ class TagReport:
     mbid: str | None = None
     error: str | None = None  # set when the file is unreadable
     format: str | None = None
+    # What the tags and stream say of the recording (licence/recordtags.py), and how many
+    # pictures are embedded (they stay inside the file; `licence inspect` reports them).
+    recording: dict[str, Any] = field(default_factory=dict)
+    pictures: int = 0
 
     def add(self, tag: str, value: Any, *, always: bool = False) -> None:
         text = _text(value)
@@ -215,6 +220,7 @@ def read_tags(path: str | os.PathLike[str], *, verify_audio: bool = True) -> Tag
         log.debug("tags of %s: %s", path, e, exc_info=True)
         report.error = f"tags unreadable: {type(e).__name__}: {str(e)[:120]}"
         return report
+    report.recording, report.pictures = recording_facts(f)
     if verify_audio:
         report.error = _check_audio(path, kind)
     return report

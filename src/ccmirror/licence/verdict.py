@@ -32,6 +32,9 @@ class Verdict:
     isrc: str | None = None
     mbid: str | None = None
     error: str | None = None
+    # The file's own recording facts (tags and stream) and embedded picture count.
+    recording: dict[str, Any] = field(default_factory=dict)
+    pictures: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -44,6 +47,7 @@ class Verdict:
             "isrc": self.isrc,
             "mbid": self.mbid,
             "error": self.error,
+            "embedded_pictures": self.pictures,
         }
 
 
@@ -78,6 +82,8 @@ def decide(
         isrc=tags.isrc,
         mbid=tags.mbid,
         error=tags.error,
+        recording=dict(tags.recording),
+        pictures=tags.pictures,
     )
     declared = by_id(declared_id) if source else None
     if declared is not None:
