@@ -22,6 +22,7 @@ from ccmirror.packs import pack
 from ccmirror.packs.payload import MANIFEST_COLUMNS, METADATA_COLUMNS, build_payload, pack_rows
 from ccmirror.packs.rebuild import _inputs, rebuild_torrent
 from ccmirror.packs.torrent import info_hashes, make_torrent
+from ccmirror.publish import publish
 from ccmirror.publish.metadata import iter_lines
 from ccmirror.recording import as_list, parse_genres
 from ccmirror.search import search
@@ -178,6 +179,10 @@ def test_fma_raw_tracks_and_raw_albums_in_the_real_zip_layout(tmp_path, write_ma
         check(m)
         pack(m, seal_partial=True)
         header, packed = _manifest_rows(m.packs_dir)
+        publish(m)
+        pages = "".join(p.read_text("utf-8") for p in (m.public_dir / "packs").glob("*.html"))
+    # The pack page shows each file's genre and playing time.
+    assert "Hip-Hop; Jazz" in pages and ">3:05<" in pages
     assert header[-len(METADATA_COLUMNS) :] == list(METADATA_COLUMNS)
     row = next(r for r in packed if r["source_id"] == "000002")
     assert row["genre"] == "Hip-Hop; Jazz" and row["duration_s"] == "185"

@@ -76,6 +76,18 @@ def _prune(folder: Path, suffix: str, keep: set[str]) -> None:
             f.unlink()
 
 
+def _clock(seconds: str | None) -> str:
+    """MANIFEST.csv's duration_s as a playing time ("3:05", "1:02:03"); "" when absent."""
+    try:
+        total = round(float(seconds or ""))
+    except ValueError:
+        return ""
+    if total <= 0:
+        return ""
+    h, rest = divmod(total, 3600)
+    return f"{h}:{rest // 60:02d}:{rest % 60:02d}" if h else f"{rest // 60}:{rest % 60:02d}"
+
+
 def manifest_rows(path: Path, limit: int = MAX_PAGE_FILES) -> tuple[list[dict[str, Any]], str]:
     """The audio files a pack's MANIFEST.csv lists: title, creator, licence, size, links."""
     rows: list[dict[str, Any]] = []
@@ -98,6 +110,9 @@ def manifest_rows(path: Path, limit: int = MAX_PAGE_FILES) -> tuple[list[dict[st
                         "licence_url": r.get("licence_url") or "",
                         "source_url": r.get("source_url") or "",
                         "size": size,
+                        # Packs sealed before per-recording metadata have neither column.
+                        "genre": r.get("genre") or "",
+                        "duration": _clock(r.get("duration_s")),
                     }
                 )
     except (OSError, UnicodeDecodeError, csv.Error) as e:
