@@ -125,10 +125,19 @@ def test_harvest_records_items_refusals_dark_and_empty(ia, write_manifest):
         assert files[0]["size"] == len(data) and files[0]["status"] == "pending"
         assert files[0]["format"] == "Flac" and files[0]["origin"] == "original"
         assert files[0]["url"] == f"{ia.url}/download/item-000/item-000-01.flac"
-        # Refused and dark items have no files to fetch.
+        # Refused and dark items have no files to fetch; the private file is recorded
+        # as skipped, with why.
         assert not mirror.db.execute(
-            "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id WHERE i.status != 'ok'"
+            "SELECT count(*) FROM files f JOIN items i ON i.id = f.item_id"
+            " WHERE i.status != 'ok' AND f.status != 'refused'"
         ).fetchone()[0]
+        assert (
+            mirror.db.execute(
+                "SELECT f.reason FROM files f JOIN items i ON i.id = f.item_id"
+                " WHERE i.source_id = 'private'"
+            ).fetchone()[0]
+            == "skipped: private file (the archive answers 403)"
+        )
 
 
 def test_files_by_format_names(ia, write_manifest):
@@ -422,7 +431,9 @@ def test_original_audio_only_with_real_ia_file_lists(ia, write_manifest):
     make_ia_archive(ia, [{"identifier": "a", "kinds": ("mp3",), "extra_files": extra}])
     with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
         harvest(mirror)
-        rows = mirror.db.execute("SELECT name, size FROM files ORDER BY name").fetchall()
+        rows = mirror.db.execute(
+            "SELECT name, size FROM files WHERE status = 'pending' ORDER BY name"
+        ).fetchall()
     assert [r["name"] for r in rows] == ["a-01.mp3", "take2.wav", "track.flac"]
     assert all(isinstance(r["size"], int) and r["size"] == len(audio) for r in rows[1:])
     assert isinstance(ia.metadata_doc("a")["files"][0]["size"], str)

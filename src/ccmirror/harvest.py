@@ -24,12 +24,13 @@ def harvest(
     """Harvest every source of the manifest, in order; sum their counts.
 
     Each source returns a dict of counts: numbers are summed, `refused` (reason -> n)
-    merged; the per-source dicts are kept under `sources`. A source that cannot be reached
+    merged, `warnings` (a list of sentences) joined, each naming its source; the
+    per-source dicts are kept under `sources`. A source that cannot be reached
     does not stop the others; it is listed under `unreachable`, and with
     `raise_unreachable` (the `harvest` command) the run then ends in SourceUnreachable.
     """
     reporter = reporter or NullReporter()
-    total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": []}
+    total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": [], "warnings": []}
     for source in mirror.manifest.sources:
         where = source.where
         module = importlib.import_module(f"ccmirror.sources.{source.kind}")
@@ -49,7 +50,9 @@ def harvest(
         ok = not result.get("failed")
         total["sources"].append({"kind": source.kind, "where": where, "ok": ok, **result})
         for key, value in result.items():
-            if key == "refused":
+            if key == "warnings":
+                total["warnings"] += [f"{source.kind} {where}: {w}" for w in value]
+            elif key == "refused":
                 for reason, n in value.items():
                     total["refused"][reason] = total["refused"].get(reason, 0) + n
             elif isinstance(value, int | float) and not isinstance(value, bool):

@@ -1,5 +1,6 @@
 """Full-text search of the catalogue (title, creator, album, identifiers, and the
-recordings' artists, genres, composer, lyricist, producer, engineer and label) with FTS5.
+recordings' artists, genres, composer, lyricist, producer, engineer and label; the files'
+names and titles) with FTS5.
 
 The user's words are never passed to FTS5 as query syntax: each word becomes a quoted
 prefix phrase, so `AC/DC`, `"` or `NEAR(` search for text instead of failing.
@@ -32,14 +33,18 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
     db = mirror.db
     match = fts_query(query)
     try:
-        total = db.execute(
-            "SELECT count(*) FROM items_fts WHERE items_fts MATCH ?", (match,)
-        ).fetchone()[0]
+        # An item matches by its own index row, or by one of its files' names or titles.
+        hits = (
+            "WITH hits (id, score) AS ("
+            " SELECT rowid, bm25(items_fts) FROM items_fts WHERE items_fts MATCH ?"
+            " UNION ALL SELECT item_id, 0 FROM files_fts WHERE files_fts MATCH ?),"
+            " best (id, score) AS (SELECT id, min(score) FROM hits GROUP BY id) "
+        )
+        total = db.execute(hits + "SELECT count(*) FROM best", (match, match)).fetchone()[0]
         rows = db.execute(
-            "SELECT i.*, bm25(items_fts) AS score FROM items_fts"
-            " JOIN items AS i ON i.id = items_fts.rowid"
-            " WHERE items_fts MATCH ? ORDER BY i.popularity DESC, score, i.id LIMIT ?",
-            (match, limit),
+            hits + "SELECT i.*, best.score AS score FROM best JOIN items AS i ON i.id = best.id"
+            " ORDER BY i.popularity DESC, score, i.id LIMIT ?",
+            (match, match, limit),
         ).fetchall()
     except sqlite3.OperationalError as e:
         if "no such table" in str(e):

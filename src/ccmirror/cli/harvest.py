@@ -22,10 +22,13 @@ from ccmirror.sizes import format_size
 
 
 def _harvest_table(r: dict[str, Any]) -> str:
-    keys = ("found", "new", "updated", "unchanged", "dark", "empty", "missing", "files", "failed")
-    rows: list[tuple[Any, ...]] = [(k, r.get(k, 0)) for k in keys]
+    keys = ("found", "new", "updated", "unchanged", "dark", "empty", "missing", "files")
+    rows: list[tuple[Any, ...]] = [(k, r.get(k, 0)) for k in (*keys, "skipped", "failed")]
     rows += [(f"refused: {reason}", n) for reason, n in r.get("refused", {}).items()]
-    return format_table(("items", "count"), rows)
+    text = format_table(("items", "count"), rows)
+    for warning in r.get("warnings", []):
+        text += f"\nwarning: {warning}"
+    return text
 
 
 def _fetch_table(r: dict[str, Any]) -> str:
@@ -62,7 +65,7 @@ def _fetch_table(r: dict[str, Any]) -> str:
     type=click.IntRange(1, 64),
     default=8,
     show_default=True,
-    help="Item metadata requests in flight at most.",
+    help="Item metadata requests in flight at most (16 at most to one host; halved on 429/503).",
 )
 @lock_option
 @output_options

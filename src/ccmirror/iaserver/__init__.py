@@ -36,6 +36,14 @@ Endpoints:
 - GET/HEAD `/download/<id>/<name>`: 302 to `/serve/<id>/<name>` (the "data server"), which
   answers 200 or, with `Range: bytes=a-[b]`, 206 with Content-Range (416 when unsatisfiable).
 
+Quirks of the real service, each off by default: `total_skew = n` (the scrape's `total`
+is n more or fewer than it delivers, as on a long scrape while the index changes),
+`ignore_cursor = True` (every page is page 1 again, with a cursor),
+`metadata_errors[id] = "..."` (`/metadata/id` answers 200 `{"error": "..."}`),
+`set_updates(id, stamps)` (an unsorted, repeated `oai_updatedate` list), `data_host =
+"localhost"` (`/download/` redirects to that host name: another host than the API's), and
+a file given `"private": "true"` (listed, but its download answers 403).
+
 Faults (`fault(kind, path=glob, times=n)`), consumed in order of registration:
 `"429"` (with Retry-After), `"503"`, `"500"`, `"reset"` (headers and half the body, then a
 TCP reset; on non-file paths: reset before any answer), `"wrong"` (same length, altered
@@ -102,7 +110,8 @@ class _Fault:
     kind: str
     path: str
     times: int | None
-    retry_after: int
+    retry_after: int | None
+    after: int = 0  # matching requests let through before the fault starts
 
 
 def _iso(t: int) -> str:
@@ -152,6 +161,11 @@ class IAServer:
         # Search fields the scrape API leaves out (e.g. {"oai_updatedate"}: a harvester
         # must cope when archive.org does not return a field).
         self.hidden_fields: set[str] = set()
+        # Quirks of the real service (see the module docstring, "Quirks").
+        self.total_skew = 0  # added to the scrape's `total` (index churn)
+        self.ignore_cursor = False  # every scrape page is page 1 again, with its cursor
+        self.metadata_errors: dict[str, str] = {}  # id -> 200 {"error": ...}, no metadata
+        self.data_host: str | None = None  # /download/ redirects to this host name
         self.requests: list[Request] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -247,21 +261,33 @@ class IAServer:
         with self._lock:
             self.items[identifier].dark = dark
 
+    def set_updates(self, identifier: str, stamps: list[str]) -> None:
+        """Serve `stamps` as the item's `oai_updatedate` as given: unsorted, repeated, as
+        archive.org's index has them (the newest is still the item's last update)."""
+        with self._lock:
+            self.items[identifier].updates = list(stamps)
+
     def file_bytes(self, identifier: str, name: str) -> bytes:
         return next(f.data for f in self.items[identifier].files if f.name == name)
 
     def fault(
-        self, kind: str, path: str = "*", times: int | None = 1, retry_after: int = 1
+        self,
+        kind: str,
+        path: str = "*",
+        times: int | None = 1,
+        retry_after: int | None = 1,
+        after: int = 0,
     ) -> None:
         """Inject a fault on requests whose unquoted path matches the glob `path`.
 
-        kind: "429" (Retry-After: retry_after), "500", "503", "reset", "wrong".
-        times: how many requests it hits (None: every one until clear_faults()).
+        kind: "429" (Retry-After: retry_after; None sends none), "500", "503", "reset",
+        "wrong". times: how many requests it hits (None: every one until clear_faults()).
+        after: how many matching requests pass untouched first.
         """
         if kind not in ("429", "500", "503", "reset", "wrong"):
             raise ValueError(f"unknown fault {kind!r}")
         with self._lock:
-            self._faults.append(_Fault(kind, path, times, retry_after))
+            self._faults.append(_Fault(kind, path, times, retry_after, after))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -271,6 +297,9 @@ class IAServer:
         with self._lock:
             for f in self._faults:
                 if f.kind in kinds and fnmatch.fnmatchcase(path, f.path):
+                    if f.after > 0:
+                        f.after -= 1
+                        continue
                     if f.times is not None:
                         f.times -= 1
                         if f.times <= 0:
@@ -326,6 +355,8 @@ class IAServer:
         }
 
     def metadata_doc(self, identifier: str) -> dict[str, Any]:
+        if identifier in self.metadata_errors:
+            return {"error": self.metadata_errors[identifier]}
         item = self.items.get(identifier)
         if item is None or item.gone:
             return {}
@@ -360,13 +391,13 @@ class IAServer:
         if params.get("total_only") == "true":
             return {"total": len(hits)}
         after = ""
-        if params.get("cursor"):
+        if params.get("cursor") and not self.ignore_cursor:
             try:
                 after = base64.urlsafe_b64decode(params["cursor"].encode()).decode()
             except ValueError:
                 return {"error": "invalid cursor"}
         # The total counts every hit, paged or not, so it is the same on every page.
-        total = len(hits)
+        total = max(0, len(hits) + self.total_skew)
         rest = [d for d in hits if d["identifier"] > after]
         try:
             count = int(params.get("count", 10000))

@@ -20,6 +20,7 @@ class Request(NamedTuple):
     path: str  # unquoted, without the query string
     range: str | None  # the Range header, if any
     query: dict[str, str] = {}  # the query string's parameters (last value of each)
+    in_flight: int = 0  # requests being served when this one arrived, itself included
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -55,16 +56,24 @@ class Handler(BaseHTTPRequestHandler):
         path = unquote(parts.path)
         params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         with self.ia._lock:
-            self.ia.requests.append(Request(self.command, path, self.headers.get("Range"), params))
             self.ia.in_flight += 1
+            self._counted = True
+            self.ia.requests.append(
+                Request(self.command, path, self.headers.get("Range"), params, self.ia.in_flight)
+            )
             self.ia.max_in_flight = max(self.ia.max_in_flight, self.ia.in_flight)
         if self.ia.latency:
             time.sleep(self.ia.latency)
         return path, params
 
     def _leave(self) -> None:
-        with self.ia._lock:
-            self.ia.in_flight -= 1
+        # Once per request, and before the last bytes of a JSON answer go out: a client
+        # that has its answer may send the next request at once, and must not find this
+        # one still counted (in_flight measures what a client keeps in flight).
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.ia._lock:
+                self.ia.in_flight -= 1
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -110,6 +119,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self._leave()
         if self.command != "HEAD":
             self.wfile.write(body)
 
@@ -120,12 +130,16 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Retry-After", str(retry_after))
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
+        self._leave()
         if self.command != "HEAD":
             self.wfile.write(body)
 
     def _redirect(self, rest: str) -> None:
         self.send_response(302)
-        self.send_header("Location", "/serve/" + quote(rest))
+        where = "/serve/" + quote(rest)
+        if self.ia.data_host:  # archive.org sends downloads to a data server's own name
+            where = f"http://{self.ia.data_host}:{self.server.server_address[1]}{where}"
+        self.send_header("Location", where)
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -141,6 +155,9 @@ class Handler(BaseHTTPRequestHandler):
         f = next((f for f in item.files if f.name == name), None) if item else None
         if f is None or item is None or item.dark or item.gone:
             self._status(404)
+            return
+        if str(f.meta.get("private", "")).lower() == "true":
+            self._status(403)
             return
         data = f.data
         if self.ia._take_fault("/serve/" + rest, ("wrong",)):

@@ -235,15 +235,18 @@ def _port_after(rest: str) -> str:
     words = re.findall(r"[A-Za-z]+", rest[:60])
     if not words:
         return ""
-    if words[0].isupper() and words[0].lower() in table().jurisdictions:
-        return words[0].lower()  # "CC BY 3.0 DE"
     low = [
         w.lower().replace("ö", "o").replace("ñ", "n") for w in words if w.lower() not in ("the",)
     ]
-    for n in (4, 3, 2, 1):
+    # Longest name first: "UK: Scotland" is the Scotland port, not the UK's.
+    for n in (4, 3, 2):
         name = " ".join(low[:n])
-        if name in _PORT_NAMES and (name not in ("us", "uk") or words[0].isupper()):
+        if name in _PORT_NAMES:
             return _PORT_NAMES[name]
+    if words[0].isupper() and words[0].lower() in table().jurisdictions:
+        return words[0].lower()  # "CC BY 3.0 DE"
+    if low[0] in _PORT_NAMES and (low[0] not in ("us", "uk") or words[0].isupper()):
+        return _PORT_NAMES[low[0]]
     return ""
 
 

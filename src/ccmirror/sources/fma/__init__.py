@@ -18,7 +18,6 @@ import hashlib
 import heapq
 import json
 import logging
-import re
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from ccmirror.licence import Declared, judge_declared
 from ccmirror.manifest import FMASource, LicenceConfig
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.recording import iso_date, json_list, parse_genres, set_recording
+from ccmirror.recording import json_list, parse_genres, set_recording
 from ccmirror.sources.fma.audio import Audio, AudioIndex
 from ccmirror.sources.fma.metadata import (
     ReadStats,
@@ -39,6 +38,7 @@ from ccmirror.sources.fma.metadata import (
     read_albums,
 )
 from ccmirror.sources.fma.metadata import read_tracks as read_tracks
+from ccmirror.sources.values import iso_date
 
 log = logging.getLogger("ccmirror.sources.fma")
 
@@ -207,7 +207,7 @@ def _plan(
     raw: str,
     albums: dict[str, dict[str, str]] | None = None,
 ) -> Planned:
-    url, title = t.get("license_url"), t.get("license_title")
+    url, title = t.get("license_url"), t.text("license_title") or ""
     declared = gate(url, title)
     if not declared.allowed:
         status, reason = "refused", declared.reason or "licence not allowed"
@@ -223,14 +223,14 @@ def _plan(
         "artist_url": t.get("artist_url") or None,
         "album_id": _int(t.get("album_id")),
         "album_url": t.get("album_url") or None,
-        "copyright_c": t.get("track_copyright_c") or None,
-        "copyright_p": t.get("track_copyright_p") or None,
-        "composer": t.get("track_composer") or None,
-        "publisher": t.get("track_publisher") or None,
+        "copyright_c": t.text("track_copyright_c"),
+        "copyright_p": t.text("track_copyright_p"),
+        "composer": t.text("track_composer"),
+        "publisher": t.text("track_publisher"),
         "track_number": _int(t.get("track_number")),
         "duration": _duration(t.get("track_duration")),
-        "date_created": _when(t.get("track_date_created")),
-        "date_recorded": _when(t.get("track_date_recorded")),
+        "date_created": iso_date(t.get("track_date_created"), with_time=True),
+        "date_recorded": iso_date(t.get("track_date_recorded"), with_time=True),
         "track_file": t.get("track_file") or None,
         "lyricist": t.get("track_lyricist") or None,
         "genres": parse_genres(t.get("track_genres")),
@@ -240,9 +240,9 @@ def _plan(
     created = extra.get("date_created")
     recorded = extra.get("date_recorded")
     item = {
-        "title": t.get("track_title") or None,
-        "creator": t.get("artist_name") or None,
-        "album": t.get("album_title") or None,
+        "title": t.text("track_title"),
+        "creator": t.text("artist_name"),
+        "album": t.text("album_title"),
         "date": (recorded or created or "")[:10] or None,
         "source_url": t.get("track_url") or None,
         "licence_url": url or None,
@@ -263,7 +263,7 @@ def _album_facts(row: dict[str, str] | None) -> dict[str, Any]:
     if not row:
         return {}
     return {
-        "release_date": _when(row.get("album_date_released") or ""),
+        "release_date": iso_date(row.get("album_date_released"), with_time=True),
         "producer": row.get("album_producer") or None,
         "engineer": row.get("album_engineer") or None,
     }
@@ -299,30 +299,6 @@ def _duration(text: str) -> int | None:
     for p in parts:
         seconds = seconds * 60 + int(p)
     return seconds
-
-
-_STAMP = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})(?: (\d{1,2}):(\d{2}):(\d{2}) ?([AaPp][Mm]))?$")
-
-
-def _when(text: str) -> str | None:
-    """The dataset's US-style stamps ('11/26/2008 01:48:12 AM', '11/26/2008') as ISO 8601.
-
-    A regex, not strptime: this runs twice per row and strptime is the harvest's
-    slowest step.
-    """
-    if not text:
-        return None
-    m = _STAMP.match(text)
-    if m is None:
-        return text  # already ISO, or a free-form year: kept as given
-    month, day, year = int(m[1]), int(m[2]), m[3]
-    if not (1 <= month <= 12 and 1 <= day <= 31):
-        return text
-    date = f"{year}-{month:02d}-{day:02d}"
-    if m[4] is None:
-        return date
-    hour = int(m[4]) % 12 + (12 if m[7].upper() == "PM" else 0)
-    return f"{date}T{hour:02d}:{m[5]}:{m[6]}"
 
 
 def _batches(tracks: Iterable[Track]) -> Iterator[list[Track]]:

@@ -29,6 +29,7 @@ from typing import TextIO
 from ccmirror import __version__
 from ccmirror.errors import SourceUnreachable, UnsafeName, UsageError
 from ccmirror.fsutil import CHUNK, atomic_write_json, fsync_dir, fsync_file, safe_relpath
+from ccmirror.sources.values import clean_text
 
 log = logging.getLogger("ccmirror.sources.fma")
 
@@ -73,6 +74,11 @@ class Track:
 
     def get(self, column: str) -> str:
         return (self.row.get(column) or "").strip()
+
+    def text(self, column: str) -> str | None:
+        """A free-text column as the catalogue keeps it: HTML entities unescaped (the
+        dataset writes `Sharper &amp; Clearer`), stripped, None when empty."""
+        return clean_text(self.row.get(column))
 
 
 def _is_url(value: str) -> bool:

@@ -15,15 +15,14 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-import threading
 from collections import Counter
-from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from internetarchive import ArchiveSession
 from urllib3 import Retry
 
@@ -35,18 +34,22 @@ from ccmirror.licence import judge_declared
 from ccmirror.manifest import IASource
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.sources.ia.checks import checked_metadata, safe_identifier
+from ccmirror.sources.ia.checks import safe_identifier
+from ccmirror.sources.ia.reader import MetadataReader, Pace, Throttled, read_all
 from ccmirror.sources.ia.records import (
     as_list,
     name_clashes,
     newest_stamp,
     record_recordings,
     repoint_item,
+    skip_file,
     to_int,
     update_popularity,
     upsert_file,
     upsert_item,
 )
+from ccmirror.sources.ia.scrape import scrape
+from ccmirror.sources.ia.select import choose
 
 log = logging.getLogger("ccmirror.sources.ia")
 
@@ -56,25 +59,6 @@ CONNECT_TIMEOUT = 4.0  # seconds for a TCP (and TLS) connect; then one retry
 SEARCH_READ_TIMEOUT = 300  # the library's default for a scrape page
 PREPASS_BATCH = 500  # items per write transaction when nothing is fetched
 BACKOFF_FACTOR = 1.0  # urllib3: sleeps 0, 2, 4, 8, 16 s between retries (Retry-After wins)
-# IA format names of audio (originals are matched by format or by extension).
-AUDIO_FORMATS = {
-    "flac",
-    "24bit flac",
-    "vbr mp3",
-    "mp3",
-    "128kbps mp3",
-    "64kbps mp3",
-    "ogg vorbis",
-    "opus",
-    "wave",
-    "aiff",
-    "apple lossless audio",
-    "shorten",
-    "windows media audio",
-    "m4a",
-    "aac",
-}
-AUDIO_EXTS = {".flac", ".mp3", ".ogg", ".oga", ".opus", ".wav", ".aif", ".aiff", ".m4a", ".shn"}
 
 
 def retry_policy(retries: int = MAX_RETRIES) -> Retry:
@@ -99,6 +83,8 @@ def make_session(endpoint: str, retries: int = MAX_RETRIES) -> ArchiveSession:
 
     The library appends ".archive.org" to a host without it, so the host is set after
     construction; its retry adapter is mounted for the endpoint like it does for archive.org.
+    The search goes through it; the metadata reads have their own pool (`reader`), which
+    leaves 429 and 503 to the harvest's pace: it slows every worker down, not just one.
     """
     parts = urlsplit(endpoint)
     session = ArchiveSession(
@@ -114,45 +100,6 @@ def make_session(endpoint: str, retries: int = MAX_RETRIES) -> ArchiveSession:
     return session
 
 
-def _search(session: ArchiveSession, query: str) -> Iterator[dict[str, Any]]:
-    search = session.search_items(
-        query,
-        fields=list(SEARCH_FIELDS),
-        max_retries=retry_policy(),
-        request_kwargs={"timeout": (CONNECT_TIMEOUT, SEARCH_READ_TIMEOUT)},
-    )
-    # search_items mounts its adapter on archive.org: the same policy as the endpoint's.
-    yield from search
-
-
-def _selected(f: dict[str, Any], wanted: str | tuple[str, ...]) -> bool:
-    fmt = str(f.get("format") or "")
-    if str(f.get("private", "")).lower() == "true":
-        return False  # IA answers 403 for private files: never selectable
-    if wanted == "original":
-        if f.get("source") != "original":
-            return False
-        name = str(f.get("name") or "")
-        ext = name[name.rfind(".") :].lower() if "." in name else ""
-        return fmt.lower() in AUDIO_FORMATS or ext in AUDIO_EXTS
-    return fmt in wanted
-
-
-class _Fetcher:
-    """Item metadata with one ArchiveSession per worker thread."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.local = threading.local()
-
-    def __call__(self, identifier: str) -> dict[str, Any]:
-        session = getattr(self.local, "session", None)
-        if session is None:
-            session = self.local.session = make_session(self.endpoint)
-        timeout = {"timeout": (CONNECT_TIMEOUT, 60)}
-        return checked_metadata(identifier, session.get_metadata(identifier, timeout) or {})
-
-
 def harvest_source(
     mirror: Mirror, source: IASource, *, workers: int = 8, reporter: Reporter | None = None
 ) -> dict[str, Any]:
@@ -165,17 +112,20 @@ def harvest_source(
     endpoint = source.endpoint.rstrip("/")
 
     try:
-        docs = list(_search(make_session(endpoint), source.query))
+        found = scrape(
+            make_session(endpoint),
+            source.query,
+            SEARCH_FIELDS,
+            timeout=(CONNECT_TIMEOUT, SEARCH_READ_TIMEOUT),
+        )
     except requests.RequestException as e:
         raise SourceUnreachable(f"ia: cannot reach {endpoint} ({_why(e)})") from None
     except ValueError as e:  # an answer, but an error document (a bad query, ...)
         raise SourceUnreachable(f"ia: {endpoint} did not answer the search: {_short(e)}") from None
-    seen: set[str] = set()
     unique = []
-    for d in docs:
+    for d in found.docs:
         ident = str(d.get("identifier") or "")
-        if ident and ident not in seen:
-            seen.add(ident)
+        if ident:
             if not safe_identifier(ident):
                 # Not an IA identifier ([A-Za-z0-9._-]); as a path it would leave its folder,
                 # as a URL it would name another resource: refused, never asked for.
@@ -214,36 +164,21 @@ def harvest_source(
 
     if todo:
         reporter.start("harvest", len(todo), "items")
-    fetcher = _Fetcher(endpoint)
     why = ["no answer"]  # the last metadata failure, in words
+    pace = Pace(workers)
+
+    def record(batch: list[tuple[Future[dict[str, Any]], dict[str, Any]]]) -> None:
+        # One short transaction per batch of finished items; the workers keep going.
+        with transaction(db):
+            for fut, d in batch:
+                _record(mirror, source, endpoint, d, fut, known, counts, refused, why)
+        reporter.advance(len(batch))
+
+    reader = MetadataReader(endpoint, MAX_RETRIES, BACKOFF_FACTOR, connect_timeout=CONNECT_TIMEOUT)
     try:
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ia-meta") as pool:
-            pending: dict[Future[dict[str, Any]], dict[str, Any]] = {}
-            queue = iter(todo)
-            # Keep at most `workers` requests in flight and the queue bounded in memory.
-            for d in queue:
-                pending[pool.submit(fetcher, d["identifier"])] = d
-                if len(pending) >= workers * 2:
-                    break
-            try:
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    batch = [(fut, pending.pop(fut)) for fut in done]
-                    for _ in batch:  # refill first: the workers keep going while we write
-                        nxt = next(queue, None)
-                        if nxt is not None:
-                            pending[pool.submit(fetcher, nxt["identifier"])] = nxt
-                    # One short transaction per batch of finished items.
-                    with transaction(db):
-                        for fut, d in batch:
-                            _record(mirror, source, endpoint, d, fut, known, counts, refused, why)
-                    reporter.advance(len(batch))
-            except BaseException:
-                # Interrupted: what is recorded stays; queued requests are dropped.
-                for fut in pending:
-                    fut.cancel()
-                raise
+        read_all(todo, reader, record, pace, max_tries=MAX_RETRIES + 1, backoff=BACKOFF_FACTOR)
     finally:
+        reader.close()
         reporter.finish()
     if todo and counts["failed"] == len(todo):
         raise SourceUnreachable(f"ia: cannot read item metadata from {endpoint} ({why[0]})")
@@ -258,11 +193,15 @@ def harvest_source(
             "empty",
             "missing",
             "files",
+            "skipped",
             "failed",
         )
     }
     result["refused_items"] = sum(refused.values())
     result["refused"] = dict(refused.most_common())
+    result["search"] = found.to_dict()
+    result["pace"] = pace.to_dict()
+    result["warnings"] = list(found.warnings)
     return result
 
 
@@ -364,7 +303,12 @@ def _record(
     d_stamp = newest_stamp(d)
     try:
         meta = fut.result()
-    except (requests.RequestException, ValueError) as e:
+    except Throttled as e:
+        reason = why[0] = f"HTTP {e.status} after {MAX_RETRIES + 1} tries"
+        log.warning("ia: %s: cannot read its metadata from %s (%s)", ident, endpoint, reason)
+        counts["failed"] += 1
+        return
+    except (requests.RequestException, urllib3.exceptions.HTTPError, ValueError) as e:
         reason = why[0] = _why(e)
         log.warning("ia: %s: cannot read its metadata from %s (%s)", ident, endpoint, reason)
         counts["failed"] += 1
@@ -374,6 +318,7 @@ def _record(
     status, reason = "ok", None
     md = meta.get("metadata") or {}
     files: list[dict[str, Any]] = []
+    skipped: list[tuple[dict[str, Any], str]] = []
     licence_id = None
     if not meta:
         counts["missing"] += 1
@@ -396,26 +341,33 @@ def _record(
         elif not verdict.allowed:
             status, reason = "refused", verdict.reason or "licence not allowed"
         else:
-            files = [f for f in meta.get("files") or [] if _selected(f, source.files)]
+            files, skipped = choose(meta.get("files") or [], source.files)
             if not files:
                 status, reason = "empty", "no selected files"
                 counts["empty"] += 1
         if status == "refused":
             refused[reason or "refused"] += 1
     item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
-    fetched = [
-        r[0]
-        for r in db.execute(
-            "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
-        )
-    ]
+    # An item new to the catalogue has no rows yet: nothing to read back (fewer statements
+    # per item keep this writer ahead of 16 readers).
+    is_new = ident not in known
+    fetched = []
+    if not is_new:
+        fetched = [
+            r[0]
+            for r in db.execute(
+                "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
+            )
+        ]
     files, clashes = name_clashes(files, fetched)
     for f in files:
-        new = upsert_file(db, endpoint, ident, item_id, f)
+        new = upsert_file(db, endpoint, ident, item_id, f, new_item=is_new)
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new
     if status == "ok":  # playing times and lossy derivatives, for compact tiers
         record_ia_files(db, endpoint, ident, item_id, list(meta.get("files") or []))
         record_recordings(db, item_id, md, files)
+    for f, why_not in skipped:
+        counts["skipped"] += skip_file(db, endpoint, ident, item_id, f, why_not)
     for name, why_not in clashes.items():
         log.warning("ia: %s: %s refused: %s", ident, name, why_not)
         db.execute(

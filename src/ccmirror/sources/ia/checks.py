@@ -28,6 +28,10 @@ def checked_metadata(identifier: str, meta: Any) -> dict[str, Any]:
     that are not objects are dropped: one odd entry must not cost the item."""
     if not isinstance(meta, dict):
         raise ValueError(f"malformed item metadata: a JSON {type(meta).__name__}, not an object")
+    if meta.get("error") and not meta.get("metadata") and not meta.get("files"):
+        # archive.org answers some failed reads with HTTP 200 and {"error": "..."}: a
+        # failed read (retried by the next run), never an item without a licence.
+        raise ValueError(f"the archive answered an error: {str(meta['error'])[:200]}")
     if not isinstance(meta.get("metadata") or {}, dict):
         raise ValueError("malformed item metadata: 'metadata' is not an object")
     files = meta.get("files") or []

@@ -11,7 +11,8 @@ from urllib.parse import quote
 
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import safe_relpath
-from ccmirror.recording import iso_date, json_list, parse_genres, set_recording
+from ccmirror.recording import json_list, parse_genres, set_recording
+from ccmirror.sources.values import clean_text, iso_date
 
 
 def as_list(value: Any) -> list[str]:
@@ -21,8 +22,14 @@ def as_list(value: Any) -> list[str]:
 
 
 def text(value: Any) -> str | None:
-    items = as_list(value)
+    """A (possibly repeated) text field, entities unescaped; None when empty."""
+    items = [t for t in (clean_text(v) for v in as_list(value)) if t]
     return "; ".join(items) if items else None
+
+
+def first_date(value: Any) -> str | None:
+    """The first real date of a (possibly repeated) date field, as ISO 8601."""
+    return next((d for d in (iso_date(v) for v in as_list(value)) if d), None)
 
 
 def to_int(value: Any) -> int:
@@ -54,7 +61,7 @@ def upsert_item(
     row = (
         text(md.get("title")),
         text(md.get("creator")),
-        text(md.get("date")),
+        first_date(md.get("date")),
         json.dumps(collections),
         f"{endpoint}/details/{quote(ident)}",
         (as_list(md.get("licenseurl")) or [None])[0],  # a repeated field: the first
@@ -70,7 +77,7 @@ def upsert_item(
         reason,
         now,
     )
-    db.execute(
+    return db.execute(
         """INSERT INTO items (source, source_id, title, creator, date, collections, source_url,
                licence_url, declared_licence_id, downloads, downloads_month, downloads_week,
                popularity, extra, source_updated, status, reason, harvested_at, first_seen)
@@ -87,11 +94,9 @@ def upsert_item(
                              ELSE excluded.status END,
                reason = CASE WHEN items.status = 'withdrawn' THEN items.reason
                              ELSE excluded.reason END,
-               harvested_at = excluded.harvested_at""",
+               harvested_at = excluded.harvested_at
+           RETURNING id""",
         (ident, *row, now),
-    )
-    return db.execute(
-        "SELECT id FROM items WHERE source = 'ia' AND source_id = ?", (ident,)
     ).fetchone()[0]
 
 
@@ -123,30 +128,40 @@ def update_popularity(db: sqlite3.Connection, d: dict[str, Any]) -> None:
 
 
 def upsert_file(
-    db: sqlite3.Connection, endpoint: str, ident: str, item_id: int, f: dict[str, Any]
+    db: sqlite3.Connection,
+    endpoint: str,
+    ident: str,
+    item_id: int,
+    f: dict[str, Any],
+    *,
+    new_item: bool = False,
 ) -> int:
-    """Record one file; return 1 when it is new or changed (to be fetched), else 0."""
+    """Record one file; return 1 when it is new or changed (to be fetched), else 0.
+
+    `new_item`: the item was inserted just now (no takedown, no earlier rows to read)."""
     name = str(f.get("name") or "")
     # A size or checksum that is not one (IA metadata is hand-edited at times) is unknown,
     # not 0 or garbage: those would fail every download of good bytes, for ever.
     size = _size(f.get("size"))
     md5 = _hexdigest(f.get("md5"), 32)
     sha1 = _hexdigest(f.get("sha1"), 40)
-    title = (text(f.get("title")) or "").strip() or None  # credited in ATTRIBUTION.md
+    title = text(f.get("title"))  # credited in ATTRIBUTION.md
     try:
         safe_relpath(name)
         status, reason = "pending", None
     except UnsafeName as e:
         status, reason = "refused", f"unsafe name: {e.message}"
     url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
-    item = db.execute("SELECT status, reason FROM items WHERE id = ?", (item_id,)).fetchone()
-    withdrawn = item is not None and item["status"] == "withdrawn"
-    if withdrawn:  # a takedown outlives any change at the source: never fetched again
-        status, reason = "refused", item["reason"] or "withdrawn"
-    prev = db.execute(
-        "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
-        (item_id, name),
-    ).fetchone()
+    withdrawn, prev = False, None
+    if not new_item:
+        item = db.execute("SELECT status, reason FROM items WHERE id = ?", (item_id,)).fetchone()
+        withdrawn = item is not None and item["status"] == "withdrawn"
+        if withdrawn:  # a takedown outlives any change at the source: never fetched again
+            status, reason = "refused", item["reason"] or "withdrawn"
+        prev = db.execute(
+            "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
+            (item_id, name),
+        ).fetchone()
     if prev is None:
         db.execute(
             """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
@@ -210,6 +225,36 @@ def record_recordings(
                 "release_date": iso_date(text(f.get("year")) or text(md.get("date"))),
             },
         )
+
+
+def skip_file(
+    db: sqlite3.Connection, endpoint: str, ident: str, item_id: int, f: dict[str, Any], why: str
+) -> int:
+    """Record a file that is not fetched, with why (refused); a copy already fetched keeps
+    its row. Return 1 when the row is new or its reason changed."""
+    name = str(f.get("name") or "")
+    url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
+    cur = db.execute(
+        """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
+               reason, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'refused', ?, ?)
+           ON CONFLICT (item_id, name) DO UPDATE SET status = 'refused', reason = excluded.reason,
+               format = excluded.format, url = excluded.url
+           WHERE files.status IN ('pending', 'failed', 'refused')
+             AND files.reason IS NOT excluded.reason""",
+        (
+            item_id,
+            name,
+            _size(f.get("size")),
+            _hexdigest(f.get("md5"), 32),
+            _hexdigest(f.get("sha1"), 40),
+            f.get("format"),
+            _origin(f),
+            url,
+            why,
+            text(f.get("title")),
+        ),
+    )
+    return cur.rowcount
 
 
 def name_clashes(
