@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ast
 import json
-import re
 import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from ccmirror.sources.values import iso_date
 
 # Text columns the sources fill (in MANIFEST.csv order where they appear there).
 SOURCE_COLUMNS = (
@@ -27,7 +28,6 @@ SOURCE_COLUMNS = (
     "release_date",
 )
 STREAM_COLUMNS = ("codec", "bit_rate", "sample_rate", "channels")
-_ISO = re.compile(r"^\d{4}(-\d{2}(-\d{2}([T ]\d{2}:\d{2}(:\d{2})?)?)?)?")
 
 
 def json_list(values: Iterable[Any]) -> str | None:
@@ -86,13 +86,6 @@ def joined(stored: str | None) -> str:
     return "; ".join(as_list(stored))
 
 
-def iso_date(value: Any) -> str | None:
-    """A source date as ISO 8601 when it starts like one ("2008", "2008-11-26"); else None."""
-    text = str(value).strip() if value is not None else ""
-    m = _ISO.match(text)
-    return m.group(0).replace(" ", "T") if m else None
-
-
 def set_recording(db: sqlite3.Connection, file_id: int, values: Mapping[str, Any]) -> None:
     """Write the source's values for one file (None clears: the source is the truth);
     the caller holds the transaction."""
@@ -114,7 +107,8 @@ def _stored(field: str, value: Any) -> Any:
     if field in ("artists", "genres"):
         return json_list(value if isinstance(value, list) else [value])
     if field == "release_date":
-        return iso_date(value)
+        # One date parser for sources and tags (a TDRC is an ID3TimeStamp, not a str).
+        return iso_date(str(value) if value is not None else None, with_time=True)
     return value
 
 
