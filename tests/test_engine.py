@@ -64,3 +64,46 @@ def test_dry_run_and_the_following_sync_agree(cli, ia, write_manifest):
     assert all(0 < h[1] <= 60 * 1024 for h in seen if h[0])
     assert len(sealed) >= 2 and len(set(sealed)) == len(sealed)
     assert seen[-1][0] == 0
+
+
+def _file_row(tmp_path):
+    from ccmirror import catalogue
+
+    db = catalogue.connect(tmp_path / "catalogue.sqlite")
+    with catalogue.transaction(db):
+        item = db.execute(
+            "INSERT INTO items (source, source_id, first_seen, harvested_at)"
+            " VALUES ('ia', 'x', 'now', 'now')"
+        ).lastrowid
+        fid = db.execute(
+            "INSERT INTO files (item_id, name, status, store_path, fetched_at, verdict,"
+            " verdict_reason, checked_at, checked_size, checked_mtime_ns, checked_key)"
+            " VALUES (?, 'a.flac', 'fetched', 'store/ia/x/a.flac', 'now', 'declared', 'ok',"
+            " 'now', 1, 2, 'k')",
+            (item,),
+        ).lastrowid
+    return db, fid
+
+
+def test_back_to_pending_clears_the_copy_and_its_verdict(tmp_path):
+    from ccmirror.catalogue.states import files_back_to_pending
+
+    db, fid = _file_row(tmp_path)
+    files_back_to_pending(db, [("bytes changed", fid)])
+    row = db.execute("SELECT * FROM files WHERE id = ?", (fid,)).fetchone()
+    assert (row["status"], row["reason"]) == ("pending", "bytes changed")
+    cleared = ("store_path", "fetched_at", "verdict", "verdict_reason", "checked_at")
+    assert [row[k] for k in (*cleared, "checked_size", "checked_mtime_ns", "checked_key")] == [
+        None
+    ] * 8
+
+
+def test_a_state_change_joins_the_callers_transaction(tmp_path):
+    from ccmirror import catalogue
+    from ccmirror.catalogue.states import files_back_to_pending
+
+    db, fid = _file_row(tmp_path)
+    with pytest.raises(RuntimeError), catalogue.transaction(db):
+        files_back_to_pending(db, [("bytes changed", fid)])
+        raise RuntimeError("crash before the caller's other changes")
+    assert db.execute("SELECT status FROM files WHERE id = ?", (fid,)).fetchone()[0] == "fetched"

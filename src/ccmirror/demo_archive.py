@@ -56,18 +56,6 @@ class SampleFile:
     md5: str = ""
     sha1: str = ""
 
-    def to_ia(self) -> dict[str, Any]:
-        """The file as IA's /metadata lists it (plus `path`, where the bytes are)."""
-        return {
-            "name": self.name,
-            "source": "original",
-            "format": self.format,
-            "size": str(self.size),
-            "md5": self.md5,
-            "sha1": self.sha1,
-            "path": str(self.path),
-        }
-
 
 @dataclass
 class SampleItem:

@@ -57,9 +57,3 @@ class UnsafeName(CCMirrorError):
     """A name from a source that would escape its folder or is not a plain path."""
 
     exit_code = EXIT_FAILED
-
-
-class IntegrityError(CCMirrorError):
-    """Bytes that do not match what the source promised."""
-
-    exit_code = EXIT_FAILED

@@ -32,31 +32,29 @@ from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from ccmirror.budget import budget_report, make_room
-from ccmirror.catalogue import transaction, utcnow
 from ccmirror.catalogue.queries import store_bytes
+from ccmirror.catalogue.states import file_attempted
 from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.plan import FetchPlan, FetchTask, backoff_delay, plan_fetch
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight
 from ccmirror.fetch.record import Recorder
+from ccmirror.fetch.result import FetchResult
 from ccmirror.fetch.transport import Failed, Stopped, download
 from ccmirror.fsutil import hash_file, promote, safe_join
 from ccmirror.manifest import DEFAULT_DOWNLOADS
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine
-from ccmirror.results import StageResult
 
 __all__ = ["FetchPlan", "FetchResult", "backoff_delay", "fetch", "plan_fetch", "run_fetch"]
 
 log = logging.getLogger("ccmirror.fetch")
 MAX_THREADS = 64  # download threads at most (two per download in flight)
 VERIFY_TRIES = 2  # a mismatch earns one more full download before the file is failed
-MAX_LISTED_FAILURES = 50
 # Consecutive files that never got an answer from a host before its other files are left
 # pending for this run (a host that is down must not cost minutes of backoff per file).
 UNREACHABLE_AFTER = 5
@@ -181,50 +179,6 @@ def _one(
             # Not the file's fault, and every later file would hit it too: stop the run.
             return _Outcome(task, "disk_full", e.strerror or str(e))
         return _Outcome(task, "failed", f"local error: {e.strerror or e}")
-
-
-@dataclass
-class FetchResult(StageResult):
-    """What a fetch run did; `failed > 0` means exit 1."""
-
-    considered: int = 0
-    fetched: int = 0
-    adopted: int = 0
-    bytes: int = 0
-    failed: int = 0
-    refused: int = 0
-    deferred: int = 0
-    skipped_budget: int = 0
-    skipped_unreachable: int = 0
-    store_bytes: int = 0
-    max_bytes: int | None = None
-    outside_budget: int | None = None  # with a [mirror] budget: files its selection leaves out
-    budget: dict[str, Any] | None = None  # with a [mirror] budget: budget_report
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            k: getattr(self, k)
-            for k in (
-                "considered",
-                "fetched",
-                "adopted",
-                "bytes",
-                "failed",
-                "refused",
-                "deferred",
-                "skipped_budget",
-                "skipped_unreachable",
-                "store_bytes",
-                "max_bytes",
-            )
-        }
-        if self.budget is not None:
-            out["outside_budget"] = self.outside_budget
-            out["budget"] = self.budget
-        out["failures"] = self.failures[:MAX_LISTED_FAILURES]
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        return out
 
 
 def fetch(
@@ -415,16 +369,8 @@ def _set_status(
     *,
     backoff: bool = False,
 ) -> None:
-    """Record a file's new status; `backoff`: a failure that counts towards its backoff.
-
-    A file that was pending (new, or changed at the source since) starts a new streak."""
-    with transaction(db):
-        db.execute(
-            """UPDATE files SET status = ?, reason = ?, attempts = attempts + 1,
-                   fail_streak = (CASE WHEN status = 'failed' THEN fail_streak ELSE 0 END) + ?,
-                   last_attempt = ? WHERE id = ?""",
-            (status, reason, int(backoff), utcnow(), file_id),
-        )
+    """Record a file's new status; `backoff`: a failure that counts towards its backoff."""
+    file_attempted(db, file_id, status, reason, backoff=backoff)
 
 
 def _record(mirror: Mirror, recorder: Recorder, o: _Outcome, result: FetchResult) -> None:

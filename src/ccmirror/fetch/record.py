@@ -11,15 +11,11 @@ import sqlite3
 import time
 from typing import Any
 
-from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue import utcnow
+from ccmirror.catalogue.states import files_fetched
 
 BATCH = 64
 FLUSH_AFTER = 0.5  # seconds: what `status` shows never lags the store by more than this
-
-_FETCHED = """UPDATE files SET status = 'fetched', reason = NULL, store_path = ?,
-    fetched_at = ?, attempts = attempts + 1, fail_streak = 0, last_attempt = ?, size = ?,
-    md5 = coalesce(md5, ?), sha1 = coalesce(sha1, ?), sha256 = ?
-WHERE id = ?"""
 
 
 class Recorder:
@@ -40,7 +36,6 @@ class Recorder:
 
     def flush(self) -> None:
         if self._rows:
-            with transaction(self.db):
-                self.db.executemany(_FETCHED, self._rows)
+            files_fetched(self.db, self._rows)
             self._rows.clear()
         self._since = time.monotonic()

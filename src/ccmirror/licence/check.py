@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sqlite3
 import stat
 import threading
@@ -21,16 +20,18 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue.db import transaction, utcnow
+from ccmirror.catalogue.states import files_back_to_pending, files_judged
 from ccmirror.errors import UnsafeName
-from ccmirror.fsutil import fsync_dir, hash_file, promote, safe_join, safe_relpath
+from ccmirror.fsutil import fsync_dir
 from ccmirror.licence import Declared, judge_declared
 from ccmirror.licence.normalise import by_id
 from ccmirror.licence.policy import NO_LICENCE, Policy
+from ccmirror.licence.recover import recover, restore_from_pack
 from ccmirror.licence.tags import TagReport, read_tags_apart, read_tags_batch
 from ccmirror.licence.verdict import Verdict, decide
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.quarantine import quarantine, reason_path
+from ccmirror.quarantine import quarantine
 from ccmirror.recording import fill_sql, merge_tags
 
 log = logging.getLogger("ccmirror.licence")
@@ -54,15 +55,6 @@ WHERE f.status = 'fetched' AND i.status = 'ok'
   AND NOT (f.store_path IS NULL AND f.compact IN ('copied', 'derivative'))  -- left for a copy
 ORDER BY f.id
 """
-_REFETCH = """UPDATE files SET status = 'pending', reason = ?, store_path = NULL,
-    fetched_at = NULL, verdict = NULL, verdict_reason = NULL, checked_at = NULL,
-    checked_size = NULL, checked_mtime_ns = NULL, checked_key = NULL WHERE id = ?"""
-_UPDATE = """
-UPDATE files SET verdict = ?, licence_id = ?, licence_url = ?, verdict_reason = ?,
-       evidence = ?, isrc = ?, mbid = ?, checked_at = ?, checked_size = ?,
-       checked_mtime_ns = ?, checked_key = ?, quarantine_path = ?
-WHERE id = ?
-"""
 
 
 def _declared(row: sqlite3.Row, mirror: Mirror, policy: Policy) -> Declared:
@@ -83,11 +75,6 @@ def _source_evidence(row: sqlite3.Row) -> list[dict[str, str]]:
     if row["licence_title"]:
         out.append({"tag": f"{row['source']}:licence_title", "value": row["licence_title"]})
     return out
-
-
-def _quarantine_rel(row: sqlite3.Row) -> Path:
-    rel = safe_relpath(f"{row['source']}/{row['source_id']}") / safe_relpath(row["name"])
-    return Path("quarantine") / rel
 
 
 def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict) -> str:
@@ -111,65 +98,6 @@ def _move_to_quarantine(mirror: Mirror, row: sqlite3.Row, src: Path, v: Verdict)
         },
     )
     return str(dest.relative_to(mirror.data_dir))
-
-
-def _ours(path: Path, row: sqlite3.Row) -> str | None:
-    """When `check` put these bytes here, the time it did ("" if unknown); None when not
-    (fetch quarantines bad downloads at the same place: never taken for the file)."""
-    try:
-        reason = json.loads(reason_path(path).read_text("utf-8"))
-    except (OSError, ValueError):
-        return None
-    if (
-        isinstance(reason, dict)
-        and "verdict" in reason
-        and reason.get("store_path") == row["store_path"]
-    ):
-        return str(reason.get("quarantined_at") or "")
-    return None
-
-
-def _restore_from_pack(mirror: Mirror, row: sqlite3.Row, store: Path) -> bool:
-    """Put a sealed pack's copy of a vanished store file back, if its checksums match."""
-    want = {a: row[a] for a in ("md5", "sha1") if row[a]}
-    if not want:
-        return False
-    for p in mirror.db.execute(
-        "SELECT p.name, pf.path FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
-        " WHERE pf.file_id = ? AND p.status = 'sealed' ORDER BY p.obsolete, p.id",
-        (row["id"],),
-    ):
-        try:
-            copy = safe_join(mirror.packs_dir, p["name"], p["path"])
-        except UnsafeName:
-            continue
-        if copy.is_symlink() or not copy.is_file() or hash_file(copy, want) != want:
-            continue
-        store.parent.mkdir(parents=True, exist_ok=True)
-        part = store.with_name(store.name + ".part")
-        part.unlink(missing_ok=True)
-        try:
-            os.link(copy, part)
-        except OSError:
-            shutil.copyfile(copy, part)
-        promote(part, store)
-        return True
-    return False
-
-
-def _recover(mirror: Mirror, row: sqlite3.Row) -> Path | None:
-    """Bytes `check` moved to quarantine just before a crash (the catalogue never heard):
-    the newest of <name>, <name>.1, ... (`quarantine.free_name`'s choices) that is ours."""
-    base = mirror.abspath(str(_quarantine_rel(row)))
-    found, newest = None, ""
-    candidate, n = base, 0
-    while candidate.exists() or reason_path(candidate).exists():
-        when = _ours(candidate, row)
-        if when is not None and when >= newest and candidate.is_file():
-            found, newest = candidate, when
-        n += 1
-        candidate = base.with_name(f"{base.name}.{n}")
-    return found
 
 
 class _Run:
@@ -199,7 +127,7 @@ class _Run:
     def flush(self) -> None:
         if self.pending:
             with transaction(self.mirror.db) as db:
-                db.executemany(_UPDATE, self.pending)
+                files_judged(db, self.pending)  # with the filled fields: one transaction
                 db.executemany(fill_sql(), self.filled)
             self.pending.clear()
             self.filled.clear()
@@ -324,7 +252,7 @@ class _Run:
                 qrel = row["quarantine_path"]
                 qabs: Path | None = self.mirror.abspath(qrel)
             else:
-                qabs = _recover(self.mirror, row)
+                qabs = recover(self.mirror, row)
                 qrel = str(qabs.relative_to(self.mirror.data_dir)) if qabs else ""
         except UnsafeName as e:
             log.error("file %s: %s", row["id"], e)
@@ -353,15 +281,15 @@ class _Run:
             return
         # The catalogue says fetched but the bytes are gone: a sealed pack may still hold the
         # same verified bytes (a hard link); otherwise the next fetch gets them again.
-        if store is not None and _restore_from_pack(self.mirror, row, store):
+        if store is not None and restore_from_pack(self.mirror, row, store):
             log.warning("fetched file missing: %s; restored from its pack", row["store_path"])
             self.count("restored")
             self.one(row)
             return
         self.count("missing")
         log.warning("fetched file missing: %s; the next fetch gets it again", row["store_path"])
-        with self.lock, transaction(self.mirror.db) as db:
-            db.execute(_REFETCH, (R_MISSING, row["id"]))
+        with self.lock:
+            files_back_to_pending(self.mirror.db, [(R_MISSING, row["id"])])
 
 
 def totals(db: sqlite3.Connection) -> dict[str, Any]:

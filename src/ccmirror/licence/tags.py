@@ -72,9 +72,6 @@ class TagReport:
         elif key in _MBID_NAMES and self.mbid is None and _MBID_RE.match(text.lower()):
             self.mbid = text.lower()
 
-    def licence_families(self) -> set[tuple[str, str]]:
-        return {lic.family for _, lic in self.licences}
-
 
 def _text(value: Any) -> str:
     """A tag value as one string (lists joined, bytes decoded)."""

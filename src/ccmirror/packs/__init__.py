@@ -21,6 +21,7 @@ from typing import Any
 from ccmirror import __version__
 from ccmirror.budget import budget_selection
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.states import files_back_to_pending
 from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
@@ -323,11 +324,7 @@ def _unchanged_rows(
                 "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
                 [(pack_id, fid) for _, fid in bad],
             )
-            mirror.db.executemany(
-                "UPDATE files SET status = 'pending', reason = ?, store_path = NULL,"
-                " verdict = NULL WHERE id = ?",
-                [(why, fid) for why, fid in bad if why is not None],
-            )
+            files_back_to_pending(mirror.db, [(why, fid) for why, fid in bad if why is not None])
     return keep, len(bad)
 
 

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,7 +182,7 @@ def _seal(
     from ccmirror.packs.torrent import CURRENT_LAYOUT, content_files, make_torrent
 
     t = mirror.manifest.torrents
-    created = int(_now_ts())
+    created = int(time.time())
     comment = f"ccmirror catalogue dump of the {mirror.name} mirror"
     creator = f"ccmirror {__version__}"
     # BEP 19: a client asks base + name + "/" + path; the base needs its "/" (as packs).
@@ -260,12 +261,6 @@ def _prune(mirror: Mirror, keep: set[str]) -> None:
         if r["name"] not in keep and (mirror.packs_dir / r["name"]).is_dir():
             shutil.rmtree(mirror.packs_dir / r["name"])
             log.info("deleted the payload of obsolete metadata torrent %s", r["name"])
-
-
-def _now_ts() -> float:
-    import time
-
-    return time.time()
 
 
 def _rmdir_if_empty(path: Path) -> None:

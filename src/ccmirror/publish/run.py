@@ -1,4 +1,8 @@
-"""`publish`: torrents.json, the metadata torrent, index.html and withdrawn.json."""
+"""`publish`: torrents.json, the metadata torrent, index.html and withdrawn.json.
+
+The one writer of public/: pack and withdraw change the catalogue, then ask for the parts
+they changed to be rendered now (`refresh_torrents`, `refresh_after_withdrawal`).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,9 @@ from ccmirror.packs.rebuild import repair_torrents
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.publish.metadata import publish_metadata
 from ccmirror.publish.site import write_site
-from ccmirror.withdraw import purge_withdrawn, write_withdrawn_json
+from ccmirror.publish.torrents_json import write_torrents_json
+from ccmirror.publish.withdrawn import write_withdrawn_json
+from ccmirror.purge import purge_withdrawn
 
 log = logging.getLogger("ccmirror.publish")
 
@@ -24,10 +30,26 @@ def write_index_html(
     return write_site(mirror, torrents)
 
 
+def refresh_torrents(mirror: Mirror) -> Path:
+    """torrents.json again (pack: new and obsolete packs listed at once)."""
+    return write_torrents_json(mirror)
+
+
+def refresh_after_withdrawal(mirror: Mirror) -> dict[str, str]:
+    """withdrawn.json, torrents.json and the pages again: a takedown shows at once."""
+    withdrawn = write_withdrawn_json(mirror)
+    torrents_json = write_torrents_json(mirror)
+    index, _ = write_index_html(mirror)
+    rel = mirror.data_dir
+    return {
+        "withdrawn_json": str(withdrawn.relative_to(rel)),
+        "torrents_json": str(torrents_json.relative_to(rel)),
+        "index_html": str(index.relative_to(rel)),
+    }
+
+
 def publish(mirror: Mirror, *, reporter: Reporter | None = None) -> dict[str, Any]:
     """Write everything under `public/`; safe to run as often as cron likes."""
-    from ccmirror.publish.torrents_json import write_torrents_json
-
     reporter = reporter or NullReporter()
     reporter.start("publish", 4, "steps")
     # A takedown interrupted by a crash is finished here, before anything is published.

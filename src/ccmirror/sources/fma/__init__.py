@@ -61,7 +61,6 @@ ITEM_COLUMNS = (
     "status",
     "reason",
 )
-FILE_COLUMNS = ("name", "url", "size", "sha1", "format")
 
 
 def source_id(track_id: int) -> str:

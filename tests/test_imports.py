@@ -1,0 +1,110 @@
+"""No import cycles between ccmirror's modules, counting imports inside functions."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import ccmirror
+
+ROOT = Path(ccmirror.__file__).parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        parts = list(rel.parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def _walk(node: ast.AST):
+    """Every node, but not the body of `if TYPE_CHECKING:` (never executed)."""
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+            for other in child.orelse:
+                yield other
+                yield from _walk(other)
+            continue
+        yield child
+        yield from _walk(child)
+
+
+def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Every ccmirror module `name` imports, anywhere in its body (functions too)."""
+    is_pkg = path.name == "__init__.py"
+    out: set[str] = set()
+    for node in _walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                pkg = name.split(".") if is_pkg else name.split(".")[:-1]
+                pkg = pkg[: len(pkg) - (node.level - 1)]
+                base = ".".join([*pkg, base] if base else pkg)
+            # `from pkg import mod` imports the module pkg.mod; `from mod import name` mod.
+            targets = [
+                f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names
+            ]
+        else:
+            continue
+        for t in targets:
+            while t and t not in known:  # `import a.b.c` where c is a name: a.b
+                t = t.rpartition(".")[0]
+            if t and t != name:
+                out.add(t)
+    return out
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_no_import_cycles():
+    known = _modules()
+    graph = {name: _imports(name, path, known) for name, path in known.items()}
+    assert len(graph) > 50 and graph["ccmirror.sync"]  # the walk found the package
+    assert _cycles(graph) == []
+
+
+def test_the_walk_sees_a_cycle_hidden_in_a_function(tmp_path):
+    known = {"ccmirror.a": tmp_path / "a.py", "ccmirror.b": tmp_path / "b.py"}
+    known["ccmirror.a"].write_text("from ccmirror import b\n")
+    known["ccmirror.b"].write_text("def f():\n    from ccmirror.a import x\n")
+    graph = {n: _imports(n, p, known) for n, p in known.items()}
+    assert _cycles(graph) == [["ccmirror.a", "ccmirror.b"]]
