@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ccmirror.catalogue import transaction
 from ccmirror.catalogue.queries import mirror_status, store_bytes
+from ccmirror.catalogue.states import file_evicted
 from ccmirror.catalogue.tiers import ranking
 from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
@@ -21,11 +21,6 @@ from ccmirror.tiers import Selection, ranked, select
 
 log = logging.getLogger("ccmirror.budget")
 # A file that left the store for the budget: pending again, its checksums and size kept.
-_AGAIN = (
-    "status = 'pending', reason = 'left the store: outside the budget', store_path = NULL,"
-    " fetched_at = NULL, verdict = NULL, verdict_reason = NULL, checked_at = NULL,"
-    " checked_size = NULL, checked_mtime_ns = NULL, checked_key = NULL"
-)
 
 
 def budget_selection(mirror: Mirror) -> Selection | None:
@@ -64,20 +59,7 @@ def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
         except (OSError, UnsafeName) as e:
             log.warning("budget: cannot remove %s: %s", r["store_path"], e)
             continue
-        with transaction(db):
-            db.execute(
-                "DELETE FROM pack_files WHERE file_id = ? AND pack_id IN"
-                " (SELECT id FROM packs WHERE status = 'open')",
-                (r["id"],),
-            )
-            if r["url"] is None and r["copy_of"] is not None:  # our own copy: made again
-                db.execute("DELETE FROM files WHERE id = ?", (r["id"],))
-                db.execute(
-                    f"UPDATE files SET compact = NULL, {_AGAIN} WHERE id = ? AND store_path IS NULL",
-                    (r["copy_of"],),
-                )
-            else:
-                db.execute(f"UPDATE files SET {_AGAIN} WHERE id = ?", (r["id"],))
+        file_evicted(db, r["id"], r["copy_of"] if r["url"] is None else None)
         stored -= r["size"] or 0
         out["evicted_files"] += 1
         out["evicted_bytes"] += r["size"] or 0

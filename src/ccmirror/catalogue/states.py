@@ -17,6 +17,8 @@ from ccmirror.catalogue.db import transaction, utcnow
 
 __all__ = [
     "file_attempted",
+    "file_evicted",
+    "file_left_store",
     "files_back_to_pending",
     "files_fetched",
     "files_judged",
@@ -37,6 +39,10 @@ _JUDGED = """UPDATE files SET verdict = ?, licence_id = ?, licence_url = ?, verd
        evidence = ?, isrc = ?, mbid = ?, checked_at = ?, checked_size = ?,
        checked_mtime_ns = ?, checked_key = ?, quarantine_path = ?
 WHERE id = ?"""
+
+_OUT_OF_OPEN_PACKS = """DELETE FROM pack_files WHERE file_id = ?
+    AND pack_id IN (SELECT id FROM packs WHERE status = 'open')"""
+_EVICTED = "left the store: outside the budget"
 
 
 @contextmanager
@@ -137,3 +143,26 @@ def item_withdrawn(db: sqlite3.Connection, item: sqlite3.Row, reason: str) -> li
                 (json.dumps(merged), item["id"]),
             )
     return packs
+
+
+def file_left_store(db: sqlite3.Connection, file_id: int) -> None:
+    """An original replaced by its verified copy: its bytes are gone, its record and
+    checksums stay; out of every open pack (sealed packs never change)."""
+    with _write(db):
+        db.execute(_OUT_OF_OPEN_PACKS, (file_id,))
+        db.execute("UPDATE files SET store_path = NULL WHERE id = ?", (file_id,))
+
+
+def file_evicted(db: sqlite3.Connection, file_id: int, own_copy_of: int | None) -> None:
+    """A file out of the store to fit the budget: out of every open pack and pending again;
+    our own copy (`own_copy_of`: its original's id) is forgotten and made again later."""
+    with _write(db):
+        db.execute(_OUT_OF_OPEN_PACKS, (file_id,))
+        if own_copy_of is None:
+            db.execute(_BACK_TO_PENDING, (_EVICTED, file_id))
+            return
+        db.execute("DELETE FROM files WHERE id = ?", (file_id,))
+        db.execute(
+            _BACK_TO_PENDING.replace("SET ", "SET compact = NULL, ", 1) + " AND store_path IS NULL",
+            (_EVICTED, own_copy_of),
+        )

@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.states import file_left_store
 from ccmirror.compact.comments import copy_comments
 from ccmirror.compact.encoder import Encoder, find_encoder, transcode
 from ccmirror.errors import UnsafeName
@@ -338,13 +339,7 @@ def release(mirror: Mirror) -> dict[str, int]:
         except (OSError, UnsafeName) as e:
             log.warning("compact: cannot remove %s: %s", r["store_path"], e)
             continue
-        with transaction(db):
-            db.execute(
-                "DELETE FROM pack_files WHERE file_id = ? AND pack_id IN"
-                " (SELECT id FROM packs WHERE status = 'open')",
-                (r["id"],),
-            )
-            db.execute("UPDATE files SET store_path = NULL WHERE id = ?", (r["id"],))
+        file_left_store(db, r["id"])
         released += 1
         freed += size
     return {"released": released, "freed_bytes": freed, "licence_mismatch": mismatched}
