@@ -9,7 +9,6 @@ import io
 import json
 import shutil
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import libtorrent as lt
@@ -27,6 +26,7 @@ from iahelpers import make_ia_archive
 from trackerhelpers import (
     SeedProcess,
     announce_seeder,
+    aria2c_download,
     free_port,
     opentracker,
     payload_of,
@@ -282,17 +282,7 @@ def test_primary_and_follower_on_one_machine(tmp_path):
             target = next(t for t in packs if t["name"] in held)
             out = tmp_path / "aria2"
             out.mkdir()
-            r = subprocess.run(
-                [
-                    shutil.which("aria2c") or "aria2c",
-                    "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
-                    "--enable-peer-exchange=false", "--seed-time=0", "--bt-stop-timeout=60",
-                    "--follow-torrent=false", "--console-log-level=warn", "--summary-interval=0",
-                    f"--listen-port={free_port()}", "-d", str(out),
-                    str(fdata / "torrents" / f"{target['name']}.torrent"),
-                ],
-                capture_output=True, text=True, timeout=120,
-            )  # fmt: skip
+            r = aria2c_download(fdata / "torrents" / f"{target['name']}.torrent", out)
             assert r.returncode == 0, r.stdout + r.stderr
             assert payload_of(out / target["name"]) == payload_of(pdata / "packs" / target["name"])
             follower_seed.stop()

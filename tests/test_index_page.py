@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -15,6 +12,7 @@ from ccmirror.catalogue import transaction
 from ccmirror.packs import pack
 from ccmirror.publish.run import publish
 from packhelpers import add_file, add_item, make_mirror
+from sitehelpers import chromium
 
 HOSTILE = [
     '<script>alert("t")</script>',
@@ -22,15 +20,6 @@ HOSTILE = [
     "\"double\" & 'single' </td></tr></table><b>quotes",
     "مرحبا بالعالم — right to left",
     "L" * 10_000,
-]
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
 ]
 
 
@@ -133,32 +122,16 @@ def test_hostile_strings_survive_json_exactly(hostile_site):
     json.loads((m.public_dir / "torrents.json").read_text("utf-8"))
 
 
-def _chromium(*args: str) -> subprocess.CompletedProcess:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        raise RuntimeError("chromium is not installed (apt-get install chromium)")
-    profile = tempfile.mkdtemp(prefix="ccmirror-chromium-")
-    try:
-        return subprocess.run(
-            [binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def test_page_in_headless_chromium(hostile_site, tmp_path):
+def test_page_in_headlesschromium(hostile_site, tmp_path):
     m, _ = hostile_site
     url = (m.public_dir / "index.html").as_uri()
     shot = tmp_path / "index.png"
-    r = _chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
+    r = chromium(f"--screenshot={shot}", "--window-size=1280,2000", url)
     assert shot.is_file(), r.stderr[-2000:]
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000
     # The DOM after the browser ran the page: no script or image was injected.
-    dom = _chromium("--dump-dom", url)
+    dom = chromium("--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     parsed = _parse(dom.stdout)
     tags = [t for t, _ in parsed.tags]

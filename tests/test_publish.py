@@ -8,9 +8,6 @@ import os
 import sqlite3
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import libtorrent as lt
 import pytest
@@ -24,7 +21,7 @@ from ccmirror.publish.run import publish
 from ccmirror.seedplan import seed_plan
 from conftest import run_cli
 from packhelpers import add_file, add_item, make_mirror, sample_mirror, write_manifest
-from trackerhelpers import free_port, opentracker, wait_for
+from trackerhelpers import announce_seeder, free_port, opentracker, wait_for
 
 
 def _torrents(m):
@@ -160,27 +157,6 @@ def test_publish_cli_json_and_lock(tmp_path):
 # --- seed-plan against a real opentracker ------------------------------------------------
 
 
-def _announce_seeder(port: int, btih: str) -> bool:
-    """Announce a finished peer over HTTP; False until the tracker accepts the hash."""
-    q = urllib.parse.urlencode(
-        {
-            "info_hash": bytes.fromhex(btih),
-            "peer_id": b"-CC0001-seedplantest",
-            "port": 51413,
-            "uploaded": 0,
-            "downloaded": 0,
-            "left": 0,
-            "event": "completed",
-            "compact": 1,
-        }
-    )
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/announce?{q}", timeout=2) as resp:
-            return b"failure reason" not in resp.read()
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def test_seed_plan_ranks_by_swarm_counts_from_a_real_tracker(tmp_path):
     port = free_port()
     m = sample_mirror(tmp_path, pack_size="300KiB", trackers=(f"http://127.0.0.1:{port}/announce",))
@@ -189,7 +165,11 @@ def test_seed_plan_ranks_by_swarm_counts_from_a_real_tracker(tmp_path):
     torrents = [t for t in _torrents(m) if not t["obsolete"]]
     with opentracker([t["btih"] for t in torrents], port):
         seeded = next(t for t in torrents if t["name"] == "test-t1-0001")
-        wait_for(lambda: _announce_seeder(port, seeded["btih"]), 10, "the tracker to accept")
+        wait_for(
+            lambda: announce_seeder(f"http://127.0.0.1:{port}/announce", seeded["btih"]),
+            10,
+            "the tracker to accept",
+        )
         r = seed_plan(m, "10GB", timeout=10)
         counts = {c["name"]: c["seeders"] for c in r["plan"]}
         assert counts["test-t1-0001"] == 1

@@ -9,8 +9,6 @@ audio, as `sync` does; the metadata torrent by `publish_metadata`), then:
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -21,6 +19,7 @@ from ccmirror.publish.metadata import publish_metadata
 from packhelpers import sample_mirror
 from trackerhelpers import (
     SeedProcess,
+    aria2c_download,
     free_port,
     loopback_session,
     opentracker,
@@ -113,17 +112,7 @@ def test_pack_downloaded_by_aria2c_from_web_seed_alone(tmp_path):
         target = [p for p in _sealed(mirror) if p["tier"] == 2][0]
         out = tmp_path / "aria2"
         out.mkdir()
-        r = subprocess.run(
-            [
-                shutil.which("aria2c") or "aria2c",
-                "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
-                "--enable-peer-exchange=false", "--seed-time=0", "--bt-stop-timeout=60",
-                "--follow-torrent=false", "--console-log-level=warn", "--summary-interval=0",
-                f"--listen-port={free_port()}", "-d", str(out),
-                str(mirror.data_dir / target["torrent_path"]),
-            ],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        r = aria2c_download(mirror.data_dir / target["torrent_path"], out)
     assert r.returncode == 0, r.stdout + r.stderr
     got = payload_of(out / target["name"])
     assert got == payload_of(packs_dir / target["name"])

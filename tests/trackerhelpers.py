@@ -50,6 +50,21 @@ def free_port() -> int:
     raise RuntimeError("no free port")
 
 
+def aria2c_download(torrent: Path, out: Path) -> subprocess.CompletedProcess:
+    """aria2c fetches one torrent into `out` from its trackers and web seeds only (no DHT,
+    no local discovery, no PEX) and stops once complete."""
+    return subprocess.run(
+        [
+            shutil.which("aria2c") or "aria2c",
+            "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+            "--enable-peer-exchange=false", "--seed-time=0", "--bt-stop-timeout=60",
+            "--follow-torrent=false", "--console-log-level=warn", "--summary-interval=0",
+            f"--listen-port={free_port()}", "-d", str(out), str(torrent),
+        ],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
 def loopback_session(**settings) -> lt.session:
     """A libtorrent session on 127.0.0.1 that finds peers only through trackers and web
     seeds: no DHT, LSD, UPnP or NAT-PMP. `settings` adds to or overrides those."""
