@@ -92,8 +92,8 @@ def table(name: str, mirror: Mirror, bitrate: int) -> dict[str, dict[str, float]
 def demo_catalogue(folder: Path, bitrate: int) -> Mirror:
     """The demo's sample archive, synced with compact tiers from tier 2 (real copies)."""
     from ccmirror.demo import demo_manifest
-    from ccmirror.demo_archive import build_sample
-    from ccmirror.iaserver import IAServer
+    from ccmirror.sample.archive import IAServer
+    from ccmirror.sample.demo_items import build_sample
     from ccmirror.sync import sync
 
     sample = build_sample(folder / "sample")

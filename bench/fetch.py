@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT / "tests"))  # iahelpers: the shared IA archive buil
 import numpy as np  # noqa: E402
 import soundfile as sf  # noqa: E402
 
-from ccmirror.audio import RATE, signal  # noqa: E402
 from ccmirror.harvest import harvest  # noqa: E402
-from ccmirror.iaserver import IAServer  # noqa: E402
 from ccmirror.mirror import open_mirror  # noqa: E402
+from ccmirror.sample.audio import RATE, signal  # noqa: E402
+from iafake import IAServer  # noqa: E402
 from iahelpers import make_ia_archive  # noqa: E402
 
 QUERY = "collection:netlabels AND mediatype:audio"

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))  # iahelpers: the shared IA archive builder
 
 from ccmirror.harvest import harvest  # noqa: E402
-from ccmirror.iaserver import IAServer  # noqa: E402
 from ccmirror.mirror import open_mirror  # noqa: E402
 from ccmirror.sources.ia import make_session  # noqa: E402
+from iafake import IAServer  # noqa: E402
 from iahelpers import make_ia_archive  # noqa: E402
 
 QUERY = "collection:netlabels AND mediatype:audio"

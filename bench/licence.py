@@ -29,12 +29,12 @@ from pathlib import Path
 import mutagen
 import soundfile as sf
 
-from ccmirror.audio import write_audio
 from ccmirror.catalogue.db import transaction, utcnow
 from ccmirror.licence import decode
 from ccmirror.licence.check import CHUNK, WORKERS, check
 from ccmirror.licence.tags import read_tags_batch
 from ccmirror.mirror import open_mirror
+from ccmirror.sample.audio import write_audio
 
 KINDS = ("mp3", "flac", "ogg", "opus", "wav")
 ROUNDS = 3

@@ -27,7 +27,7 @@ import time
 import wave
 from pathlib import Path
 
-from ccmirror.iaserver import IAServer
+from ccmirror.sample.archive import IAServer
 
 TARGET_SECONDS = 5.0
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"

@@ -1,6 +1,6 @@
 """Benchmark: `ccmirror pack` over >= 1 GiB of real audio against `mktorrent -t 2`.
 
-Real WAV and FLAC files are written once with ccmirror.audio into a cache folder
+Real WAV and FLAC files are written once with ccmirror.sample.audio into a cache folder
 (default /tmp/ccmirror-bench-audio, or $CCMIRROR_BENCH_CACHE) together with their
 md5/sha1/sha256, as a fetch would have recorded them. Each run builds a fresh mirror
 whose store hard-links the cache, warms the page cache, then alternates:
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from ccmirror.audio import write_audio
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.mirror import open_mirror
 from ccmirror.packs import pack
+from ccmirror.sample.audio import write_audio
 
 SECONDS = 60.0  # one WAV minute is about 11.5 MB
 

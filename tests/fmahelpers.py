@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ccmirror.audio import write_audio
+from ccmirror.sample.audio import write_audio
 
 # raw_tracks.csv's header, in the dataset's order.
 COLUMNS = (  # noqa: SIM905 (kept as the CSV header reads)

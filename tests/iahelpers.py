@@ -10,7 +10,7 @@
 Item specs (dicts) may set: identifier, title, creator, licenseurl, collection (str|list),
 downloads, month, week, dark, kinds (audio kinds: flac, ogg, opus, mp3, wav), seconds,
 tags (for every audio file), extra_files ({name: bytes | Path | dict}) and metadata (more
-IA metadata). Audio is encoded by `ccmirror.audio.write_audio` (never byte stubs) and
+IA metadata). Audio is encoded by `ccmirror.sample.audio.write_audio` (never byte stubs) and
 cached per (kind, seed, seconds, tags), so large archives stay cheap to build.
 """
 
@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ccmirror.audio import write_audio
-from ccmirror.iaserver import IAServer
+from ccmirror.sample.audio import write_audio
+from iafake import IAServer
 
 CC_BY = "https://creativecommons.org/licenses/by/4.0/"
 CC_BY_NC_SA_US = "http://creativecommons.org/licenses/by-nc-sa/3.0/us/"

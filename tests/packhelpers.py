@@ -1,7 +1,7 @@
 """Build a small mirror with fetched, licence-checked real audio, without fetch or check.
 
 Catalogue rows are inserted directly and the store files are written with
-`ccmirror.audio.write_audio`, so packs, publishing and seeding can be tested on their own.
+`ccmirror.sample.audio.write_audio`, so packs, publishing and seeding can be tested on their own.
 
     from packhelpers import make_mirror, add_item, add_file, sample_mirror
 
@@ -25,9 +25,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ccmirror.audio import write_audio
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.mirror import Mirror, open_mirror
+from ccmirror.sample.audio import write_audio
 
 LICENCES = {
     "CC-BY-4.0": ("https://creativecommons.org/licenses/by/4.0/", "Attribution 4.0 International"),

@@ -8,7 +8,7 @@ import sqlite3
 import zlib
 from pathlib import Path
 
-from ccmirror.iaserver import IAServer
+from iafake import IAServer
 from iahelpers import audio_bytes, ia_manifest, make_ia_archive
 
 # (identifier, downloads, seconds of FLAC): tiers at shares [0.5, 0.8, 1.0].

@@ -18,9 +18,9 @@ from ccmirror.compact.comments import licence_comments
 from ccmirror.compact.encoder import close_enough
 from ccmirror.compact.sourcefacts import parse_length
 from ccmirror.errors import ManifestError
-from ccmirror.iaserver import IAServer
 from ccmirror.licence.policy import permits_format_shift
 from ccmirror.manifest import load_manifest
+from iafake import IAServer
 from iahelpers import CC_BY, audio_bytes, ia_manifest, make_ia_archive
 
 TAGS = {
@@ -326,9 +326,9 @@ def test_a_derivative_that_never_verifies_makes_way_for_a_transcode(cli, write_m
 
 
 def test_decisions_before_a_transcode(tmp_path):
-    from ccmirror.audio import write_audio
     from ccmirror.compact.run import _decide
     from ccmirror.licence.policy import NO_FORMAT_SHIFT
+    from ccmirror.sample.audio import write_audio
 
     flac = write_audio(tmp_path / "a.flac", seconds=1.0)
     mp3 = write_audio(tmp_path / "a.mp3", seconds=1.0)  # ~83 kbit/s

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from ccmirror.demo_archive import SPECS, build_sample
+from ccmirror.sample.demo_items import SPECS, build_sample
 
 
 def _db(data_dir: Path) -> sqlite3.Connection:

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from ccmirror.iaserver import IAServer
+from iafake import IAServer
 from iahelpers import ia_manifest, make_ia_archive
 
 

@@ -20,8 +20,8 @@ from ccmirror.catalogue import transaction, utcnow
 from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch import fetch, transport
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer
 from ccmirror.mirror import open_mirror
+from iafake import IAServer
 from iahelpers import audio_bytes, ia_manifest, make_ia_archive
 
 

@@ -12,9 +12,10 @@ from ccmirror.fetch import fetch, polite, transport
 from ccmirror.fetch.polite import Gate, InFlight
 from ccmirror.fetch.sink import Sink
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer, handler
 from ccmirror.manifest import ManifestError, load_manifest
 from ccmirror.mirror import open_mirror
+from ccmirror.sample import handler
+from iafake import IAServer
 from iahelpers import ia_manifest, make_ia_archive
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ccmirror.audio import write_audio
 from ccmirror.errors import SourceUnreachable, UsageError
 from ccmirror.harvest import harvest
 from ccmirror.mirror import open_mirror
+from ccmirror.sample.audio import write_audio
 from ccmirror.sources.fma import harvest_source
 from fmahelpers import (
     BY_4,

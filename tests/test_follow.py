@@ -14,14 +14,14 @@ from pathlib import Path
 import libtorrent as lt
 import pytest
 
-from ccmirror.audio import write_audio
 from ccmirror.errors import ManifestError
 from ccmirror.follow.listing import BadList, parse_list
 from ccmirror.follow.plan import Candidate, choose
 from ccmirror.follow.transfer import TorrentRefused, check_torrent
-from ccmirror.iaserver import IAServer
 from ccmirror.manifest import load_manifest
+from ccmirror.sample.audio import write_audio
 from conftest import run_cli
+from iafake import IAServer
 from iahelpers import make_ia_archive
 from trackerhelpers import (
     SeedProcess,

@@ -10,11 +10,11 @@ import pytest
 from ccmirror.catalogue import transaction
 from ccmirror.errors import SourceUnreachable
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer
 from ccmirror.lock import DataLock
 from ccmirror.mirror import open_mirror
 from ccmirror.sources import ia as ia_source
 from ccmirror.sources.ia import make_session
+from iafake import IAServer
 from iahelpers import CC0, CC_BY, SAMPLING, audio_bytes, ia_manifest, make_ia_archive
 
 

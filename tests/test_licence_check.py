@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from mutagen import id3
 
-from ccmirror.audio import write_audio
 from ccmirror.catalogue.db import transaction, utcnow
 from ccmirror.licence import publishable
 from ccmirror.licence.check import check
 from ccmirror.mirror import Mirror, open_mirror
+from ccmirror.sample.audio import write_audio
 
 BYSA3 = "http://creativecommons.org/licenses/by-sa/3.0/"
 SOURCE = '[[source]]\nkind = "ia"\nquery = "collection:netlabels"\n'

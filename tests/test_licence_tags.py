@@ -12,10 +12,10 @@ from mutagen import id3
 from mutagen.aiff import AIFF
 from mutagen.apev2 import APEv2
 
-from ccmirror.audio import RATE, signal, write_audio
 from ccmirror.licence import VERDICTS, inspect
 from ccmirror.licence.tags import read_tags
 from ccmirror.manifest import LicenceConfig
+from ccmirror.sample.audio import RATE, signal, write_audio
 
 KINDS = ["flac", "ogg", "opus", "mp3", "wav", "aiff"]
 VORBIS = {"flac", "ogg", "opus"}

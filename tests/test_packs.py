@@ -689,7 +689,7 @@ def test_idle_pack_changes_nothing_on_disk(mirror):
 
 
 def test_attribution_credits_each_file_by_its_own_title_else_the_items(tmp_path):
-    from ccmirror.audio import write_audio
+    from ccmirror.sample.audio import write_audio
 
     m = sample_mirror(tmp_path, pack_size="10MiB")
     item = add_item(m, "ia", "album-x", popularity=10**6, title="The Whole Album")
@@ -723,10 +723,10 @@ def test_attribution_credits_each_file_by_its_own_title_else_the_items(tmp_path)
 def test_ia_file_title_is_credited_before_the_tag(tmp_path, write_manifest):
     """End to end through the fake IA: a file's title in the item's file list wins over its
     title tag; a file without one is credited by its tag, else by the item's title."""
-    from ccmirror.audio import write_audio
-    from ccmirror.iaserver import IAServer
     from ccmirror.mirror import open_mirror
+    from ccmirror.sample.audio import write_audio
     from ccmirror.sync import sync
+    from iafake import IAServer
     from iahelpers import CC_BY, ia_manifest
 
     def audio(name: str, seed: int, tags: dict) -> bytes:

@@ -13,7 +13,6 @@ import requests
 
 from ccmirror.fetch import fetch
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer
 from ccmirror.licence import judge_declared
 from ccmirror.licence.normalise import normalise_title
 from ccmirror.manifest import LicenceConfig
@@ -21,6 +20,7 @@ from ccmirror.mirror import open_mirror
 from ccmirror.search import search
 from ccmirror.sources.values import clean_text, iso_date
 from fmahelpers import track_row, write_audio_tree, write_metadata_zip
+from iafake import IAServer
 from iahelpers import audio_bytes, ia_manifest, make_ia_archive
 
 

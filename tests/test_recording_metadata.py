@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ccmirror.audio import RATE
 from ccmirror.catalogue.db import connect
 from ccmirror.fetch import fetch
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer
 from ccmirror.licence.check import check
 from ccmirror.mirror import open_mirror
 from ccmirror.packs import pack
@@ -25,8 +23,10 @@ from ccmirror.packs.torrent import info_hashes, make_torrent
 from ccmirror.publish import publish
 from ccmirror.publish.metadata import iter_lines
 from ccmirror.recording import as_list, parse_genres
+from ccmirror.sample.audio import RATE
 from ccmirror.search import search
 from fmahelpers import track_row, write_audio_tree, write_metadata_zip
+from iafake import IAServer
 from iahelpers import audio_bytes, ia_manifest
 from packhelpers import add_file, add_item, make_mirror
 
@@ -319,8 +319,8 @@ def test_licence_inspect_reports_embedded_pictures(tmp_path):
     from mutagen.flac import FLAC, Picture
     from mutagen.id3 import APIC, ID3
 
-    from ccmirror.audio import write_audio
     from ccmirror.licence import inspect
+    from ccmirror.sample.audio import write_audio
 
     png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
     flac = write_audio(tmp_path / "a.flac", "flac", seconds=0.2)

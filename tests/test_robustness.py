@@ -19,11 +19,11 @@ from ccmirror.errors import UnsafeName
 from ccmirror.fetch import fetch
 from ccmirror.fsutil import MAX_NAME_BYTES, safe_relpath
 from ccmirror.harvest import harvest
-from ccmirror.iaserver import IAServer
 from ccmirror.licence.check import check
 from ccmirror.mirror import open_mirror
 from ccmirror.packs import pack
 from ccmirror.publish.run import publish
+from iafake import IAServer
 from iahelpers import CC_BY, audio_bytes, ia_manifest, make_ia_archive
 from packhelpers import sample_mirror
 
@@ -349,8 +349,8 @@ def test_item_whose_licence_is_withdrawn_at_the_source_is_never_published_again(
 
 @pytest.mark.timeout(60)
 def test_a_fifo_is_unreadable_at_once_not_a_hang(tmp_path):
-    from ccmirror.audio import write_audio
     from ccmirror.licence import inspect
+    from ccmirror.sample.audio import write_audio
 
     fifo = tmp_path / "track.flac"
     os.mkfifo(fifo)  # opening it to read would block until a writer comes: never

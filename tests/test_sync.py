@@ -19,9 +19,9 @@ from pathlib import Path
 import libtorrent as lt
 import pytest
 
-from ccmirror.demo_archive import build_sample
-from ccmirror.iaserver import IAServer
 from ccmirror.lock import DataLock
+from ccmirror.sample.demo_items import build_sample
+from iafake import IAServer
 
 STAGES = {"harvest", "fetch", "check", "compact", "pack", "publish"}
 

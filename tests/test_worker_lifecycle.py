@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from ccmirror.audio import write_audio
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.sample.audio import write_audio
 from packhelpers import add_item, make_mirror
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 import libtorrent as lt
 
 from ccmirror import catalogue
-from ccmirror.audio import write_audio
+from ccmirror.sample.audio import write_audio
 
 
 def free_port() -> int:

@@ -1,6 +1,6 @@
 """`ccmirror demo`: the whole job against a local sample archive, with no network at all.
 
-Builds the sample (`ccmirror.demo_archive`) under DIR, serves it with the loopback IA
+Builds the sample (`ccmirror.sample.demo_items`) under DIR, serves it with the loopback IA
 server (a real HTTP server on 127.0.0.1), writes `DIR/demo.toml` pointing at it, runs the
 real `sync` under the data dir's lock, and gathers what a newcomer should look at. The
 manifest's trackers are on 127.0.0.1 and need not exist: nothing leaves the machine.
@@ -16,12 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ccmirror.demo_archive import MARKER, build_sample, sample_summary
 from ccmirror.errors import UsageError
 from ccmirror.fsutil import atomic_write_text
 from ccmirror.lock import DataLock
 from ccmirror.mirror import Mirror, open_mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.sample.demo_items import MARKER, build_sample, sample_summary
 from ccmirror.tiers import tier_table
 
 log = logging.getLogger("ccmirror.demo")
@@ -70,7 +70,7 @@ def demo(
     `magnet`, `attribution` (the start of one pack's ATTRIBUTION.md), `index_html`,
     `sample` (each item with what it shows and what became of it) and `next` (commands).
     """
-    from ccmirror.iaserver import IAServer
+    from ccmirror.sample.archive import IAServer
     from ccmirror.sync import sync
 
     reporter = reporter or NullReporter()

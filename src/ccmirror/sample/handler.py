@@ -1,4 +1,4 @@
-"""The request handler of `ccmirror.iaserver.IAServer`: routing, files with Range, faults."""
+"""The request handler of `ccmirror.sample.archive.IAServer`: routing, files with Range, faults."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 if TYPE_CHECKING:
-    from ccmirror.iaserver import IAServer
+    from ccmirror.sample.archive import IAServer
 
 
 class Request(NamedTuple):

@@ -66,8 +66,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ccmirror.iaserver.handler import Handler, QuietServer, Request
-from ccmirror.iaserver.query import matches, parse_query
+from ccmirror.sample.handler import Handler, QuietServer, Request
+from ccmirror.sample.query import matches, parse_query
 
 __all__ = ["FORMATS", "IAServer", "Request"]
 
@@ -320,7 +320,7 @@ class IAServer:
             handler = type("Handler", (Handler,), {"ia": self})
             self._httpd = QuietServer(("127.0.0.1", self.port), handler)
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, name="iaserver", daemon=True
+                target=self._httpd.serve_forever, name="sample-archive", daemon=True
             )
             self._thread.start()
         return self

@@ -1,7 +1,7 @@
 """The sample archive `ccmirror demo` serves: a dozen IA-style items of real encoded audio.
 
 Data only: `build_sample(folder)` writes the audio and returns the items (IA metadata and
-files) for `ccmirror.iaserver.IAServer.add_item`. The sample is made to show every part of
+files) for `ccmirror.sample.archive.IAServer.add_item`. The sample is made to show every part of
 the job on a few megabytes:
 
 - several formats (FLAC, Ogg Vorbis, Opus, MP3, WAV), tagged the way real uploads are;
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccmirror.audio import write_audio
+from ccmirror.sample.audio import write_audio
 
 SAMPLE_VERSION = 1
 MARKER = ".complete"
@@ -67,7 +67,7 @@ class SampleItem:
     downloads: int = 0
 
     def add_to(self, server: Any) -> None:
-        """Serve this item from an `ccmirror.iaserver.IAServer`."""
+        """Serve this item from an `ccmirror.sample.archive.IAServer`."""
         files = {f.name: {"path": f.path, "format": f.format} for f in self.files}
         server.add_item(self.identifier, self.metadata, files, downloads=self.downloads)
 
