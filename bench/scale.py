@@ -11,6 +11,11 @@ process and prints wall time and that process's peak RSS (os.wait4):
 then the growth ratio of each figure between consecutive sizes (time ratio / row ratio:
 1.0 means linear; the memory ratio should stay near 1.0: flat in catalogue size).
 
+The harvest rows are printed beside a floor measured in the same run, on the same zip:
+`csv.reader` over the decompressed member doing nothing, and the same loop plus a plain
+executemany of three columns into a bare table (one transaction per 10,000 rows): what
+any harvest of this file must pay. The ratio says how far the real path is above it.
+
     nice .venv/bin/python bench/scale.py                    # 250k and 1M
     nice .venv/bin/python bench/scale.py --rows 10000000    # one size
 """
@@ -35,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from fmahelpers import BY_4, BY_NC_SA_3, CC0, COLUMNS, FMA_LIMITED, track_row  # noqa: E402
 
 TARGETS = {  # issue 12: (seconds, MiB) at 1M and at 10M; None: no target
+    "floor: csv.reader": ("baseline", ""),
+    "floor: + executemany": ("baseline", ""),
     "first harvest": ("rows/s >= 50k", "<= 512 MiB at 10M"),
     "harvest again": ("rows/s >= 100k", "<= 512 MiB at 10M"),
     "tiers": ("<= 5 s (1M), 30 s (10M)", "<= 256 MiB (1M), 512 (10M)"),
@@ -88,7 +95,56 @@ def run(args: list[str]) -> tuple[float, float, str, float]:
         return elapsed, usage.ru_maxrss / 1024, text, usage.ru_utime + usage.ru_stime
 
 
-def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str, float]]:
+FLOOR_SCRIPT = """
+import csv, io, json, os, resource, sqlite3, sys, time, zipfile
+meta, db_path, mode = sys.argv[1:4]
+t0, c0 = time.perf_counter(), time.process_time()
+db = sqlite3.connect(db_path, isolation_level=None)
+db.execute("PRAGMA journal_mode = WAL")
+db.execute("PRAGMA synchronous = NORMAL")
+db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, title TEXT, listens TEXT)")
+n, batch = 0, []
+with zipfile.ZipFile(meta) as zf, zf.open("fma_metadata/raw_tracks.csv") as raw:
+    reader = csv.reader(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+    header = next(reader)
+    i, j, k = header.index("track_id"), header.index("track_title"), header.index("track_listens")
+    for row in reader:
+        n += 1
+        if mode == "write":
+            batch.append((int(row[i]), row[j], row[k]))
+            if len(batch) == 10000:
+                db.execute("BEGIN")
+                db.executemany("INSERT INTO t VALUES (?, ?, ?)", batch)
+                db.execute("COMMIT")
+                batch = []
+if batch:
+    db.execute("BEGIN")
+    db.executemany("INSERT INTO t VALUES (?, ?, ?)", batch)
+    db.execute("COMMIT")
+print(json.dumps({"rows": n}))
+"""
+
+
+def floor(meta: Path, tmp: Path, mode: str) -> tuple[float, float, float]:
+    """(seconds, peak RSS MiB, CPU seconds) of the floor loop (`read` or `write`)."""
+    db = tmp / f"floor-{mode}.sqlite"
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        p = subprocess.Popen(
+            [sys.executable, "-c", FLOOR_SCRIPT, str(meta), str(db), mode], stdout=out
+        )
+        _, status, usage = os.wait4(p.pid, 0)
+        elapsed = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"floor {mode} failed")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return elapsed, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def measure(
+    rows: int, tmp: Path, only: str | None = None
+) -> dict[str, tuple[float, float, str, float]]:
     meta = tmp / "fma_metadata.zip"
     t0 = time.perf_counter()
     write_metadata(meta, rows)
@@ -101,6 +157,12 @@ def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str, float]]:
         'audio_base_url = "http://127.0.0.1:9/"\n'
     )
     m = str(manifest)
+    out = {}
+    for mode, name in (("read", "floor: csv.reader"), ("write", "floor: + executemany")):
+        secs, rss, cpu = floor(meta, tmp, mode)
+        out[name] = (secs, rss, f"{rows / secs:,.0f} rows/s", cpu)
+        print(f"  {name:<18} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {out[name][2]}",
+              flush=True)  # fmt: skip
     steps = {
         "first harvest": ["harvest", m, "--json"],
         "harvest again": ["harvest", m, "--json"],
@@ -109,10 +171,15 @@ def measure(rows: int, tmp: Path) -> dict[str, tuple[float, float, str, float]]:
         "status": ["status", m, "--json"],
         "search": ["search", m, "Track 4242", "--json"],
     }
-    out = {}
     for name, args in steps.items():
+        if only and only not in name:
+            continue
         secs, rss, text, cpu = run(args)
-        out[name] = (secs, rss, _detail(name, text, rows, secs), cpu)
+        detail = _detail(name, text, rows, secs)
+        if "harvest" in name:
+            base = out["floor: + executemany"]
+            detail += f"; x{secs / base[0]:.1f} the floor's time (CPU x{cpu / base[3]:.1f})"
+        out[name] = (secs, rss, detail, cpu)
         print(f"  {name:<18} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {out[name][2]}",
               flush=True)  # fmt: skip
     return out
@@ -141,17 +208,19 @@ def _detail(name: str, text: str, rows: int, secs: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, action="append", help="catalogue size (repeatable)")
+    ap.add_argument("--only", help="run only the steps whose name holds this (e.g. harvest)")
     args = ap.parse_args()
     sizes = args.rows or [250_000, 1_000_000]
     results = {}
     for n in sizes:
         with tempfile.TemporaryDirectory(prefix="ccmirror-scale-") as tmp:
-            results[n] = measure(n, Path(tmp))
+            results[n] = measure(n, Path(tmp), args.only)
     print(
         "\n| step | " + " | ".join(f"{n:,}" for n in sizes) + " | target (time) | target (memory) |"
     )
     print("|---|" + "---|" * (len(sizes) + 2))
-    for step in TARGETS:
+    steps = [s for s in TARGETS if all(s in results[n] for n in sizes)]
+    for step in steps:
         cells = [
             f"{results[n][step][0]:.1f} s (CPU {results[n][step][3]:.1f} s),"
             f" {results[n][step][1]:.0f} MiB"
@@ -160,7 +229,7 @@ def main() -> None:
         print(f"| {step} | " + " | ".join(cells) + f" | {' | '.join(TARGETS[step])} |")
     for a, b in zip(sizes, sizes[1:], strict=False):
         print(f"\ngrowth {a:,} -> {b:,} ({b / a:.0f}x rows): time ratio / rows ratio, memory ratio")
-        for step in TARGETS:
+        for step in steps:
             ta, ma = results[a][step][:2]
             tb, mb = results[b][step][:2]
             print(f"  {step:<18} time x{tb / ta:6.2f} ({tb / ta / (b / a):.2f} of linear)"

@@ -19,13 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ccmirror.errors import UnsafeName, UsageError
-from ccmirror.fsutil import safe_relpath
+from ccmirror.fsutil import MAX_NAME_BYTES, safe_relpath
 
 log = logging.getLogger("ccmirror.sources.fma")
 
 _TRACK = re.compile(r"(?:^|/)(\d{3})/(\d{6})(\.[A-Za-z0-9]{1,5})$")
 _SUM = re.compile(r"^([0-9a-fA-F]{40}) [ *](.+)$")
 _FOLDER = re.compile(r"^\d{3}$")
+# A track_file that is safe as it stands and that URL quoting leaves alone: parts of
+# letters, digits, `_-.` not starting with a dot, joined by single slashes. Such a name
+# (nearly every one in the dataset) skips safe_relpath and quote: same result, cheaper.
+_PLAIN = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 
 @dataclass(frozen=True)
@@ -109,13 +113,18 @@ class AudioIndex:
             return None, "no track_file in the metadata"
         if "://" in track_file:
             return None, f"track_file {track_file[:80]!r} is not a path under audio_base_url"
-        try:
-            rel = safe_relpath(track_file.lstrip("/"))
-        except UnsafeName as e:
-            return None, f"unsafe track_file: {e}"
-        ext = os.path.splitext(rel.name)[1]
+        path = track_file.lstrip("/")
         base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
-        url = base + urllib.parse.quote(str(rel), safe="/%~!$&'()*+,;=:@")
+        if len(path) <= MAX_NAME_BYTES and _PLAIN.fullmatch(path):
+            ext = os.path.splitext(path[path.rfind("/") + 1 :])[1]
+            url = base + path
+        else:
+            try:
+                rel = safe_relpath(path)
+            except UnsafeName as e:
+                return None, f"unsafe track_file: {e}"
+            ext = os.path.splitext(rel.name)[1]
+            url = base + urllib.parse.quote(str(rel), safe="/%~!$&'()*+,;=:@")
         return Audio(_file_name(track_id, ext), url, None, None, _format(ext)), None
 
     def _index_tree(self, root: Path) -> None:

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -22,63 +21,18 @@ import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
 from ccmirror import __version__
 from ccmirror.errors import SourceUnreachable, UnsafeName, UsageError
 from ccmirror.fsutil import CHUNK, atomic_write_json, fsync_dir, fsync_file, safe_relpath
-from ccmirror.sources.values import clean_text
 
 log = logging.getLogger("ccmirror.sources.fma")
 
 MEMBER = "raw_tracks.csv"
-# Columns without which a file is not raw_tracks.csv at all; the others may be absent.
-REQUIRED = ("track_id", "license_url", "license_title", "track_title", "track_listens")
-INT_COLUMNS = ("track_listens", "track_favorites", "track_interest")
-MAX_EXAMPLES = 10  # malformed rows quoted in the result and logged one by one
 HTTP_TIMEOUT = 60
 HTTP_ATTEMPTS = 3
-
-# Real rows hold long free text (track_information, lyrics); allow big fields.
-csv.field_size_limit(16 * 1024 * 1024)
-
-
-@dataclass
-class ReadStats:
-    rows: int = 0
-    malformed: int = 0
-    duplicates: int = 0
-    examples: list[dict[str, object]] = field(default_factory=list)
-
-    def bad(self, name: str, line: int, problem: str) -> None:
-        self.malformed += 1
-        if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append({"line": line, "problem": problem})
-            log.warning("%s line %d: %s; row skipped", name, line, problem)
-        elif self.malformed == MAX_EXAMPLES + 1:
-            log.warning("%s: more malformed rows; only the count is reported", name)
-
-
-@dataclass(frozen=True)
-class Track:
-    """One valid row of raw_tracks.csv."""
-
-    track_id: int
-    line: int
-    row: dict[str, str]
-    listens: int
-    favorites: int
-    interest: int
-
-    def get(self, column: str) -> str:
-        return (self.row.get(column) or "").strip()
-
-    def text(self, column: str) -> str | None:
-        """A free-text column as the catalogue keeps it: HTML entities unescaped (the
-        dataset writes `Sharper &amp; Clearer`), stripped, None when empty."""
-        return clean_text(self.row.get(column))
 
 
 def _is_url(value: str) -> bool:
@@ -245,87 +199,3 @@ def _find_member(zf: zipfile.ZipFile, member: str = MEMBER) -> str | None:
     # The real layout first, then the shallowest.
     names.sort(key=lambda n: (n != f"fma_metadata/{member}", n.count("/"), n))
     return names[0]
-
-
-_INT = re.compile(r"^-?\d+$")
-
-
-def _count(value: str) -> int | None:
-    v = (value or "").strip()
-    if not v:
-        return 0
-    if _INT.match(v):
-        return max(0, int(v))
-    try:  # pandas-written copies carry "12.0"
-        f = float(v)
-    except ValueError:
-        return None
-    return max(0, int(f)) if f == int(f) else None
-
-
-def read_tracks(name: str, text: TextIO, stats: ReadStats) -> Iterator[Track]:
-    """Valid tracks in file order; malformed rows and repeated ids are counted and skipped.
-
-    A row is malformed when its field count differs from the header's, its track_id is
-    not a positive integer, or a count column is not a number; csv errors (NUL bytes,
-    a runaway quote) are reported with the line where the record starts.
-    """
-    reader = csv.reader(text, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise UsageError(f"FMA metadata {name} is empty") from None
-    except csv.Error as e:
-        raise UsageError(f"FMA metadata {name}: unreadable header: {e}") from None
-    header = [h.strip().lstrip("\ufeff") for h in header]
-    # tracks.csv-style exports have an unnamed index column; raw_tracks.csv does not.
-    missing = [c for c in REQUIRED if c not in header]
-    if missing:
-        raise UsageError(
-            f"FMA metadata {name} is not raw_tracks.csv: no column {', '.join(missing)}"
-        )
-    width = len(header)
-    seen: set[int] = set()
-    prev_end = reader.line_num
-    while True:
-        start = prev_end + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as e:
-            prev_end = reader.line_num
-            stats.rows += 1
-            stats.bad(name, start, f"unparseable CSV ({e})")
-            continue
-        prev_end = reader.line_num
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue  # blank line
-        stats.rows += 1
-        if len(fields) != width:
-            stats.bad(name, start, f"{len(fields)} fields where the header has {width}")
-            continue
-        row = dict(zip(header, fields, strict=True))
-        tid_text = row["track_id"].strip()
-        if not tid_text.isdigit() or int(tid_text) <= 0:
-            stats.bad(name, start, f"track_id {tid_text[:40]!r} is not a positive integer")
-            continue
-        tid = int(tid_text)
-        counts = {c: _count(row.get(c, "")) for c in INT_COLUMNS}
-        bad = [c for c, v in counts.items() if v is None]
-        if bad:
-            stats.bad(name, start, f"{bad[0]} {row[bad[0]][:40]!r} is not a number")
-            continue
-        if tid in seen:
-            stats.duplicates += 1
-            log.warning("%s line %d: track %d repeated; the first row is kept", name, start, tid)
-            continue
-        seen.add(tid)
-        yield Track(
-            tid,
-            start,
-            row,
-            counts["track_listens"] or 0,
-            counts["track_favorites"] or 0,
-            counts["track_interest"] or 0,
-        )
