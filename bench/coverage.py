@@ -97,7 +97,7 @@ def demo_catalogue(folder: Path, bitrate: int) -> Mirror:
     from ccmirror.sync import sync
 
     sample = build_sample(folder / "sample")
-    server = IAServer(latency=0.0)
+    server = IAServer()
     for item in sample:
         item.add_to(server)
     with server:

@@ -105,7 +105,7 @@ def main() -> None:
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="noop-sync-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        server = IAServer(latency=0.0)
+        server = IAServer()
         t0 = time.monotonic()
         items = build_archive(server, args.files, args.per_item)
         build = time.monotonic() - t0

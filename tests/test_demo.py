@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import libtorrent as lt
 
 from ccmirror.sample.demo_items import SPECS, build_sample
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _db(data_dir: Path) -> sqlite3.Connection:
@@ -165,23 +171,74 @@ socket.getaddrinfo = getaddrinfo
 """
 
 
-def test_demo_needs_no_network(cli, tmp_path):
-    # Every connection or name lookup beyond loopback fails and is written down.
+def _network_guard(tmp_path: Path) -> tuple[Path, Path]:
+    """A folder for PYTHONPATH whose sitecustomize refuses every connection or name lookup
+    beyond loopback, and the log it writes each attempt to."""
     guard = tmp_path / "guard"
     guard.mkdir()
     log = tmp_path / "attempts.log"
     (guard / "sitecustomize.py").write_text(_GUARD.format(log=str(log)))
+    return guard, log
+
+
+def test_demo_needs_no_network(cli, tmp_path):
+    # Every connection or name lookup beyond loopback fails and is written down.
+    guard, log = _network_guard(tmp_path)
     r = cli("demo", str(tmp_path / "d"), "--json", env={"PYTHONPATH": str(guard)})
     assert r.returncode == 0, r.stderr
     assert not log.exists(), log.read_text()
     assert json.loads(r.stdout)["magnet"]["magnet_link"].startswith("magnet:")
     # The guard works: a lookup of a real host is refused and recorded.
     probe = "import socket\ntry: socket.getaddrinfo('archive.org', 443)\nexcept OSError: pass"
-    import subprocess
-    import sys
-
     subprocess.run([sys.executable, "-c", probe], env={"PYTHONPATH": str(guard)}, check=True)
     assert "archive.org" in log.read_text()
+
+
+def test_pip_install_then_the_console_script_runs_the_demo_offline(tmp_path):
+    # `pip install .` then `ccmirror demo`: the wheel of this tree (built with no index and
+    # no build isolation, so no network), installed on its own, its console script run
+    # under the network guard. The sample must ship in the package, not only in src/.
+    tree = tmp_path / "tree"
+    skip = shutil.ignore_patterns("*.egg-info", "__pycache__")
+    shutil.copytree(ROOT / "src", tree / "src", ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, tree / name)
+    pip = [sys.executable, "-m", "pip", "-q", "--no-input"]
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", wheels, tree],
+        check=True,
+    )
+    (wheel,) = wheels.glob("ccmirror-*.whl")
+    site = tmp_path / "site"
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--no-index", "--target", site, wheel], check=True
+    )
+    guard, log = _network_guard(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "CCMIRROR_DATA_DIR"}
+    env["PYTHONPATH"] = f"{site}{os.pathsep}{guard}"
+    # The installed copy is what runs, not the source tree.
+    where = subprocess.run(
+        [sys.executable, "-c", "import ccmirror.sample.archive as a; print(a.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert Path(where.stdout.strip()).is_relative_to(site)
+    r = subprocess.run(
+        [site / "bin" / "ccmirror", "demo", tmp_path / "d", "--json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert not log.exists(), log.read_text()
+    out = json.loads(r.stdout)
+    assert out["exit_code"] == 0
+    assert out["magnet"]["magnet_link"].startswith("magnet:")
 
 
 def test_demo_refuses_a_folder_with_someone_elses_files(cli, tmp_path):

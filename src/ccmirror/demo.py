@@ -79,7 +79,7 @@ def demo(
     folder.mkdir(parents=True, exist_ok=True)
     items = build_sample(folder / "sample")
     manifest_path = folder / "demo.toml"
-    server = IAServer(latency=0.0)
+    server = IAServer()
     for item in items:
         item.add_to(server)
     server.start()

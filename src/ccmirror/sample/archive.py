@@ -1,59 +1,43 @@
 """A loopback HTTP server that speaks the Internet Archive API as `internetarchive` calls it.
 
-For tests, benchmarks and `ccmirror demo`; nothing in the product talks to it except through
+`ccmirror demo` serves its sample from it; nothing in the product talks to it except through
 a manifest `endpoint`. It binds 127.0.0.1 on a free port and runs in a thread.
 
-    with IAServer(latency=0.0) as ia:
+    with IAServer() as ia:
         ia.add_item("album-1", {"title": "A", "collection": ["netlabels"],
                                 "licenseurl": "https://creativecommons.org/licenses/by/4.0/"},
                     {"01.flac": Path("01.flac"), "cover.jpg": b"...",
                      "02.mp3": {"data": b"...", "format": "VBR MP3"}},
                     downloads=120)
-        ia.fault("429", path="/metadata/album-1", times=1, retry_after=1)
         ... endpoint = ia.url ...
-        ia.requests      # [Request(method, path, range), ...] in arrival order
-        ia.max_in_flight # highest number of requests served at once
 
-Changing the archive: `add_item` again (replaces, bumps the update stamp), `touch(id,
-**metadata)` (edits, bumps), `set_dark(id)`, `forget(id)` (kept in search, `{}` metadata: a
-stale index); `file_bytes(id, name)` gives what is served; `clear_faults()`;
-`hidden_fields = {"oai_updatedate"}` leaves a field out of scrape results.
-`IAServer(latency=0.05, page_size=100, bandwidth=200_000, port=0)`: per-request delay,
-scrape page size cap, a per-response byte rate for file bodies (to interrupt a download
-midway), and the port (0: a free one). Stamps never come from the clock: `add_item(...,
-updated=)` or derived from the item's content, so the same archive serves the same stamps.
+`add_item` again replaces an item and bumps its update stamp. Stamps never come from the
+clock: `add_item(..., updated=)` or derived from the item's content, so the same archive
+serves the same stamps. `IAServer(port=0)`: the port (0: a free one).
 
 Endpoints:
 - POST/GET `/services/search/v1/scrape?q=&fields=&count=&cursor=&total_only=`: a small
   query language (`field:value`, `field:(a OR b)`, `AND`, `OR`, `NOT`, parentheses, implicit
   AND, `*` wildcards, quoted values), `fields` honoured (identifier always), `count` (100 to
-  10000, as archive.org requires) capped by `page_size`, an opaque `cursor` that is absent on the last page, and a `total` that
-  counts every hit, the same on every page. Results are ordered by identifier.
-  Search fields: every metadata key, plus `downloads`, `month`, `week`, `item_size`,
-  `oai_updatedate` (list of ISO stamps, newest last) and `item_last_updated`.
+  10000, as archive.org requires) capped by `page_size`, an opaque `cursor` that is absent on
+  the last page, and a `total` that counts every hit, the same on every page. Results are
+  ordered by identifier. Search fields: every metadata key, plus `downloads`, `month`,
+  `week`, `item_size`, `oai_updatedate` (list of ISO stamps, newest last) and
+  `item_last_updated`.
 - GET `/metadata/<id>`: the item document (`files`, `metadata`, `item_last_updated`, ...),
-  `{}` for a missing item, `{"is_dark": true, ...}` (no metadata, no files) for a dark one.
+  `{}` for a missing item.
 - GET/HEAD `/download/<id>/<name>`: 302 to `/serve/<id>/<name>` (the "data server"), which
   answers 200 or, with `Range: bytes=a-[b]`, 206 with Content-Range (416 when unsatisfiable).
 
-Quirks of the real service, each off by default: `total_skew = n` (the scrape's `total`
-is n more or fewer than it delivers, as on a long scrape while the index changes),
-`ignore_cursor = True` (every page is page 1 again, with a cursor),
-`metadata_errors[id] = "..."` (`/metadata/id` answers 200 `{"error": "..."}`),
-`set_updates(id, stamps)` (an unsorted, repeated `oai_updatedate` list), `data_host =
-"localhost"` (`/download/` redirects to that host name: another host than the API's), and
-a file given `"private": "true"` (listed, but its download answers 403).
-
-Faults (`fault(kind, path=glob, times=n)`), consumed in order of registration:
-`"429"` (with Retry-After), `"503"`, `"500"`, `"reset"` (headers and half the body, then a
-TCP reset; on non-file paths: reset before any answer), `"wrong"` (same length, altered
-bytes), `"hang"` is not offered: tests never wait on timeouts.
+Hook points, for a server that behaves worse (tests/iafake.py adds faults and the real
+service's quirks with them): `handler_class` (a `handler.Handler` subclass: `enter`,
+`leave`, `intercept`, `location`, `send_body`), `page_size`, and the documents the handler
+asks for, each a method: `scrape(params)`, `metadata_doc(id)`, `file_data(id, name)`.
 """
 
 from __future__ import annotations
 
 import base64
-import fnmatch
 import hashlib
 import json
 import threading
@@ -66,10 +50,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from ccmirror.sample.handler import Handler, QuietServer, Request
+from ccmirror.sample.handler import Handler, QuietServer
 from ccmirror.sample.query import matches, parse_query
 
-__all__ = ["FORMATS", "IAServer", "Request"]
+__all__ = ["FORMATS", "IAServer", "ServedFile", "ServedItem"]
 
 FORMATS = {
     ".flac": "Flac",
@@ -87,34 +71,23 @@ FORMATS = {
 
 
 @dataclass
-class _File:
+class ServedFile:
     name: str
     data: bytes
     meta: dict[str, Any]
 
 
 @dataclass
-class _Item:
+class ServedItem:
     identifier: str
     metadata: dict[str, Any]
-    files: list[_File]
-    dark: bool
+    files: list[ServedFile]
     stats: dict[str, Any]
     updates: list[str] = field(default_factory=list)  # ISO stamps, newest last
     last_updated: int = 0
-    gone: bool = False  # still in the search index, but /metadata answers {}
 
 
-@dataclass
-class _Fault:
-    kind: str
-    path: str
-    times: int | None
-    retry_after: int | None
-    after: int = 0  # matching requests let through before the fault starts
-
-
-def _iso(t: int) -> str:
+def iso(t: int) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -124,7 +97,7 @@ _EPOCH = 1577836800  # 2020-01-01T00:00:00Z
 _SPAN = 365 * 86400
 
 
-def _derived_stamp(identifier: str, metadata: Mapping[str, Any], files: list[_File]) -> int:
+def _derived_stamp(identifier: str, metadata: Mapping[str, Any], files: list[ServedFile]) -> int:
     h = hashlib.sha1(identifier.encode())
     h.update(json.dumps(metadata, sort_keys=True, default=str).encode())
     for f in files:
@@ -140,36 +113,40 @@ def _unix(value: datetime | int | float | str) -> int:
     return int(value)
 
 
+def _served_file(name: str, spec: bytes | Path | Mapping[str, Any]) -> ServedFile:
+    extra: dict[str, Any] = {}
+    if isinstance(spec, Mapping):
+        extra = {k: v for k, v in spec.items() if k not in ("data", "path")}
+        data = spec["data"] if "data" in spec else Path(spec["path"]).read_bytes()
+    elif isinstance(spec, Path):
+        data = spec.read_bytes()
+    else:
+        data = bytes(spec)
+    meta = {
+        "name": name,
+        "source": "original",
+        "format": FORMATS.get(Path(name).suffix.lower(), "Unknown"),
+        "size": str(len(data)),
+        "md5": hashlib.md5(data).hexdigest(),
+        "sha1": hashlib.sha1(data).hexdigest(),
+        "crc32": f"{zlib.crc32(data):08x}",
+    }
+    meta.update(extra)
+    return ServedFile(name, data, meta)
+
+
 # --- the server -----------------------------------------------------------------------------
 
 
 class IAServer:
-    """The loopback IA API. See the module docstring for the endpoints and faults."""
+    """The loopback IA API. See the module docstring for the endpoints and hook points."""
 
-    def __init__(
-        self,
-        latency: float = 0.0,
-        page_size: int = 10000,
-        bandwidth: float | None = None,
-        port: int = 0,
-    ) -> None:
+    handler_class: type[Handler] = Handler
+    page_size = 10000  # scrape results per page at most (archive.org's own cap)
+
+    def __init__(self, port: int = 0) -> None:
         self.port = port  # 0: a free port, chosen at start()
-        self.latency = latency  # seconds added to every request
-        self.page_size = page_size  # scrape results per page at most
-        self.bandwidth = bandwidth  # bytes/second per file response (None: unthrottled)
-        self.items: dict[str, _Item] = {}
-        # Search fields the scrape API leaves out (e.g. {"oai_updatedate"}: a harvester
-        # must cope when archive.org does not return a field).
-        self.hidden_fields: set[str] = set()
-        # Quirks of the real service (see the module docstring, "Quirks").
-        self.total_skew = 0  # added to the scrape's `total` (index churn)
-        self.ignore_cursor = False  # every scrape page is page 1 again, with its cursor
-        self.metadata_errors: dict[str, str] = {}  # id -> 200 {"error": ...}, no metadata
-        self.data_host: str | None = None  # /download/ redirects to this host name
-        self.requests: list[Request] = []
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._faults: list[_Fault] = []
+        self.items: dict[str, ServedItem] = {}
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -181,7 +158,6 @@ class IAServer:
         identifier: str,
         metadata: Mapping[str, Any],
         files: Mapping[str, bytes | Path | Mapping[str, Any]],
-        dark: bool = False,
         *,
         downloads: int = 0,
         month: int = 0,
@@ -198,27 +174,7 @@ class IAServer:
         `path` plus extra IA file metadata overriding the computed one (format, source,
         md5, size, ...). Sizes and checksums are computed from the bytes unless overridden.
         """
-        built = []
-        for name, spec in files.items():
-            extra: dict[str, Any] = {}
-            if isinstance(spec, Mapping):
-                extra = {k: v for k, v in spec.items() if k not in ("data", "path")}
-                data = spec["data"] if "data" in spec else Path(spec["path"]).read_bytes()
-            elif isinstance(spec, Path):
-                data = spec.read_bytes()
-            else:
-                data = bytes(spec)
-            meta = {
-                "name": name,
-                "source": "original",
-                "format": FORMATS.get(Path(name).suffix.lower(), "Unknown"),
-                "size": str(len(data)),
-                "md5": hashlib.md5(data).hexdigest(),
-                "sha1": hashlib.sha1(data).hexdigest(),
-                "crc32": f"{zlib.crc32(data):08x}",
-            }
-            meta.update(extra)
-            built.append(_File(name, data, meta))
+        built = [_served_file(name, spec) for name, spec in files.items()]
         md = {"identifier": identifier, "mediatype": "audio", **dict(metadata)}
         if isinstance(md.get("collection"), str):
             md["collection"] = [md["collection"]]
@@ -229,83 +185,13 @@ class IAServer:
                 unix = max(unix, old.last_updated + 1)  # strictly later than what it replaces
             for f in built:
                 f.meta.setdefault("mtime", str(unix))
-            stamp = _iso(unix)
-            item = _Item(
-                identifier,
-                md,
-                built,
-                dark,
-                {"downloads": downloads, "month": month, "week": week},
-                (old.updates if old else []) + [stamp],
-                unix,
-            )
-            self.items[identifier] = item
+            stats = {"downloads": downloads, "month": month, "week": week}
+            updates = (old.updates if old else []) + [iso(unix)]
+            self.items[identifier] = ServedItem(identifier, md, built, stats, updates, unix)
 
-    def touch(self, identifier: str, **metadata: Any) -> None:
-        """Change an item's metadata (or nothing) and bump its last-update stamp."""
-        with self._lock:
-            item = self.items[identifier]
-            item.metadata.update(metadata)
-            # One second later: deterministic, and strictly increasing.
-            unix = item.last_updated + 1
-            stamp = _iso(unix)
-            item.updates.append(stamp)
-            item.last_updated = unix
-
-    def forget(self, identifier: str) -> None:
-        """Delete an item but leave it in the search index (a stale index, as IA has)."""
-        with self._lock:
-            self.items[identifier].gone = True
-
-    def set_dark(self, identifier: str, dark: bool = True) -> None:
-        with self._lock:
-            self.items[identifier].dark = dark
-
-    def set_updates(self, identifier: str, stamps: list[str]) -> None:
-        """Serve `stamps` as the item's `oai_updatedate` as given: unsorted, repeated, as
-        archive.org's index has them (the newest is still the item's last update)."""
-        with self._lock:
-            self.items[identifier].updates = list(stamps)
-
-    def file_bytes(self, identifier: str, name: str) -> bytes:
-        return next(f.data for f in self.items[identifier].files if f.name == name)
-
-    def fault(
-        self,
-        kind: str,
-        path: str = "*",
-        times: int | None = 1,
-        retry_after: int | None = 1,
-        after: int = 0,
-    ) -> None:
-        """Inject a fault on requests whose unquoted path matches the glob `path`.
-
-        kind: "429" (Retry-After: retry_after; None sends none), "500", "503", "reset",
-        "wrong". times: how many requests it hits (None: every one until clear_faults()).
-        after: how many matching requests pass untouched first.
-        """
-        if kind not in ("429", "500", "503", "reset", "wrong"):
-            raise ValueError(f"unknown fault {kind!r}")
-        with self._lock:
-            self._faults.append(_Fault(kind, path, times, retry_after, after))
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._faults.clear()
-
-    def _take_fault(self, path: str, kinds: tuple[str, ...]) -> _Fault | None:
-        with self._lock:
-            for f in self._faults:
-                if f.kind in kinds and fnmatch.fnmatchcase(path, f.path):
-                    if f.after > 0:
-                        f.after -= 1
-                        continue
-                    if f.times is not None:
-                        f.times -= 1
-                        if f.times <= 0:
-                            self._faults.remove(f)
-                    return f
-        return None
+    def find_file(self, identifier: str, name: str) -> ServedFile | None:
+        item = self.items.get(identifier)
+        return next((f for f in item.files if f.name == name), None) if item else None
 
     # -- lifecycle
 
@@ -317,7 +203,7 @@ class IAServer:
 
     def start(self) -> IAServer:
         if self._httpd is None:
-            handler = type("Handler", (Handler,), {"ia": self})
+            handler = type("Handler", (self.handler_class,), {"ia": self})
             self._httpd = QuietServer(("127.0.0.1", self.port), handler)
             self._thread = threading.Thread(
                 target=self._httpd.serve_forever, name="sample-archive", daemon=True
@@ -342,9 +228,9 @@ class IAServer:
     ) -> None:
         self.stop()
 
-    # -- documents
+    # -- documents (what the handler serves)
 
-    def search_doc(self, item: _Item) -> dict[str, Any]:
+    def search_doc(self, item: ServedItem) -> dict[str, Any]:
         size = sum(len(f.data) for f in item.files)
         return {
             **item.metadata,
@@ -354,13 +240,10 @@ class IAServer:
             "item_last_updated": item.last_updated,
         }
 
-    def metadata_doc(self, identifier: str) -> dict[str, Any]:
-        if identifier in self.metadata_errors:
-            return {"error": self.metadata_errors[identifier]}
-        item = self.items.get(identifier)
-        if item is None or item.gone:
-            return {}
-        base = {
+    def server_doc(self, item: ServedItem) -> dict[str, Any]:
+        """The part of `/metadata/<id>` that says where the item lives."""
+        identifier = item.identifier
+        return {
             "created": item.last_updated,
             "d1": "127.0.0.1",
             "dir": f"/srv/{identifier}",
@@ -369,15 +252,23 @@ class IAServer:
             "workable_servers": ["127.0.0.1"],
             "item_last_updated": item.last_updated,
         }
-        if item.dark:
-            return {**base, "is_dark": True}
+
+    def metadata_doc(self, identifier: str) -> dict[str, Any]:
+        item = self.items.get(identifier)
+        if item is None:
+            return {}
         return {
-            **base,
+            **self.server_doc(item),
             "files": [dict(f.meta) for f in item.files],
             "files_count": len(item.files),
             "item_size": sum(len(f.data) for f in item.files),
             "metadata": dict(item.metadata),
         }
+
+    def file_data(self, identifier: str, name: str) -> bytes | int:
+        """What `/serve/<id>/<name>` sends: the file's bytes, or an HTTP status."""
+        f = self.find_file(identifier, name)
+        return 404 if f is None else f.data
 
     def scrape(self, params: Mapping[str, str]) -> dict[str, Any]:
         query = params.get("q", "")
@@ -391,13 +282,11 @@ class IAServer:
         if params.get("total_only") == "true":
             return {"total": len(hits)}
         after = ""
-        if params.get("cursor") and not self.ignore_cursor:
+        if params.get("cursor"):
             try:
                 after = base64.urlsafe_b64decode(params["cursor"].encode()).decode()
             except ValueError:
                 return {"error": "invalid cursor"}
-        # The total counts every hit, paged or not, so it is the same on every page.
-        total = max(0, len(hits) + self.total_skew)
         rest = [d for d in hits if d["identifier"] > after]
         try:
             count = int(params.get("count", 10000))
@@ -410,8 +299,9 @@ class IAServer:
         fields = [f for f in params.get("fields", "identifier").split(",") if f]
         if "identifier" not in fields:
             fields.insert(0, "identifier")
-        items = [{f: d[f] for f in fields if f in d and f not in self.hidden_fields} for d in page]
-        out: dict[str, Any] = {"items": items, "count": len(items), "total": total}
+        items = [{f: d[f] for f in fields if f in d} for d in page]
+        # The total counts every hit, paged or not, so it is the same on every page.
+        out: dict[str, Any] = {"items": items, "count": len(items), "total": len(hits)}
         if more:
             out["cursor"] = base64.urlsafe_b64encode(page[-1]["identifier"].encode()).decode()
         return out

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccmirror.sample.audio import write_audio
+from ccmirror.sample.archive import FORMATS
+from ccmirror.sample.audio import KINDS, write_audio
 
 SAMPLE_VERSION = 1
 MARKER = ".complete"
@@ -37,14 +38,8 @@ CC0 = "http://creativecommons.org/publicdomain/zero/1.0/"
 PDM = "https://creativecommons.org/publicdomain/mark/1.0/"
 SAMPLING = "http://creativecommons.org/licenses/sampling/1.0/"
 
-# IA's own names for these formats (the `format` of a file in /metadata).
-IA_FORMATS = {
-    "flac": "Flac",
-    "ogg": "Ogg Vorbis",
-    "opus": "Opus",
-    "mp3": "VBR MP3",
-    "wav": "WAVE",
-}
+# IA's own names for these formats (the `format` of a file in /metadata), by audio kind.
+IA_FORMATS = {kind: FORMATS[ext] for kind, (_, _, ext) in KINDS.items()}
 
 
 @dataclass
