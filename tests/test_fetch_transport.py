@@ -9,6 +9,7 @@ import pytest
 
 import ccmirror.fetch as fetch_module
 from ccmirror.fetch import fetch, polite, transport
+from ccmirror.fetch import sink as sink_module
 from ccmirror.fetch.polite import Gate, InFlight
 from ccmirror.fetch.sink import Sink
 from ccmirror.harvest import harvest
@@ -104,6 +105,32 @@ def test_a_resumed_part_is_hashed_from_its_start(tmp_path):
     sink.write(b"new")
     assert sink.landed().hashes["sha256"] == hashlib.sha256(b"new").hexdigest()
     assert part.read_bytes() == b"new"
+
+
+def test_large_writes_across_blocks_and_streamed_through_keep_every_byte(tmp_path, monkeypatch):
+    # Small blocks, and a file "large" from 3 blocks on: pieces of odd sizes cross block
+    # edges, the page cache lets go of what is on disk, two sinks on one thread at once.
+    monkeypatch.setattr(sink_module, "WRITE_SIZE", 1000)
+    monkeypatch.setattr(sink_module, "STREAM_AFTER", 3000)
+    monkeypatch.setattr(sink_module, "_blocks", threading.local())
+    data = bytes(range(256)) * 61  # 15,616 bytes
+    first = Sink(tmp_path / "first.part")
+    first.begin(0)
+    first.write(b"short")  # closed below: its block goes back to the thread, reused next
+    assert first.landed().hashes["sha1"] == hashlib.sha1(b"short").hexdigest()
+    one, other = Sink(tmp_path / "one.part"), Sink(tmp_path / "other.part")
+    one.begin(0)
+    other.begin(0)
+    for i in range(0, len(data), 777):
+        one.write(data[i : i + 777])
+        other.write(data[i : i + 333][::-1])
+    got = one.landed()
+    assert (tmp_path / "one.part").read_bytes() == data and got.size == len(data)
+    assert got.hashes == {a: hashlib.new(a, data).hexdigest() for a in ("md5", "sha1", "sha256")}
+    want = b"".join(data[i : i + 333][::-1] for i in range(0, len(data), 777))
+    assert other.landed().hashes["md5"] == hashlib.md5(want).hexdigest()
+    assert (tmp_path / "other.part").read_bytes() == want
+    assert (tmp_path / "first.part").read_bytes() == b"short"
 
 
 def test_slow_down_halves_the_host_and_climbs_back():
