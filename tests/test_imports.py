@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import ccmirror
@@ -108,3 +110,14 @@ def test_the_walk_sees_a_cycle_hidden_in_a_function(tmp_path):
     known["ccmirror.b"].write_text("def f():\n    from ccmirror.a import x\n")
     graph = {n: _imports(n, p, known) for n, p in known.items()}
     assert _cycles(graph) == [["ccmirror.a", "ccmirror.b"]]
+
+
+def test_the_command_line_and_the_stages_without_torrents_load_no_libtorrent():
+    # `ccmirror --help`, status, fetch and check never touch a torrent (nor does fetch
+    # need requests): a fresh interpreter, so nothing imported by other tests counts.
+    code = (
+        "import sys, ccmirror.cli, ccmirror.budget, ccmirror.follow, ccmirror.fetch,"
+        " ccmirror.licence.check; print(sorted({'libtorrent', 'requests'} & set(sys.modules)))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"

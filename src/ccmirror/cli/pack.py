@@ -15,7 +15,6 @@ from ccmirror.cli.common import (
     output_options,
     reporter,
 )
-from ccmirror.packs import pack as run_pack
 from ccmirror.sizes import format_size
 
 
@@ -61,6 +60,8 @@ def pack(manifest: str, seal_partial: bool) -> None:
     Example:
       ccmirror pack manifests/netlabels.toml --seal-partial
     """
+    from ccmirror.packs import pack as run_pack  # here: `ccmirror --help` never loads libtorrent
+
     with mirror_for(manifest, write=True) as mirror:
         emit(run_pack(mirror, seal_partial=seal_partial, reporter=reporter()), _table)
 

@@ -7,9 +7,7 @@ from typing import Any
 
 import click
 
-from ccmirror.budget import status as mirror_status
 from ccmirror.cli.common import emit, format_table, manifest_argument, mirror_for, output_options
-from ccmirror.follow import follow_status
 from ccmirror.sizes import format_size
 
 
@@ -104,6 +102,9 @@ def status(manifest: str) -> None:
     Example:
       ccmirror status manifests/netlabels.toml --json
     """
+    from ccmirror.budget import status as mirror_status  # here: `--help` stays light
+    from ccmirror.follow import follow_status
+
     with mirror_for(manifest, write=False) as mirror:
         if mirror.manifest.is_follower:
             emit(follow_status(mirror), _follow_table)

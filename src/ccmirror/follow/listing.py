@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urljoin, urlsplit
 
-import requests
-
 from ccmirror.errors import SourceUnreachable, WorkFailed
 
 LIST_MAX_BYTES = 256 * 1024**2  # a 5,000-torrent list is a few MiB
@@ -48,6 +46,8 @@ class Listed:
 
 
 def _get(url: str, limit: int, what: str) -> bytes:
+    import requests  # here: `ccmirror status` imports this module, never needs requests
+
     try:
         with requests.get(url, timeout=HTTP_TIMEOUT, stream=True) as r:
             if r.status_code != 200:

@@ -5,7 +5,8 @@ listed pack name and every file path inside is a plain relative path under that 
 (read from the bencoded info dictionary itself, before libtorrent tidies any name).
 Downloads go to `<data_dir>/packs` from the swarm and the torrent's web seeds (BEP 19),
 for at most the run's time limit; what is unfinished is picked up by the next run, whose
-libtorrent check of the partial files keeps every verified piece.
+libtorrent check of the partial files keeps every verified piece. libtorrent is imported
+in the functions that use it: `ccmirror status` imports this package and never loads it.
 """
 
 from __future__ import annotations
@@ -16,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import libtorrent as lt
 
 from ccmirror import __version__
 from ccmirror.follow.listing import TORRENT_MAX_BYTES, Listed, read_bytes
@@ -50,6 +49,8 @@ def _component_ok(part: Any) -> bool:
 def check_torrent(entry: Listed, data: bytes) -> Any:
     """The add_torrent_params of `data` (its `ti`, trackers and web seeds) when it is the
     torrent the entry lists; else TorrentRefused."""
+    import libtorrent as lt
+
     try:
         meta = lt.bdecode(data)
     except RuntimeError:
@@ -86,6 +87,8 @@ def fetch_torrent(entry: Listed) -> tuple[bytes, Any]:
 
 
 def _session(dht: bool) -> Any:
+    import libtorrent as lt
+
     return lt.session(
         {
             "listen_interfaces": "0.0.0.0:0,[::]:0",
@@ -114,6 +117,8 @@ def download(
 ) -> None:
     """Download every job's payload into `packs_dir` until all are complete or the time is
     up; sets `done`, `progress` and `error` on each job."""
+    import libtorrent as lt
+
     if not jobs:
         return
     packs_dir.mkdir(parents=True, exist_ok=True)
@@ -150,6 +155,8 @@ def download(
 
 def _close(ses: Any, jobs: list[Job]) -> None:
     """Remove every torrent and wait (briefly) until libtorrent closed their files."""
+    import libtorrent as lt
+
     pending = 0
     for job in jobs:
         if job.handle is not None and job.handle.is_valid():
