@@ -16,6 +16,14 @@ The harvest rows are printed beside a floor measured in the same run, on the sam
 executemany of three columns into a bare table (one transaction per 10,000 rows): what
 any harvest of this file must pay. The ratio says how far the real path is above it.
 
+Each query step is run beside its baseline, in the same run on the same catalogue: a bare
+process with only the sqlite3 module doing the least SQL that step's figures need (tiers
+and plan: one window over the items by popularity with their files' bytes; status: items
+and files grouped by status; search: the FTS5 MATCH with a LIMIT), and `ccmirror
+--version` (the command line's start-up alone). The ratio says what ccmirror costs over
+SQLite itself. `--keep DIR` builds each size's catalogue under DIR/<rows> once and reuses
+it (no metadata written, no harvest) on later runs.
+
     nice .venv/bin/python bench/scale.py                    # 250k and 1M
     nice .venv/bin/python bench/scale.py --rows 10000000    # one size
 """
@@ -49,6 +57,31 @@ TARGETS = {  # issue 12: (seconds, MiB) at 1M and at 10M; None: no target
     "status": ("<= 3 s (1M), 20 s (10M)", ""),
     "search": ("<= 0.2 s (1M), 0.5 s (10M)", ""),
 }
+# The least SQL each query step's figures need, run by a bare sqlite3 process.
+RANK_WINDOW = (
+    "SELECT count(*), max(cum) FROM (SELECT sum(coalesce(f.size, f.est_size, 0)) OVER"
+    " (PARTITION BY i.source ORDER BY i.popularity DESC, i.id ROWS UNBOUNDED PRECEDING) AS cum"
+    " FROM items AS i JOIN files AS f ON f.item_id = i.id WHERE i.status = 'ok')"
+)
+BASELINES = {
+    "tiers": [RANK_WINDOW],
+    "plan --budget 2TB": [RANK_WINDOW],
+    "status": [
+        "SELECT status, count(*) FROM items GROUP BY status",
+        "SELECT status, count(*), sum(size) FROM files GROUP BY status",
+    ],
+    "search": [
+        'SELECT rowid FROM items_fts WHERE items_fts MATCH \'"Track"* "4242"*\''
+        " ORDER BY rank LIMIT 20"
+    ],
+}
+BARE = (
+    "import sqlite3, sys\n"
+    "db = sqlite3.connect(f'file:{sys.argv[1]}?mode=ro', uri=True)\n"
+    "for sql in sys.argv[2:]:\n"
+    "    db.execute(sql).fetchall()\n"
+    "print('{}')\n"
+)
 LICENCES = [BY_NC_SA_3, BY_4, CC0, FMA_LIMITED]
 BIT_RATES = ["320000", "256000", "192000", "128000", "0"]  # 0: unknown (no estimate)
 
@@ -77,13 +110,15 @@ def write_metadata(path: Path, rows: int, seed: int = 12) -> None:
         text.detach()
 
 
-def run(args: list[str]) -> tuple[float, float, str, float]:
+def run(args: list[str], bare: bool = False) -> tuple[float, float, str, float]:
     """(seconds, peak RSS MiB, stdout, CPU seconds) of one `ccmirror` process (os.wait4:
-    its own rusage, not the maximum over every child so far). On a shared box the CPU
-    seconds say what a quiet one would take."""
+    its own rusage, not the maximum over every child so far; `bare`: `args` are a
+    baseline's catalogue and SQL, run by a process without ccmirror). On a shared box
+    the CPU seconds say what a quiet one would take."""
+    cmd = ["-c", BARE, *args] if bare else ["-m", "ccmirror", *args]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
-        p = subprocess.Popen([sys.executable, "-m", "ccmirror", *args], stdout=out, stderr=err)
+        p = subprocess.Popen([sys.executable, *cmd], stdout=out, stderr=err)
         _, status, usage = os.wait4(p.pid, 0)
         elapsed = time.perf_counter() - t0
         p.returncode = code = os.waitstatus_to_exitcode(status)
@@ -146,10 +181,14 @@ def measure(
     rows: int, tmp: Path, only: str | None = None
 ) -> dict[str, tuple[float, float, str, float]]:
     meta = tmp / "fma_metadata.zip"
-    t0 = time.perf_counter()
-    write_metadata(meta, rows)
-    print(f"\n{rows:,} rows: fma_metadata.zip {meta.stat().st_size / 2**20:.0f} MiB"
-          f" (written in {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
+    built = (tmp / "data" / "catalogue.sqlite").exists()  # kept from an earlier run (--keep)
+    if built:
+        print(f"\n{rows:,} rows: the catalogue kept in {tmp}", flush=True)
+    else:
+        t0 = time.perf_counter()
+        write_metadata(meta, rows)
+        print(f"\n{rows:,} rows: fma_metadata.zip {meta.stat().st_size / 2**20:.0f} MiB"
+              f" (written in {time.perf_counter() - t0:.0f} s)", flush=True)  # fmt: skip
     manifest = tmp / "fma.toml"
     manifest.write_text(
         f'[mirror]\nname = "scale"\ndata_dir = "{tmp / "data"}"\n\n'
@@ -158,7 +197,8 @@ def measure(
     )
     m = str(manifest)
     out = {}
-    for mode, name in (("read", "floor: csv.reader"), ("write", "floor: + executemany")):
+    floors = (("read", "floor: csv.reader"), ("write", "floor: + executemany"))
+    for mode, name in floors if not built and (not only or "harvest" in only) else ():
         secs, rss, cpu = floor(meta, tmp, mode)
         out[name] = (secs, rss, f"{rows / secs:,.0f} rows/s", cpu)
         print(f"  {name:<18} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {out[name][2]}",
@@ -171,6 +211,10 @@ def measure(
         "status": ["status", m, "--json"],
         "search": ["search", m, "Track 4242", "--json"],
     }
+    if built:
+        del steps["first harvest"], steps["harvest again"]
+    if not only or any(only in name for name in BASELINES):
+        _startup(out)
     for name, args in steps.items():
         if only and only not in name:
             continue
@@ -182,7 +226,31 @@ def measure(
         out[name] = (secs, rss, detail, cpu)
         print(f"  {name:<18} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {out[name][2]}",
               flush=True)  # fmt: skip
+        if name in BASELINES:
+            _baseline(out, name, tmp / "data" / "catalogue.sqlite")
     return out
+
+
+def _startup(out: dict[str, tuple[float, float, str, float]]) -> None:
+    """`ccmirror --version`: what every command pays before its work (imports, click)."""
+    with tempfile.TemporaryFile("w+") as devnull:
+        t0 = time.perf_counter()
+        p = subprocess.Popen([sys.executable, "-m", "ccmirror", "--version"], stdout=devnull)
+        _, _, usage = os.wait4(p.pid, 0)
+    secs, cpu = time.perf_counter() - t0, usage.ru_utime + usage.ru_stime
+    out["start-up"] = (secs, usage.ru_maxrss / 1024, "ccmirror --version", cpu)
+    print(f"  {'start-up':<18} {secs:8.1f} s (CPU {cpu:6.1f} s)"
+          f"  {out['start-up'][1]:6.0f} MiB  ccmirror --version", flush=True)  # fmt: skip
+
+
+def _baseline(out: dict[str, tuple[float, float, str, float]], step: str, db: Path) -> None:
+    """The bare sqlite3 process of `step` (BASELINES), with ccmirror's ratio to it."""
+    secs, rss, _, cpu = run([str(db), *BASELINES[step]], bare=True)
+    real = out[step]
+    detail = f"bare sqlite3; ccmirror x{real[0] / secs:.1f} its time (CPU x{real[3] / cpu:.1f})"
+    out[f"baseline: {step}"] = (secs, rss, detail, cpu)
+    print(f"    {'baseline':<16} {secs:8.1f} s (CPU {cpu:6.1f} s)  {rss:6.0f} MiB  {detail}",
+          flush=True)  # fmt: skip
 
 
 def _detail(name: str, text: str, rows: int, secs: float) -> str:
@@ -209,10 +277,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, action="append", help="catalogue size (repeatable)")
     ap.add_argument("--only", help="run only the steps whose name holds this (e.g. harvest)")
+    ap.add_argument(
+        "--keep",
+        type=Path,
+        help="build each size's catalogue under KEEP/<rows> and keep it; a catalogue kept"
+        " there is reused (no metadata written, no harvest)",
+    )
     args = ap.parse_args()
     sizes = args.rows or [250_000, 1_000_000]
     results = {}
     for n in sizes:
+        if args.keep:
+            (args.keep / str(n)).mkdir(parents=True, exist_ok=True)
+            results[n] = measure(n, args.keep / str(n), args.only)
+            continue
         with tempfile.TemporaryDirectory(prefix="ccmirror-scale-") as tmp:
             results[n] = measure(n, Path(tmp), args.only)
     print(
@@ -220,13 +298,16 @@ def main() -> None:
     )
     print("|---|" + "---|" * (len(sizes) + 2))
     steps = [s for s in TARGETS if all(s in results[n] for n in sizes)]
-    for step in steps:
+    rows = ["start-up"] + [x for s in steps for x in (s, f"baseline: {s}")]
+    for step in [s for s in rows if all(s in results[n] for n in sizes)]:
         cells = [
             f"{results[n][step][0]:.1f} s (CPU {results[n][step][3]:.1f} s),"
             f" {results[n][step][1]:.0f} MiB"
             for n in sizes
         ]
-        print(f"| {step} | " + " | ".join(cells) + f" | {' | '.join(TARGETS[step])} |")
+        print(
+            f"| {step} | " + " | ".join(cells) + f" | {' | '.join(TARGETS.get(step, ('', '')))} |"
+        )
     for a, b in zip(sizes, sizes[1:], strict=False):
         print(f"\ngrowth {a:,} -> {b:,} ({b / a:.0f}x rows): time ratio / rows ratio, memory ratio")
         for step in steps:

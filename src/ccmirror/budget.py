@@ -12,12 +12,13 @@ import logging
 from typing import Any
 
 from ccmirror.catalogue.queries import mirror_status, store_bytes
+from ccmirror.catalogue.selection import eviction_order
 from ccmirror.catalogue.states import file_evicted
-from ccmirror.catalogue.tiers import ranking
+from ccmirror.catalogue.tiers import Ranking, ranking
 from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
-from ccmirror.tiers import Selection, ranked, select
+from ccmirror.tiers import Selection, select
 
 log = logging.getLogger("ccmirror.budget")
 # A file that left the store for the budget: pending again, its checksums and size kept.
@@ -40,19 +41,12 @@ def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
     out = {"evicted_files": 0, "evicted_bytes": 0}
     if stored + need <= sel.budget:
         return out
-    # Only when the store must shrink: every item's listening per byte, as a list.
-    value = {it.id: (it.share / it.bytes if it.bytes else 0.0, it.id) for it in ranked(mirror)}
-    rows = db.execute(
-        "SELECT f.id, f.item_id, f.size, f.store_path, f.url, f.copy_of FROM files f"
-        " WHERE f.status = 'fetched' AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
-        "  WHERE pf.file_id = f.id AND p.status = 'sealed' AND p.obsolete = 0)"
-    ).fetchall()
-    rows = [r for r in rows if r["item_id"] not in sel.chosen]
-    rows.sort(key=lambda r: (value.get(r["item_id"], (0.0, 0)), r["id"]))
-    for r in rows:
+    # Only when the store must shrink: candidates by listening per byte, from SQL.
+    for r in eviction_order(db, sel.ranking, sel.sizing):
         if stored + need <= sel.budget:
             break
+        if r["item_id"] in sel.chosen:
+            continue
         try:
             path = mirror.abspath(r["store_path"])
             path.unlink(missing_ok=True)
@@ -93,18 +87,21 @@ def budget_report(sel: Selection, stored: int) -> dict[str, Any]:
     }
 
 
-def covered_share(mirror: Mirror) -> float:
+def covered_share(mirror: Mirror, rk: Ranking | None = None) -> float:
     """Share of listening of the items the store holds whole: every file it keeps is
-    fetched, and at least one is publishable. One aggregate query (no object per item)."""
+    fetched, and at least one is publishable. One aggregate query driven by the fetched
+    files (no object per item, nothing read for items with nothing fetched)."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
     marks = ",".join("?" * len(allowed))
-    share, params = ranking(mirror.db, mirror.manifest.tiers.shares).share_sql()
+    rk = rk or ranking(mirror.db, mirror.manifest.tiers.shares)
+    share, params = rk.share_sql()
     (total,) = mirror.db.execute(
         f"SELECT coalesce(sum({share}), 0.0) FROM items AS i WHERE i.status = 'ok' AND i.id IN"
-        " (SELECT f.item_id FROM files f GROUP BY f.item_id HAVING"
-        " sum(f.status IN ('pending', 'failed') AND f.compact IS NOT 'derivative') = 0"
-        f" AND sum(f.status = 'fetched' AND f.verdict IN ({marks})"
-        "  AND (f.store_path IS NOT NULL OR f.compact IN ('copied', 'derivative'))) > 0)",
+        " (SELECT f.item_id FROM files f WHERE f.status = 'fetched'"
+        f"  AND f.verdict IN ({marks})"
+        "  AND (f.store_path IS NOT NULL OR f.compact IN ('copied', 'derivative')))"
+        " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.item_id = i.id"
+        "  AND f.status IN ('pending', 'failed') AND f.compact IS NOT 'derivative')",
         [*params, *allowed],
     ).fetchone()
     return round(total, 6)
@@ -114,12 +111,13 @@ def status(mirror: Mirror) -> dict[str, Any]:
     """`catalogue.queries.mirror_status` plus `budget`: the budget (None: no limit), the
     bytes the store holds, the share of listening covered, and the plan's selection."""
     db = mirror.db
-    out = mirror_status(db, mirror.manifest.tiers.shares, mirror.data_dir)
+    rk = ranking(db, mirror.manifest.tiers.shares)
+    out = mirror_status(db, mirror.manifest.tiers.shares, mirror.data_dir, rk)
     stored = store_bytes(db)
     budget: dict[str, Any] = {
         "budget": mirror.manifest.budget,
         "store_bytes": stored,
-        "covered_share": covered_share(mirror),
+        "covered_share": covered_share(mirror, rk),
         "compact_tiers": list(mirror.manifest.tiers.compact_tiers),
     }
     sel = budget_selection(mirror)

@@ -18,9 +18,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from ccmirror.catalogue.selection import Sizing, cut_items, held_items
+from ccmirror.catalogue.selection import CutFill, Sizing, cut_fill, cut_prefix_ids, held_items
 from ccmirror.catalogue.selection import sums as selection_sums
-from ccmirror.catalogue.tiers import EPS, Ranking, iter_ranked, last_tier, ranking, tier_sums
+from ccmirror.catalogue.tiers import EPS, Ranking, iter_ranked, last_tier, ranking
+from ccmirror.catalogue.tiersums import tier_sums
 from ccmirror.compact.estimate import kept_bytes_sql, original_bytes_sql
 from ccmirror.licence import publishable_verdicts
 from ccmirror.manifest import Manifest
@@ -146,6 +147,32 @@ def _cumulate(tiers: dict[int, dict[str, Any]], ndigits: int | None = 6) -> list
     return out
 
 
+def tier_summary(mirror: Mirror, rk: Ranking | None = None) -> list[dict[str, Any]]:
+    """`summarise(ranked(mirror), ndigits=None)` computed in SQLite (no object per item):
+    per tier, in tier order, the mirror-wide figures with exact shares."""
+    m = mirror.manifest
+    compact = m.tiers.compact_tiers
+    rows = tier_sums(
+        mirror.db,
+        rk or ranking(mirror.db, m.tiers.shares),
+        publishable_verdicts(m.licence.require_embedded),
+        compact,
+        original_bytes_sql(),
+        kept_bytes_sql(m.compact.bitrate) if compact else "0",
+    )
+    whole: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        t = whole.setdefault(r["tier"], {"tier": r["tier"], "items": 0, "files": 0, "bytes": 0,
+                                         "popularity_share": 0.0, "quality": "original",
+                                         "original_bytes": 0})  # fmt: skip
+        for k in ("items", "files", "bytes", "original_bytes"):
+            t[k] += r[k]
+        t["popularity_share"] += r["share"]
+        if r["compact"]:
+            t["quality"] = "compact"
+    return _cumulate(whole, ndigits=None)
+
+
 def tier_table(mirror: Mirror) -> dict[str, Any]:
     """Per tier: items, files, bytes, share of popularity, cumulative bytes and share;
     the same per source under `sources`. Aggregated in SQLite (memory does not grow with
@@ -212,10 +239,11 @@ class Selection:
     cut_tier: int | None
     fixed_bytes: int  # of items sealed in packs: held whatever the budget (never deleted)
     tiers: list[dict[str, Any]]
-    picked: set[int]  # items of the cut tier the budget holds
+    cut: CutFill | None  # what the budget takes of the cut tier
     db: sqlite3.Connection
     ranking: Ranking
     sealed_first: bool
+    sizing: Sizing
     _chosen: set[int] | None = None
 
     @property
@@ -235,12 +263,27 @@ class Selection:
         return sum(t["tier_items"] for t in self.tiers)
 
     @property
+    def picked(self) -> set[int]:
+        """Ids of the items of the cut tier the budget holds (read when asked for)."""
+        if self.cut is None or self.cut_tier is None:
+            return set()
+        lead = cut_prefix_ids(
+            self.db, self.ranking, self.sizing, self.sealed_first, self.cut_tier, self.cut.prefix
+        )
+        return set(lead) | set(self.cut.extra)
+
+    @property
     def chosen(self) -> set[int]:
-        """Ids of the items the budget holds (built once, from a cursor)."""
+        """Ids of the items the budget holds (built once, from cursors)."""
         if self._chosen is None:
             held = set(held_items(self.db, self.ranking, self.sealed_first, self.cut_tier))
             self._chosen = held | self.picked
         return self._chosen
+
+
+def sizing(mirror: Mirror) -> Sizing:
+    """How the manifest counts a file's bytes (verdicts allowed, compact tiers)."""
+    return _sizing(mirror)
 
 
 def _sizing(mirror: Mirror) -> Sizing:
@@ -293,7 +336,7 @@ def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selecti
     for (k, sealed), p in parts.items():
         if sealed:
             _take(rows[k], p)
-    used, cut, picked = fixed, None, set()
+    used, cut, fill = fixed, None, None
     for k in tiers:
         rest = parts.get((k, 0))
         if rest is None:
@@ -304,17 +347,12 @@ def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selecti
             continue
         if cut is None:
             cut = k
-            for r in cut_items(db, rk, sz, sealed_first, k):
-                if used + r["bytes"] <= budget:
-                    picked.add(r["id"])
-                    used += r["bytes"]
-                    _take(rows[k], {**dict(r), "items": 1})
-                elif used >= budget:
-                    break  # zero-byte items came first: nothing else can fit
+            fill = cut_fill(db, rk, sz, sealed_first, k, budget - used)
+            _take(rows[k], fill.figures)
     for row in rows.values():
         n = row["items"]
         row["included"] = "full" if n == row["tier_items"] else "partial" if n else "none"
-    return Selection(budget, cut, fixed, [rows[k] for k in tiers], picked, db, rk, sealed_first)
+    return Selection(budget, cut, fixed, [rows[k] for k in tiers], fill, db, rk, sealed_first, sz)
 
 
 def plan(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> dict[str, Any]:

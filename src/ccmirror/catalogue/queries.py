@@ -7,7 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ccmirror.catalogue.tiers import ranking, tier_file_rows, tier_items
+from ccmirror.catalogue.tiers import Ranking, ranking
+from ccmirror.catalogue.tiersums import tier_file_rows, tier_items
 
 
 def store_bytes(db: sqlite3.Connection) -> int:
@@ -20,14 +21,23 @@ def store_bytes(db: sqlite3.Connection) -> int:
 
 
 def status_counts(db: sqlite3.Connection) -> dict[str, Any]:
-    """What the mirror holds: items and files by status, bytes, files by verdict."""
+    """What the mirror holds: items and files by status, bytes, files by verdict. Read
+    from indexes only: 'ok' items from items_rank_ok, the rest from items_not_ok (0055),
+    files from files_item_sums."""
     items = {
         r["status"]: r["n"]
-        for r in db.execute("SELECT status, count(*) AS n FROM items GROUP BY status")
+        for r in db.execute(
+            "SELECT status, count(*) AS n FROM items WHERE status != 'ok' GROUP BY status"
+        )
     }
+    (ok,) = db.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()
+    if ok:
+        items["ok"] = ok
+    items = dict(sorted(items.items()))
     files: dict[str, dict[str, int]] = {}
     for r in db.execute(
-        "SELECT status, count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files GROUP BY status"
+        "SELECT status, count(*) AS n, coalesce(sum(size), 0) AS bytes FROM files"
+        " INDEXED BY files_status GROUP BY status"
     ):
         files[r["status"]] = {"files": r["n"], "bytes": r["bytes"]}
     verdicts = {
@@ -40,7 +50,7 @@ def status_counts(db: sqlite3.Connection) -> dict[str, Any]:
         r["reason"]: r["n"]
         for r in db.execute(
             "SELECT coalesce(reason, '?') AS reason, count(*) AS n FROM items"
-            " WHERE status = 'refused' GROUP BY 1 ORDER BY 2 DESC"
+            " WHERE status != 'ok' AND status = 'refused' GROUP BY 1 ORDER BY 2 DESC"
         )
     }
     return {
@@ -65,12 +75,14 @@ def _tier_row(tier: int) -> dict[str, Any]:
     }
 
 
-def tier_status(db: sqlite3.Connection, shares: tuple[float, ...]) -> list[dict[str, Any]]:
+def tier_status(
+    db: sqlite3.Connection, shares: tuple[float, ...], rk: Ranking | None = None
+) -> list[dict[str, Any]]:
     """Per tier (the ranking of 'ok' items, `catalogue.tiers`): items, files, files
     fetched, bytes stored, files by verdict, files in live packs, and packs
     sealed/open/obsolete (by the tier a pack was made for). Read-only; aggregates in SQL."""
     rows: dict[int, dict[str, Any]] = {}
-    rk = ranking(db, shares)
+    rk = rk or ranking(db, shares)
     for tier, n in tier_items(db, rk).items():
         rows.setdefault(tier, _tier_row(tier))["items"] = n
     for r in tier_file_rows(db, rk):
@@ -132,10 +144,13 @@ def pack_status(db: sqlite3.Connection, data_dir: Path) -> dict[str, dict[str, i
     return {"packs": packs, "torrents": torrents}
 
 
-def mirror_status(db: sqlite3.Connection, shares: tuple[float, ...], data_dir: Path) -> dict:
+def mirror_status(
+    db: sqlite3.Connection, shares: tuple[float, ...], data_dir: Path, rk: Ranking | None = None
+) -> dict:
     """`status_counts` (every key kept) plus `tiers` (see `tier_status`), `packs` and
     `torrents` (see `pack_status`)."""
-    return status_counts(db) | {"tiers": tier_status(db, shares)} | pack_status(db, data_dir)
+    tiers = tier_status(db, shares, rk)
+    return status_counts(db) | {"tiers": tiers} | pack_status(db, data_dir)
 
 
 def files_to_judge(db: sqlite3.Connection, also: list[int]) -> list[sqlite3.Row]:

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ccmirror.catalogue.tiers import FILE_EST, WANTED, Ranking
+from ccmirror.catalogue.tiers import FILE_EST, Ranking, verdict_filter
+from ccmirror.catalogue.tiersums import ITEM_FILES, ITEMS, part_sums
 
 # Items with a file in a live sealed audio pack: held whatever the budget.
 SEALED_ITEMS = (
@@ -21,7 +22,7 @@ SEALED_ITEMS = (
     " JOIN files AS f ON f.id = pf.file_id WHERE p.status = 'sealed' AND p.obsolete = 0"
     " AND p.is_metadata = 0"
 )
-DENSITY_ORDER = "CASE WHEN bytes > 0 THEN share / bytes ELSE 1e300 END DESC, r.id"
+DENSITY = "(CASE WHEN bytes > 0 THEN share / bytes ELSE 1e300 END)"
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,8 @@ class Sizing:
     original_sql: str
     kept_sql: str
 
-    def wanted(self) -> tuple[str, list[Any]]:
-        marks = ",".join("?" * len(self.allowed))
-        return f"{WANTED} AND (f.verdict IS NULL OR f.verdict IN ({marks}))", list(self.allowed)
+    def wanted(self, scan: bool = False) -> tuple[str, list[Any]]:
+        return verdict_filter(self.allowed, scan)
 
     def in_compact(self, col: str) -> str:
         if not self.compact_tiers:
@@ -43,54 +43,88 @@ class Sizing:
         return f"{col} IN ({','.join(str(int(k)) for k in self.compact_tiers)})"
 
 
-def _sealed(a: str, sealed_first: bool) -> str:
-    return f"{a}.id IN ({SEALED_ITEMS})" if sealed_first else "0"
+def _sealed(db: sqlite3.Connection, a: str, sealed_first: bool) -> str:
+    """SQL: the item is sealed in a live pack ("0" when no live audio pack is sealed, so
+    nothing is probed per row)."""
+    if not sealed_first or db.execute(SEALED_ITEMS + " LIMIT 1").fetchone() is None:
+        return "0"
+    return f"{a}.id IN ({SEALED_ITEMS})"
+
+
+def _with_sealed(exprs: list[str], sealed: str) -> str:
+    """sum() of each expression, then (when anything is sealed) its sealed part."""
+    sums = [f"sum({e})" for e in exprs]
+    if sealed != "0":
+        sums += [f"sum(CASE WHEN {sealed} THEN {e} ELSE 0 END)" for e in exprs]
+    return ", ".join(sums)
 
 
 def sums(
     db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool
 ) -> dict[tuple[int, int], dict[str, Any]]:
-    """(tier, sealed) -> items, share, files, bytes, original_bytes, est_bytes."""
-    tier, tp = rk.tier_sql()
+    """(tier, sealed) -> items, share, files, bytes, original_bytes, est_bytes. Summed per
+    run of the ranking (`catalogue.tiersums`): no sort of the catalogue."""
     share, sp = rk.share_sql()
+    sealed = _sealed(db, "i", sealed_first)
+    shares = sp * (1 if sealed == "0" else 2)
+    items = part_sums(db, rk, lambda _t: (_with_sealed([share, "1"], sealed), shares), ITEMS)
     out: dict[tuple[int, int], dict[str, Any]] = {}
-    for r in db.execute(
-        f"SELECT tier, sealed, count(*), sum(share) FROM (SELECT {tier} AS tier,"
-        f" {share} AS share, {_sealed('i', sealed_first)} AS sealed"
-        " FROM items AS i INDEXED BY items_rank_ok WHERE i.status = 'ok') GROUP BY 1, 2",
-        tp + sp,
-    ):
-        out[(r[0], r[1])] = {
-            "items": r[2],
-            "share": r[3],
-            "files": 0,
-            "bytes": 0,
-            "original_bytes": 0,
-            "est_bytes": 0,
-        }
-    cond, cp = sz.wanted()
-    comp = sz.in_compact("tier")
-    for r in db.execute(
-        f"SELECT tier, sealed, sum(CASE WHEN {comp} THEN 1 - replaced ELSE copy_of IS NULL END),"
-        f" sum(CASE WHEN {comp} THEN kept ELSE orig END), sum(orig), sum(est)"
-        f" FROM (SELECT {tier} AS tier, {_sealed('i', sealed_first)} AS sealed, f.copy_of,"
-        " coalesce(f.compact IN ('copied', 'derivative'), 0) AS replaced,"
-        f" {sz.kept_sql} AS kept, {sz.original_sql} AS orig,"
-        f" CASE WHEN f.copy_of IS NULL THEN {FILE_EST} ELSE 0 END AS est"
-        f" FROM files AS f JOIN items AS i ON i.id = f.item_id WHERE {cond}"
-        " AND i.status = 'ok') GROUP BY 1, 2",
-        tp + cp,
-    ):
-        row = out[(r[0], r[1])]
-        row.update(files=r[2], bytes=r[3], original_bytes=r[4], est_bytes=r[5])
-    return out
+
+    def split(tier: int, values: list[Any], names: tuple[str, ...]) -> None:
+        n = len(names)
+        whole, part = values[:n], values[n:] if sealed != "0" else [0] * n
+        for flag, vals in ((1, part), (0, [w - p for w, p in zip(whole, part, strict=True)])):
+            row = out.setdefault((tier, flag), dict.fromkeys(FIGURES, 0) | {"share": 0.0})
+            for name, v in zip(names, vals, strict=True):
+                row[name] += v
+
+    for (_, tier), v in items.items():
+        split(tier, v[1:], ("share", "items"))
+    for key in [k for k, row in out.items() if not row["items"]]:
+        del out[key]  # GROUP BY's way: only (tier, sealed) pairs that hold items
+    cond, cp = sz.wanted(scan=True)
+
+    def file_select(tier: str) -> tuple[str, list[Any]]:
+        comp = sz.in_compact(tier)
+        return (
+            _with_sealed(
+                [
+                    f"CASE WHEN {comp} THEN 1 - coalesce(f.compact IN ('copied', 'derivative'),"
+                    " 0) ELSE f.copy_of IS NULL END",
+                    f"CASE WHEN {comp} THEN {sz.kept_sql} ELSE {sz.original_sql} END",
+                    sz.original_sql,
+                    f"CASE WHEN f.copy_of IS NULL THEN {FILE_EST} ELSE 0 END",
+                ],
+                sealed,
+            ),
+            [],
+        )
+
+    for (_, tier), v in part_sums(db, rk, file_select, f"{ITEM_FILES} AND {cond}", cp).items():
+        split(tier, v[1:], ("files", "bytes", "original_bytes", "est_bytes"))
+    return {k: v for k, v in out.items() if v["items"]}
 
 
-def cut_items(
+FIGURES = ("items", "files", "bytes", "original_bytes", "est_bytes")
+
+
+@dataclass
+class CutFill:
+    """What the budget takes of the tier it cuts: the leading run of items by popularity
+    per byte that fits whole (`prefix` items, summed in SQL), then `extra`: later items
+    that still fit, picked one by one."""
+
+    prefix: int
+    figures: dict[str, Any]
+    extra: list[int]
+
+
+def _cut_rows(
     db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool, tier: int
-) -> Iterator[sqlite3.Row]:
-    """Items of `tier` not sealed, with id, share, files, bytes, original_bytes,
-    est_bytes; most listening per byte first (items of no bytes lead), ties by id."""
+) -> tuple[str, list[Any]]:
+    """SQL (and parameters) of the cut tier's unsealed items, one row each: id, share,
+    files, bytes, original_bytes, est_bytes, dens (listening per byte; no bytes: first)
+    and run (bytes of the items up to this one, most listening per byte first)."""
     tier_expr, tp = rk.tier_sql()
     share, sp = rk.share_sql()
     cond, cp = sz.wanted()
@@ -99,18 +133,71 @@ def cut_items(
         "1 - coalesce(f.compact IN ('copied', 'derivative'), 0)" if compact else "f.copy_of IS NULL"
     )
     size = sz.kept_sql if compact else sz.original_sql
-    yield from db.execute(
+    sealed = _sealed(db, "i", sealed_first)
+    items = (
         f"SELECT r.id, r.share, coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {files} END), 0)"
         f" AS files, coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {size} END), 0) AS bytes,"
         f" coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {sz.original_sql} END), 0)"
         " AS original_bytes, coalesce(sum(CASE WHEN f.id IS NULL OR f.copy_of IS NOT NULL"
         f" THEN 0 ELSE {FILE_EST} END), 0) AS est_bytes"
         f" FROM (SELECT i.id, {share} AS share FROM items AS i WHERE i.status = 'ok'"
-        f" AND {tier_expr} = ? AND NOT {_sealed('i', sealed_first)}) AS r"
+        f" AND {tier_expr} = ? AND NOT {sealed}) AS r"
         f" LEFT JOIN files AS f ON f.item_id = r.id AND {cond} GROUP BY r.id"
-        f" ORDER BY {DENSITY_ORDER}",
+    )
+    return (
+        f"WITH c AS ({items}), w AS MATERIALIZED (SELECT c.*, {DENSITY} AS dens,"
+        f" sum(bytes) OVER (ORDER BY {DENSITY} DESC, id ROWS UNBOUNDED PRECEDING) AS run"
+        " FROM c)",
         [*sp, *tp, tier, *cp],
     )
+
+
+def cut_fill(
+    db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool, tier: int, room: int
+) -> CutFill:
+    """The greedy fill of `tier` within `room` bytes, most listening per byte first,
+    skipping items that do not fit. The run that fits whole is summed in SQL (a window
+    over the tier); only items after it small enough to fit reach Python."""
+    head, params = _cut_rows(db, rk, sz, sealed_first, tier)
+    rows = db.execute(
+        f"{head}, p AS (SELECT count(*) AS n, total(share) AS share,"
+        " coalesce(sum(files), 0) AS files, coalesce(sum(bytes), 0) AS bytes,"
+        " coalesce(sum(original_bytes), 0) AS original_bytes,"
+        " coalesce(sum(est_bytes), 0) AS est_bytes FROM w WHERE run <= ?)"
+        " SELECT 0, n, share, files, bytes, original_bytes, est_bytes, NULL FROM p"
+        " UNION ALL SELECT 1, w.id, w.share, w.files, w.bytes, w.original_bytes, w.est_bytes,"
+        " w.dens FROM w, p WHERE w.run > ? AND w.bytes <= ? - p.bytes ORDER BY 1, 8 DESC, 2",
+        [*params, room, room, room],
+    )
+    _, n, *sums = next(rows)[:7]
+    figures = dict(zip(("share", *FIGURES[1:]), sums, strict=True)) | {"items": n}
+    left, extra = room - figures["bytes"], []
+    for _, item_id, share, files, size, original, est, _ in rows:
+        if size <= left:
+            extra.append(item_id)
+            left -= size
+            figures["items"] += 1
+            figures["share"] += share
+            figures["files"] += files
+            figures["bytes"] += size
+            figures["original_bytes"] += original
+            figures["est_bytes"] += est
+        elif left <= 0:
+            break
+    return CutFill(n, figures, extra)
+
+
+def cut_prefix_ids(
+    db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool, tier: int, n: int
+) -> Iterator[int]:
+    """Ids of the first `n` items of the cut tier by popularity per byte (`CutFill.prefix`)."""
+    if n <= 0:
+        return
+    head, params = _cut_rows(db, rk, sz, sealed_first, tier)
+    for (item_id,) in db.execute(
+        f"{head} SELECT id FROM w ORDER BY dens DESC, id LIMIT ?", [*params, n]
+    ):
+        yield item_id
 
 
 def held_items(
@@ -123,7 +210,45 @@ def held_items(
     params = tp if cut_tier is not None else []
     for (item_id,) in db.execute(
         f"SELECT i.id FROM items AS i WHERE i.status = 'ok' AND ({before}"
-        f" OR {_sealed('i', sealed_first)})",
+        f" OR {_sealed(db, 'i', sealed_first)})",
         params,
     ):
         yield item_id
+
+
+def eviction_order(db: sqlite3.Connection, rk: Ranking, sz: Sizing) -> Iterator[sqlite3.Row]:
+    """Files that may leave the store for the budget (fetched, in the store, not sealed in
+    a live pack), least listening per byte of their item first (an item no longer ranked
+    first of all), then by file id: id, item_id, size, store_path, url, copy_of. Ordered
+    once into a temporary table (on disk like any SQLite temporary: no list in memory),
+    so the caller may change files while it reads."""
+    share, sp = rk.share_sql()
+    tier, tp = rk.tier_sql()
+    comp = sz.in_compact(tier)
+    cond, cp = sz.wanted()
+    db.execute("DROP TABLE IF EXISTS temp.eviction_order")
+    db.execute(
+        "CREATE TEMP TABLE eviction_order AS SELECT c.id, c.item_id, c.size, c.store_path,"
+        " c.url, c.copy_of FROM files AS c JOIN items AS i ON i.id = c.item_id"
+        " WHERE c.status = 'fetched' AND c.store_path IS NOT NULL"
+        " AND c.quarantine_path IS NULL AND NOT EXISTS (SELECT 1 FROM pack_files AS pf"
+        "  JOIN packs AS p ON p.id = pf.pack_id WHERE pf.file_id = c.id"
+        "  AND p.status = 'sealed' AND p.obsolete = 0)"
+        " ORDER BY CASE WHEN i.status = 'ok' THEN coalesce((SELECT"
+        f" {share} / b FROM (SELECT sum(CASE WHEN {comp} THEN {sz.kept_sql}"
+        f" ELSE {sz.original_sql} END) AS b FROM files AS f WHERE f.item_id = c.item_id"
+        f" AND {cond}) WHERE b > 0), 0.0) ELSE 0.0 END,"
+        " CASE WHEN i.status = 'ok' THEN i.id ELSE 0 END, c.id",
+        [*sp, *(tp if sz.compact_tiers else []), *cp],
+    )
+    try:
+        last = 0
+        while page := db.execute(
+            "SELECT rowid AS n, * FROM temp.eviction_order WHERE rowid > ? ORDER BY rowid"
+            " LIMIT 512",
+            (last,),
+        ).fetchall():
+            last = page[-1]["n"]
+            yield from page
+    finally:
+        db.execute("DROP TABLE IF EXISTS temp.eviction_order")

@@ -20,6 +20,11 @@ from typing import Any
 EPS = 1e-12
 # Files that will occupy the disk: wanted (pending or fetched), not ruled out by verdict.
 WANTED = "f.status IN ('pending', 'fetched')"
+# Scans of every file: `+` keeps the planner off files_status (a row lookup per file), so
+# it reads files_item_sums (0055: every column these figures need, in item order) and
+# looks items up in rowid order; CROSS JOIN keeps files the outer loop.
+FILES_SCAN = "files AS f CROSS JOIN items AS i ON i.id = f.item_id"
+WANTED_SCAN = "+f.status IN ('pending', 'fetched')"
 FILE_BYTES = "coalesce(f.size, f.est_size, 0)"
 FILE_EST = "CASE WHEN f.size IS NULL THEN coalesce(f.est_size, 0) ELSE 0 END"
 FILE_UNSIZED = "(f.size IS NULL AND f.est_size IS NULL)"
@@ -138,103 +143,34 @@ def _rank_source(db: sqlite3.Connection, source: str, shares: Sequence[float]) -
     return sr
 
 
+def _sources(db: sqlite3.Connection) -> list[str]:
+    """Sources with 'ok' items: one index seek each (a DISTINCT would read every entry)."""
+    found: list[str] = []
+    while True:
+        row = db.execute(
+            "SELECT source FROM items INDEXED BY items_rank_ok WHERE status = 'ok'"
+            " AND source > ? ORDER BY source LIMIT 1",
+            (found[-1] if found else "",),
+        ).fetchone()
+        if row is None:
+            return found
+        found.append(row[0])
+
+
 def ranking(db: sqlite3.Connection, shares: Sequence[float]) -> Ranking:
     """Find every source's tier boundaries (a read per distinct popularity value)."""
-    sources = [
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT source FROM items INDEXED BY items_rank_ok WHERE status = 'ok'"
-        )
-    ]
+    sources = _sources(db)
     ranked = [_rank_source(db, s, shares) for s in sources]
     weight = sum(1 for s in ranked if s.total > 0) or 1
     return Ranking(tuple(shares), ranked, weight)
 
 
-def item_sums(db: sqlite3.Connection, rk: Ranking) -> list[sqlite3.Row]:
-    """Per source and tier: items and their exact share (the index alone is read)."""
-    share, sp = rk.share_sql()
-    tier, tp = rk.tier_sql()
-    return db.execute(
-        f"SELECT i.source, {tier} AS tier, count(*) AS items, sum({share}) AS share"
-        " FROM items AS i INDEXED BY items_rank_ok WHERE i.status = 'ok' GROUP BY 1, 2",
-        tp + sp,
-    ).fetchall()
-
-
-def _verdict_filter(allowed: Sequence[str]) -> tuple[str, list[Any]]:
+def verdict_filter(allowed: Sequence[str], scan: bool = False) -> tuple[str, list[Any]]:
+    """Wanted files whose verdict allows them; `scan`: for a scan of every file (`+` keeps
+    the planner off the status and verdict indexes, see FILES_SCAN)."""
     marks = ",".join("?" * len(allowed))
-    return f"{WANTED} AND (f.verdict IS NULL OR f.verdict IN ({marks}))", list(allowed)
-
-
-def file_sums(
-    db: sqlite3.Connection,
-    rk: Ranking,
-    allowed: Sequence[str],
-    compact_tiers: Sequence[int] = (),
-    original_sql: str = FILE_BYTES,
-    kept_sql: str = "0",
-) -> list[sqlite3.Row]:
-    """Per source and tier, over wanted files of ranked items: files and bytes the store
-    keeps (a compact tier: `kept_sql` per file, its copies; else `original_sql`, the
-    originals), original_bytes, est_bytes (of sizes not known yet: estimates), unsized
-    (files with neither a size nor an estimate)."""
-    tier, tp = rk.tier_sql()
-    cond, cp = _verdict_filter(allowed)
-    in_compact = (
-        f"tier IN ({','.join(str(int(k)) for k in compact_tiers)})" if compact_tiers else "0"
-    )
-    return db.execute(
-        "SELECT source, tier, sum(CASE WHEN "
-        f"{in_compact} THEN 1 - replaced ELSE copy_of IS NULL END) AS files,"
-        f" sum(CASE WHEN {in_compact} THEN kept ELSE orig END) AS bytes,"
-        " sum(orig) AS original_bytes, sum(est) AS est_bytes, sum(unsized) AS unsized"
-        f" FROM (SELECT i.source, {tier} AS tier, f.copy_of,"
-        " coalesce(f.compact IN ('copied', 'derivative'), 0) AS replaced,"
-        f" {kept_sql} AS kept, {original_sql} AS orig,"
-        f" CASE WHEN f.copy_of IS NULL THEN {FILE_EST} ELSE 0 END AS est,"
-        f" {FILE_UNSIZED} AS unsized"
-        f" FROM files AS f JOIN items AS i ON i.id = f.item_id WHERE {cond}"
-        " AND i.status = 'ok') GROUP BY 1, 2",
-        tp + cp,
-    ).fetchall()
-
-
-def tier_sums(
-    db: sqlite3.Connection,
-    rk: Ranking,
-    allowed: Sequence[str],
-    compact_tiers: Sequence[int] = (),
-    original_sql: str = FILE_BYTES,
-    kept_sql: str = "0",
-) -> list[dict[str, Any]]:
-    """Per source and tier: items, share (exact), and `file_sums`' figures; `compact`:
-    the tier is compact and has files."""
-    out: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in item_sums(db, rk):
-        out[(r["source"], r["tier"])] = {
-            "source": r["source"],
-            "tier": r["tier"],
-            "items": r["items"],
-            "share": r["share"],
-            "files": 0,
-            "bytes": 0,
-            "original_bytes": 0,
-            "estimated_bytes": 0,
-            "unsized": 0,
-            "compact": False,
-        }
-    for r in file_sums(db, rk, allowed, compact_tiers, original_sql, kept_sql):
-        row = out[(r["source"], r["tier"])]
-        row.update(
-            files=r["files"],
-            bytes=r["bytes"],
-            original_bytes=r["original_bytes"],
-            estimated_bytes=r["est_bytes"],
-            unsized=r["unsized"],
-            compact=r["tier"] in compact_tiers,
-        )
-    return [out[k] for k in sorted(out)]
+    wanted, v = (WANTED_SCAN, "+f.verdict") if scan else (WANTED, "f.verdict")
+    return f"{wanted} AND ({v} IS NULL OR {v} IN ({marks}))", list(allowed)
 
 
 # Most listening per byte first; items of unknown (0) size cost nothing, so they lead.
@@ -255,7 +191,7 @@ def iter_ranked(
     wanted files. `where`/`order` are SQL over those columns; `params` bind `where`."""
     sel, sp = rk.ranked_sql()
     if allowed is not None:
-        cond, cp = _verdict_filter(allowed)
+        cond, cp = verdict_filter(allowed)
         sel = (
             f"SELECT r.*, count(f.id) AS files, coalesce(sum({FILE_BYTES}), 0) AS bytes,"
             f" coalesce(sum({FILE_EST}), 0) AS est_bytes FROM ({sel}) AS r"
@@ -264,27 +200,3 @@ def iter_ranked(
         sp = sp + cp
     clause = f" WHERE {where}" if where else ""
     yield from db.execute(f"SELECT * FROM ({sel}){clause} ORDER BY {order}", [*sp, *params])
-
-
-def tier_file_rows(db: sqlite3.Connection, rk: Ranking) -> list[sqlite3.Row]:
-    """Per tier and verdict, over every file of a ranked item: files, fetched, bytes
-    stored, files in live audio packs. (`status`'s tier table.)"""
-    tier, tp = rk.tier_sql()
-    return db.execute(
-        f"SELECT {tier} AS tier, f.verdict, count(*) AS n,"
-        " sum(f.status = 'fetched') AS fetched,"
-        " coalesce(sum(CASE WHEN f.status = 'fetched' THEN f.size END), 0) AS stored,"
-        " sum(EXISTS (SELECT 1 FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
-        "  WHERE pf.file_id = f.id AND p.obsolete = 0 AND p.is_metadata = 0)) AS packed"
-        " FROM files AS f JOIN items AS i ON i.id = f.item_id WHERE i.status = 'ok'"
-        " GROUP BY 1, 2",
-        tp,
-    ).fetchall()
-
-
-def tier_items(db: sqlite3.Connection, rk: Ranking) -> dict[int, int]:
-    """Items per tier."""
-    out: dict[int, int] = {}
-    for r in item_sums(db, rk):
-        out[r["tier"]] = out.get(r["tier"], 0) + r["items"]
-    return out

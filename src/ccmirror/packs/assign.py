@@ -8,18 +8,20 @@ All open packs of a tier but the newest are full; `__init__` seals them.
 
 from __future__ import annotations
 
+import heapq
+import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.tiers import Ranking, ranking
 from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
-from ccmirror.tiers import rank_items
 
 log = logging.getLogger("ccmirror.packs")
 
@@ -78,19 +80,51 @@ def retire_unpublishable(mirror: Mirror) -> dict[str, int]:
     return {"obsoleted": obsolete, "dropped": dropped}
 
 
-def _candidates(mirror: Mirror) -> list[sqlite3.Row]:
+def _candidates(mirror: Mirror, rk: Ranking) -> Iterator[sqlite3.Row]:
+    """Publishable unpacked files in the store with their item's tier and share, in the
+    order packs are filled: by tier, most listened item first (ties by id), files by
+    name. Streamed: the sort is SQLite's, not a list of every ranked item."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
     marks = ",".join("?" * len(allowed))
-    return mirror.db.execute(
+    tier, tp = rk.tier_sql()
+    share, sp = rk.share_sql()
+    yield from mirror.db.execute(
         "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.copy_of, f.compact,"
-        " i.source, i.source_id"
+        f" i.source, i.source_id, {tier} AS tier, {share} AS share"
         " FROM files f JOIN items i ON i.id = f.item_id"
         f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
         " AND f.store_path IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pack_files pf"
         " JOIN packs p ON p.id = pf.pack_id WHERE pf.file_id = f.id AND p.obsolete = 0)"
-        " ORDER BY f.item_id, f.name",
-        allowed,
-    ).fetchall()
+        " ORDER BY tier, share DESC, f.item_id, f.name",
+        [*tp, *sp, *allowed],
+    )
+
+
+def _ranked_predicted(
+    mirror: Mirror, rk: Ranking, predicted: Iterable[sqlite3.Row]
+) -> list[tuple[tuple[Any, ...], sqlite3.Row]]:
+    """A dry run's predicted files with the sort key of `_candidates`: (tier, -share, item
+    id, name); the tier and share of only their own items are read."""
+    rows = list(predicted)
+    if not rows:
+        return []
+    tier, tp = rk.tier_sql()
+    share, sp = rk.share_sql()
+    ids = json.dumps(sorted({r["item_id"] for r in rows}))
+    rank = {
+        r[0]: (r[1], r[2])
+        for r in mirror.db.execute(
+            f"SELECT i.id, {tier}, {share} FROM items AS i WHERE i.status = 'ok'"
+            " AND i.id IN (SELECT value FROM json_each(?))",
+            [*tp, *sp, ids],
+        )
+    }
+    out = []
+    for r in rows:
+        t, s = rank.get(r["item_id"], (None, 0.0))
+        out.append(((t, -s, r["item_id"], r["name"]), r))
+    out.sort(key=lambda kv: (kv[0][0] is None, kv[0][0] or 0, *kv[0][1:]))
+    return out
 
 
 @dataclass
@@ -189,40 +223,62 @@ def plan_assign(mirror: Mirror, predicted: Iterable[sqlite3.Row] = ()) -> Assign
     expected to be publishable, at their catalogue size."""
     db = mirror.db
     cap = mirror.manifest.torrents.pack_size
-    ranking = rank_items(db, mirror.manifest.tiers.shares)
-    order = {
-        it.id: n for n, it in enumerate(sorted(ranking, key=lambda it: (it.tier, -it.share, it.id)))
-    }
-    tier_of = {it.id: it.tier for it in ranking}
-    plan = AssignPlan()
-    by_item: dict[int, list[tuple[int, str, int]]] = {}
+    rk = ranking(db, mirror.manifest.tiers.shares)
     tiers = mirror.manifest.tiers
-    found = [(r, True) for r in _candidates(mirror)] + [(r, False) for r in predicted]
-    for r, stored in sorted(found, key=lambda x: (x[0]["item_id"], x[0]["name"])):
-        if r["item_id"] in tier_of and not in_quality(
-            tiers.quality_of(tier_of[r["item_id"]]), r["copy_of"], r["compact"]
-        ):
-            continue  # an original waiting for its compact copy, or a copy in an original tier
-        size = _present(mirror, r) if stored else r["size"]
-        if size is None:
-            plan.missing += stored
-            continue
-        path = f"{r['source']}/{r['source_id']}/{r['name']}"
-        by_item.setdefault(r["item_id"], []).append((r["id"], path, size))
+    plan = AssignPlan()
+    stored = (
+        ((r["tier"], -r["share"], r["item_id"], r["name"]), r, True)
+        for r in _candidates(mirror, rk)
+    )
+    guessed = ((key, r, False) for key, r in _ranked_predicted(mirror, rk, predicted))
     opened: dict[int, _Open] = {}
-    for item_id in sorted(by_item, key=lambda i: order.get(i, len(order))):
-        tier = tier_of[item_id]
-        op = opened.get(tier) or opened.setdefault(tier, _Open(db, plan, mirror.name, tier))
-        entries = by_item[item_id]
-        item_bytes = sum(s for _, _, s in entries)
-        if op.id is not None and op.used and op.used + item_bytes > cap and item_bytes <= cap:
-            op.new()  # keep the item in one pack: start the next one
-        for file_id, path, size in entries:
-            if op.used and op.used + size > cap:
-                op.new()
-            op.add(file_id, path, size)
-        plan.items.append((item_id, tier))
+    item: tuple[int, int] | None = None  # (item id, tier) whose files are being gathered
+    entries: list[tuple[int, str, int]] = []
+    for (tier, _, item_id, _), r, in_store in heapq.merge(stored, guessed, key=_merge_key):
+        if item is not None and item[0] != item_id:
+            _place(db, plan, opened, mirror.name, cap, item, entries)
+            entries = []
+        item = (item_id, tier)
+        if tier is not None and not in_quality(tiers.quality_of(tier), r["copy_of"], r["compact"]):
+            continue  # an original waiting for its compact copy, or a copy in an original tier
+        size = _present(mirror, r) if in_store else r["size"]
+        if size is None:
+            plan.missing += in_store
+            continue
+        entries.append((r["id"], f"{r['source']}/{r['source_id']}/{r['name']}", size))
+    if item is not None:
+        _place(db, plan, opened, mirror.name, cap, item, entries)
     return plan
+
+
+def _merge_key(x: tuple[tuple[Any, ...], sqlite3.Row, bool]) -> tuple[Any, ...]:
+    tier, share, item_id, name = x[0]
+    return (tier is None, tier or 0, share, item_id, name)
+
+
+def _place(
+    db: sqlite3.Connection,
+    plan: AssignPlan,
+    opened: dict[int, _Open],
+    mirror_name: str,
+    cap: int,
+    item: tuple[int, int],
+    entries: list[tuple[int, str, int]],
+) -> None:
+    """Put one item's files into the open pack of its tier (a new one when they would
+    not fit and fit a pack of their own; an item larger than a pack is split)."""
+    if not entries:
+        return
+    item_id, tier = item
+    op = opened.get(tier) or opened.setdefault(tier, _Open(db, plan, mirror_name, tier))
+    item_bytes = sum(s for _, _, s in entries)
+    if op.id is not None and op.used and op.used + item_bytes > cap and item_bytes <= cap:
+        op.new()  # keep the item in one pack: start the next one
+    for file_id, path, size in entries:
+        if op.used and op.used + size > cap:
+            op.new()
+        op.add(file_id, path, size)
+    plan.items.append((item_id, tier))
 
 
 def run_assign(mirror: Mirror, plan: AssignPlan) -> dict[str, Any]:

@@ -10,11 +10,13 @@ import sqlite3
 import urllib.parse
 from typing import Any
 
+from ccmirror.catalogue.listening import coverage_curves, top_items
+from ccmirror.catalogue.tiers import ranking
 from ccmirror.licence import publishable_verdicts
 from ccmirror.licence.normalise import licence_info
 from ccmirror.mirror import Mirror
 from ccmirror.packs.torrent import magnet_link
-from ccmirror.tiers import RankedItem, ranked, summarise
+from ccmirror.tiers import sizing, tier_summary
 
 CHART_POINTS = 400
 TOP_ITEMS = 10
@@ -84,10 +86,10 @@ def page_data(
     by_name = {t.get("name"): t for t in torrents if isinstance(t, dict)}
     trackers = list(mirror.manifest.torrents.trackers)
     verdicts = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(verdicts))
 
-    ranked_items = ranked(mirror)
-    summary = summarise(ranked_items, ndigits=None)
+    # The ranking's figures from SQLite: no object per item (issue 12).
+    rk, sz = ranking(db, mirror.manifest.tiers.shares), sizing(mirror)
+    summary = tier_summary(mirror, rk)
     packs = db.execute(
         "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
     ).fetchall()
@@ -151,18 +153,8 @@ def page_data(
     items_ok = db.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
     # The most listened recordings that can be published, by their share of the mirror's
     # listening (raw counts of different sources are not comparable).
-    shares = {it.id: it.share for it in ranked_items if it.files}
-    top = []
-    for r in db.execute(
-        "SELECT i.id, i.source, i.source_id, i.title, i.creator, i.source_url, i.tier,"
-        " i.declared_licence_id, i.popularity FROM items AS i WHERE i.status = 'ok'"
-        f" AND EXISTS (SELECT 1 FROM files AS f WHERE f.item_id = i.id AND f.verdict IN ({marks}))",
-        verdicts,
-    ):
-        if r["id"] in shares:
-            top.append({**dict(r), "share": shares[r["id"]]})
-    top.sort(key=lambda r: (-r["share"], r["id"]))
-    del top[TOP_ITEMS:]
+    top = top_items(db, rk, sz, verdicts, TOP_ITEMS)
+    curve, curve_originals = coverage_curves(db, rk, sz, CHART_POINTS)
     meta = [p for p in packs if p["is_metadata"] and not p["obsolete"]]
     withdrawn = db.execute("SELECT count(*) FROM withdrawals").fetchone()[0]
     return {
@@ -180,32 +172,10 @@ def page_data(
         "tiers": [tiers[k] for k in sorted(tiers)],
         "shares": list(mirror.manifest.tiers.shares),
         "licences": licences,
-        "curve": coverage_curve(ranked_items),
+        "curve": curve,
         # With compact tiers: the same ranking kept as originals, to show what they gain.
-        "curve_originals": (
-            coverage_curve(ranked_items, originals=True)
-            if mirror.manifest.tiers.compact_tiers
-            else None
-        ),
+        "curve_originals": curve_originals if mirror.manifest.tiers.compact_tiers else None,
         "top": top,
         "metadata": _torrent(meta[-1], by_name, trackers, published) if meta else None,
         "withdrawn": withdrawn,
     }
-
-
-def coverage_curve(items: list[RankedItem], originals: bool = False) -> list[tuple[int, float]]:
-    """(cumulative bytes, cumulative share of listening) in tier order, most listened
-    first within a tier: what a mirror keeping the top of the ranking holds (compact tiers
-    at their compact size; `originals`: every item as its originals). Thinned to at most
-    CHART_POINTS points."""
-    order = sorted(items, key=lambda it: (it.tier, -it.share, it.id))
-    points = [(0, 0.0)]
-    size, share = 0, 0.0
-    for it in order:
-        size += it.original_bytes if originals else it.bytes
-        share += it.share
-        points.append((size, min(share, 1.0)))
-    if len(points) > CHART_POINTS:
-        step = len(points) / CHART_POINTS
-        points = [points[int(i * step)] for i in range(CHART_POINTS)] + [points[-1]]
-    return points

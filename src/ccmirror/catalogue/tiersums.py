@@ -1,0 +1,252 @@
+"""Per-tier sums without a sort: the ranking cut into its contiguous runs.
+
+A tier of a source is a run of that source's ranking (popularity descending, ties by id)
+between two boundaries (`catalogue.tiers.Ranking`), so the items of one tier that no pack
+pinned are one range of the `items_rank_ok` index. Summing each range with its own query
+reads every row once, like one `GROUP BY tier` would, but with no per-row tier expression
+and no sorter over the whole catalogue (the GROUP BY's temporary B-tree was most of the
+cost of tiers, plan and status at 1M items). Items pinned to a tier by a pack
+(`items.tier`) are one more part, grouped by that column.
+
+Every aggregate handed to `part_sums` must be additive (count, sum): a (source, tier)'s
+figures are the sums over its parts.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ccmirror.catalogue.tiers import (
+    FILE_BYTES,
+    FILE_EST,
+    FILE_UNSIZED,
+    FILES_SCAN,
+    Ranking,
+    verdict_filter,
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    """Unpinned items of one source and tier (`tier` set), or every pinned item (None)."""
+
+    source: str | None
+    tier: int | None
+    cond: str
+    params: tuple[Any, ...]
+
+
+def _before(a: str, bound: tuple[float, int]) -> tuple[str, list[Any]]:
+    """Ranked before `bound` ((popularity, id) of an item); `>=` gives the index range."""
+    p, x = bound
+    return (
+        f"{a}.popularity >= ? AND ({a}.popularity > ? OR ({a}.popularity = ? AND {a}.id < ?))",
+        [p, p, p, x],
+    )
+
+
+def _not_before(a: str, bound: tuple[float, int]) -> tuple[str, list[Any]]:
+    p, x = bound
+    return (
+        f"{a}.popularity <= ? AND ({a}.popularity < ? OR ({a}.popularity = ? AND {a}.id >= ?))",
+        [p, p, p, x],
+    )
+
+
+def parts(rk: Ranking, a: str = "i") -> list[Part]:
+    """The ranking's runs (what `Ranking.tier_sql` decides, as ranges), then the pinned."""
+    out: list[Part] = []
+    for s in rk.sources:
+        prev: tuple[float, int] | None = None
+        for k in range(len(s.boundaries) + 1):
+            cond, params = [f"{a}.source = ?", f"{a}.tier IS NULL"], [s.source]
+            if prev is not None:
+                c, p = _not_before(a, prev)
+                cond.append(c)
+                params += p
+            if k < len(s.boundaries):
+                c, p = _before(a, s.boundaries[k])
+                cond.append(c)
+                params += p
+                prev = s.boundaries[k]
+            out.append(Part(s.source, k + 1 if k < len(s.boundaries) else s.rest,
+                            " AND ".join(cond), tuple(params)))  # fmt: skip
+    out.append(Part(None, None, f"{a}.tier IS NOT NULL", ()))
+    return out
+
+
+Select = Callable[[str], tuple[str, Sequence[Any]]]
+
+
+def part_sums(
+    db: sqlite3.Connection,
+    rk: Ranking,
+    select: Select,
+    body: str,
+    params: Sequence[Any] = (),
+    group: str = "",
+    a: str = "i",
+) -> dict[tuple[Any, ...], list[Any]]:
+    """(source, tier[, group value]) -> [rows, *aggregates]: `SELECT count(*), <select>
+    <body> AND <part>` for every part (or `<part>` where `body` says `{part}`). `select(tier)` gets the part's tier as SQL (a
+    number, or `i.tier` for the pinned part) and returns the aggregates and their
+    parameters; `body` is `FROM ... WHERE ...` over items aliased `a`; `group`: one more
+    grouping column (few values, e.g. a verdict). NULL sums count as 0."""
+    out: dict[tuple[Any, ...], list[Any]] = {}
+    for part in parts(rk, a):
+        tier = str(part.tier) if part.tier is not None else f"{a}.tier"
+        sel, sp = select(tier)
+        keys = [] if part.source is not None else [f"{a}.source", f"{a}.tier"]
+        if group:
+            keys.append(group)
+        head = "".join(f"{k}, " for k in keys)
+        tail = f" GROUP BY {', '.join(keys)}" if keys else ""
+        where = body.replace("{part}", part.cond) if "{part}" in body else f"{body} AND {part.cond}"
+        for row in db.execute(
+            f"SELECT {head}count(*), {sel} {where}{tail}", [*sp, *params, *part.params]
+        ):
+            values = list(row)
+            if part.source is not None:
+                key, vals = (part.source, part.tier, *values[: len(keys)]), values[len(keys) :]
+            else:
+                key, vals = tuple(values[: len(keys)]), values[len(keys) :]
+            if not vals[0]:
+                continue  # an empty run (two shares met at the same item)
+            cur = out.get(key)
+            vals = [0 if v is None else v for v in vals]
+            out[key] = vals if cur is None else [x + y for x, y in zip(cur, vals, strict=True)]
+    return out
+
+
+# Items of a ranked source, read from the ranking's index alone.
+ITEMS = "FROM items AS i INDEXED BY items_rank_ok WHERE i.status = 'ok'"
+# Their files: each item's files from files_item_sums (0055), which holds every column read.
+ITEM_FILES = ITEMS.replace("WHERE", "JOIN files AS f ON f.item_id = i.id WHERE")
+
+
+def item_sums(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
+    """Per source and tier: items and their exact share (the index alone is read)."""
+    share, sp = rk.share_sql()
+    got = part_sums(db, rk, lambda _t: (f"sum({share})", sp), ITEMS)
+    return [
+        {"source": k[0], "tier": k[1], "items": v[0], "share": v[1]} for k, v in sorted(got.items())
+    ]
+
+
+def file_sums(
+    db: sqlite3.Connection,
+    rk: Ranking,
+    allowed: Sequence[str],
+    compact_tiers: Sequence[int] = (),
+    original_sql: str = FILE_BYTES,
+    kept_sql: str = "0",
+) -> list[dict[str, Any]]:
+    """Per source and tier, over wanted files of ranked items: files and bytes the store
+    keeps (a compact tier: `kept_sql` per file, its copies; else `original_sql`, the
+    originals), original_bytes, est_bytes (of sizes not known yet: estimates), unsized
+    (files with neither a size nor an estimate)."""
+    cond, cp = verdict_filter(allowed, scan=True)
+    est = f"sum(CASE WHEN f.copy_of IS NULL THEN {FILE_EST} ELSE 0 END), sum({FILE_UNSIZED})"
+    marks = ",".join(str(int(k)) for k in compact_tiers)
+
+    def select(tier: str) -> tuple[str, list[Any]]:
+        if not compact_tiers:  # files and bytes are the originals': read them once
+            return f"sum(f.copy_of IS NULL), sum({original_sql}), {est}", []
+        comp = f"{tier} IN ({marks})"
+        return (
+            f"sum(CASE WHEN {comp} THEN 1 - coalesce(f.compact IN ('copied', 'derivative'), 0)"
+            f" ELSE f.copy_of IS NULL END), sum({original_sql}), {est},"
+            f" sum(CASE WHEN {comp} THEN {kept_sql} ELSE {original_sql} END)",
+            [],
+        )
+
+    out = []
+    for (source, tier), v in sorted(
+        part_sums(db, rk, select, f"{ITEM_FILES} AND {cond}", cp).items()
+    ):
+        out.append(
+            {
+                "source": source,
+                "tier": tier,
+                "files": v[1],
+                "bytes": v[5] if compact_tiers else v[2],
+                "original_bytes": v[2],
+                "est_bytes": v[3],
+                "unsized": v[4],
+            }
+        )
+    return out
+
+
+def tier_sums(
+    db: sqlite3.Connection,
+    rk: Ranking,
+    allowed: Sequence[str],
+    compact_tiers: Sequence[int] = (),
+    original_sql: str = FILE_BYTES,
+    kept_sql: str = "0",
+) -> list[dict[str, Any]]:
+    """Per source and tier: items, share (exact), and `file_sums`' figures; `compact`:
+    the tier is compact and has files."""
+    out: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in item_sums(db, rk):
+        out[(r["source"], r["tier"])] = {
+            "source": r["source"],
+            "tier": r["tier"],
+            "items": r["items"],
+            "share": r["share"],
+            "files": 0,
+            "bytes": 0,
+            "original_bytes": 0,
+            "estimated_bytes": 0,
+            "unsized": 0,
+            "compact": False,
+        }
+    for r in file_sums(db, rk, allowed, compact_tiers, original_sql, kept_sql):
+        row = out[(r["source"], r["tier"])]
+        row.update(
+            files=r["files"],
+            bytes=r["bytes"],
+            original_bytes=r["original_bytes"],
+            estimated_bytes=r["est_bytes"],
+            unsized=r["unsized"],
+            compact=r["tier"] in compact_tiers,
+        )
+    return [out[k] for k in sorted(out)]
+
+
+def tier_file_rows(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
+    """Per tier and verdict, over every file of a ranked item: files (n), fetched, bytes
+    stored, files in live audio packs (packed). (`status`'s tier table.) One scan of
+    files_item_sums in item order (grouping by verdict too, ranges would only add seeks);
+    the packed files are counted from `pack_files`: few packs cost nothing per file."""
+    tier, tp = rk.tier_sql()
+    out: dict[tuple[int, str | None], dict[str, Any]] = {}
+    for r in db.execute(
+        f"SELECT {tier} AS tier, f.verdict, count(*) AS n,"
+        " sum(f.status = 'fetched') AS fetched,"
+        " coalesce(sum(CASE WHEN f.status = 'fetched' THEN f.size END), 0) AS stored"
+        f" FROM {FILES_SCAN} WHERE i.status = 'ok' GROUP BY 1, 2",
+        tp,
+    ):
+        out[(r["tier"], r["verdict"])] = {**dict(r), "packed": 0}
+    for r in db.execute(
+        f"SELECT {tier} AS tier, f.verdict, count(*) AS packed FROM files AS f"
+        " JOIN items AS i ON i.id = f.item_id WHERE i.status = 'ok' AND f.id IN"
+        " (SELECT pf.file_id FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
+        "  WHERE p.obsolete = 0 AND p.is_metadata = 0) GROUP BY 1, 2",
+        tp,
+    ):
+        out[(r["tier"], r["verdict"])]["packed"] = r["packed"]
+    return list(out.values())
+
+
+def tier_items(db: sqlite3.Connection, rk: Ranking) -> dict[int, int]:
+    """Items per tier."""
+    out: dict[int, int] = {}
+    for r in item_sums(db, rk):
+        out[r["tier"]] = out.get(r["tier"], 0) + r["items"]
+    return out
