@@ -7,10 +7,17 @@ tag conventions, a few conflicts and damaged files) and prints files per second 
 - our tag reading alone: `read_tags_batch` (every tag convention parsed, licences found)
   in the silent worker processes, CHUNK files a round trip, as `check` calls it;
 - a plain loop of `mutagen.File` plus a full decode with soundfile (the decode baseline);
+- our decode checks as `check` runs them in the workers: `read_tags_batch` with every
+  file's audio decoded and its container checked;
 - `check`'s first run: tags, a full decode of every file, verdicts, catalogue writes;
 - `check`'s second run, which finds every file unchanged.
 
     .venv/bin/python bench/licence.py [--files 2000] [--seconds 0.2] [--keep DIR]
+
+Each of ROUNDS rounds runs the four loops one after the other and prints them with the CPU
+seconds each used (ours: this process and the worker processes): on a busy machine each
+session gets its share of the cores whatever its processes, so files per CPU second say
+what wall time cannot.
 
 Targets: ours ahead of the plain loops on 2 cores (ratios printed); the second run over
 20,000 unchanged files (`--files 20000`) in under 0.3 s.
@@ -88,6 +95,30 @@ def build(root: Path, n: int, seconds: float) -> Path:
     return manifest
 
 
+def _workers_cpu() -> float:
+    """CPU seconds the decode worker processes have used so far (Linux /proc)."""
+    pool = decode._pool
+    total = 0.0
+    for pid in list(getattr(pool, "_processes", {}) or {}):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _cpu() -> float:
+    return time.process_time() + _workers_cpu()
+
+
+def _timed(fn, *a: object, **kw: object) -> tuple[float, float]:
+    """(wall, CPU seconds of this process and the workers) of fn(*a, **kw)."""
+    c, t = _cpu(), time.perf_counter()
+    fn(*a, **kw)
+    return time.perf_counter() - t, _cpu() - c
+
+
 def _plain(paths: list[str], *, full: bool) -> float:
     """The naive loop: mutagen.File on each file (and, `full`, decode all its audio)."""
     t0 = time.perf_counter()
@@ -103,14 +134,13 @@ def _plain(paths: list[str], *, full: bool) -> float:
     return time.perf_counter() - t0
 
 
-def _ours_tags(paths: list[str]) -> float:
-    """Our tag reading as check runs it: CHUNK files a round trip, two threads a worker."""
+def _ours_tags(paths: list[str], *, full: bool = False) -> float:
+    """Our tag reading as check runs it: CHUNK files a round trip, two threads a worker
+    (`full`: every file's audio decoded too, as check's workers do)."""
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
     t0 = time.perf_counter()
     with ThreadPoolExecutor(2 * WORKERS) as pool:
-        got = sum(
-            len(r) for r in pool.map(lambda c: read_tags_batch(c, verify_audio=False), chunks)
-        )
+        got = sum(len(r) for r in pool.map(lambda c: read_tags_batch(c, verify_audio=full), chunks))
     dt = time.perf_counter() - t0
     if got != len(paths):
         raise SystemExit(f"tag reading saw {got} of {len(paths)} files")
@@ -133,16 +163,26 @@ def main() -> None:
         n = len(paths)
         decode.call(os.path.abspath, paths[0], "")  # workers up, as in a run already going
         print(f"cores                  {os.cpu_count()} (workers {WORKERS})")
-        # Interleaved, best of ROUNDS: a busy machine slows whichever runs at the time.
-        plain_tags = min(_plain(paths, full=False) for _ in range(ROUNDS))
-        ours_tags = min(_ours_tags(paths) for _ in range(ROUNDS))
-        plain_tags = min(plain_tags, _plain(paths, full=False))
-        plain_full = _plain(paths, full=True)
-        print(f"plain mutagen.File     {n / plain_tags:,.0f} files/s")
-        print(
-            f"ours, tag reading      {n / ours_tags:,.0f} files/s  ({plain_tags / ours_tags:.2f}x)"
-        )
-        print(f"plain mutagen + decode {n / plain_full:,.0f} files/s")
+        rows = []
+        for _ in range(ROUNDS):  # interleaved: a busy machine slows whichever runs then
+            rows.append(
+                (
+                    _timed(_plain, paths, full=False),
+                    _timed(_ours_tags, paths),
+                    _timed(_plain, paths, full=True),
+                    _timed(_ours_tags, paths, full=True),
+                )
+            )
+        labels = ("plain mutagen.File", "ours, tag reading", "plain mutagen + decode",
+                  "ours, decode checks")  # fmt: skip
+        for i, label in enumerate(labels):
+            runs = [r[i] for r in rows]
+            line = "; ".join(f"{n / w:,.0f} files/s ({c:.2f} s CPU)" for w, c in runs)
+            if i % 2:
+                ratios = [r[i - 1][0] / r[i][0] for r in rows]
+                line += "  ratios " + " ".join(f"{x:.2f}x" for x in ratios)
+            print(f"{label:<23}{line}")
+        plain_full = min(r[2][0] for r in rows)
         with open_mirror(manifest) as m:
             for label in ("first run", "second run"):
                 t0 = time.perf_counter()

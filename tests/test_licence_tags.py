@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 import soundfile as sf
 from mutagen import id3
 from mutagen.aiff import AIFF
-from mutagen.apev2 import APEv2
+from mutagen.apev2 import APENoHeaderError, APEv2
 
 from ccmirror.licence import VERDICTS, inspect
-from ccmirror.licence.tags import read_tags
+from ccmirror.licence.tags import _may_carry_ape, read_tags
 from ccmirror.manifest import LicenceConfig
 from ccmirror.sample.audio import RATE, signal, write_audio
 
@@ -137,6 +138,56 @@ def test_apev2_on_mp3(tmp_path):
     r = read_tags(path)
     assert ids(r) == {"CC0-1.0"}
     assert {"APEv2:License", "APEv2:Copyright"} <= {e["tag"] for e in r.evidence}
+
+
+def test_the_quick_ape_probe_says_no_only_where_mutagen_finds_none(tmp_path):
+    def ape(path: Path) -> Path:
+        tag = APEv2()
+        tag["License"] = "http://creativecommons.org/publicdomain/zero/1.0/"
+        tag.save(path)
+        return path
+
+    def id3v1(path: Path) -> Path:
+        with open(path, "ab") as f:  # a 128-byte ID3v1 tag after everything
+            f.write(b"TAG" + b"Title".ljust(30, b"\0") + bytes(95))
+        return path
+
+    def ape_first(path: Path) -> Path:
+        raw = make(tmp_path / "tmp.mp3").read_bytes()
+        tag = ape(tmp_path / "tmp.mp3").read_bytes()[len(raw) :]
+        path.write_bytes(tag + raw)  # the tag, its header first, at the very start
+        return path
+
+    cases = {
+        "plain": make(tmp_path / "plain.mp3"),
+        "wav": make(tmp_path / "a.wav"),
+        "tiny": tmp_path / "tiny.mp3",
+        "ape": ape(make(tmp_path / "ape.mp3")),
+        "ape before id3v1": id3v1(ape(make(tmp_path / "apev1.mp3"))),
+        "id3v1 alone": id3v1(make(tmp_path / "v1.mp3")),
+        "ape at start": ape_first(tmp_path / "first.mp3"),
+    }
+    cases["tiny"].write_bytes(b"APETAGEX" * 3)
+    for name, path in cases.items():
+        try:
+            APEv2(path)
+            found = True
+        except APENoHeaderError:
+            found = False
+        assert _may_carry_ape(str(path)) or not found, name
+        assert _may_carry_ape(str(path)) == (name not in ("plain", "wav", "tiny")), name
+        assert found == (name.startswith("ape")), name
+
+
+def test_what_is_not_a_readable_file_says_why(tmp_path):
+    (tmp_path / "dir").mkdir()
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "dangling").symlink_to(tmp_path / "gone")
+    assert read_tags(tmp_path / "missing").error == "no such file"
+    assert read_tags("a\0b").error == "no such file"
+    assert read_tags(tmp_path / "dir").error == "is a directory"
+    assert read_tags(tmp_path / "fifo").error == "not a regular file"
+    assert read_tags(tmp_path / "dangling").error == "cannot read: No such file or directory"
 
 
 def test_isrc_and_musicbrainz_id3(tmp_path):

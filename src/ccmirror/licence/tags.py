@@ -51,17 +51,15 @@ class TagReport:
         text = _text(value)
         if not text:
             return
-        lics = find_licences(text)
-        reserved = rights_reserved(text)
+        lics, reserved, verify = _statements(text)
         if not (always or lics or reserved or _RIGHTSY_NAME.search(tag)):
             return
         self.evidence.append({"tag": tag, "value": text})
         for lic in lics:
             self.licences.append((tag, lic))
         self.rights_reserved = self.rights_reserved or reserved
-        m = _VERIFY_RE.search(text)
-        if m:  # "Licensed to the public under URL verify at URL": keep the web statement
-            self.evidence.append({"tag": f"{tag}:verify", "value": m.group(1)})
+        if verify:  # "Licensed to the public under URL verify at URL": keep the web statement
+            self.evidence.append({"tag": f"{tag}:verify", "value": verify})
 
     def set_id(self, key: str, value: Any) -> None:
         text = _text(value).strip()
@@ -71,6 +69,15 @@ class TagReport:
             self.isrc = text.replace("-", "").upper()[:12]
         elif key in _MBID_NAMES and self.mbid is None and _MBID_RE.match(text.lower()):
             self.mbid = text.lower()
+
+
+@functools.lru_cache(maxsize=4096)
+def _statements(text: str) -> tuple[tuple[Licence, ...], bool, str | None]:
+    """What a tag value states: its licences, whether it reserves all rights, the URL
+    after "verify at". Pure, and cached: the files of one release repeat the same
+    copyright and licence lines, each read once per worker."""
+    m = _VERIFY_RE.search(text)
+    return tuple(find_licences(text)), rights_reserved(text), m.group(1) if m else None
 
 
 def _text(value: Any) -> str:
@@ -181,26 +188,36 @@ def _check_audio(path: str, kind: str) -> str | None:
     return None
 
 
+def _stat(path: str) -> os.stat_result | str:
+    """The file's stat, or why it cannot be read (one system call in the common case;
+    the answers are those of lexists, isdir and stat asked in that order)."""
+    try:
+        st = os.stat(path)
+    except ValueError:  # a NUL in the name: lexists says no
+        return "no such file"
+    except OSError as e:
+        return "no such file" if not os.path.lexists(path) else f"cannot read: {e.strerror or e}"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory"
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block the reader or never end
+        return "not a regular file"
+    return st
+
+
 def read_tags(path: str | os.PathLike[str], *, verify_audio: bool = True) -> TagReport:
     """Licence evidence, ISRC and MusicBrainz id from a file's tags; never raises."""
+    path = os.fspath(path)
+    st = _stat(path)
+    if isinstance(st, str):
+        return TagReport(error=st)
+    return _read_regular(path, verify_audio)
+
+
+def _read_regular(path: str, verify_audio: bool) -> TagReport:
+    """`read_tags` of a path known to be a regular file."""
     import mutagen
 
     report = TagReport()
-    path = os.fspath(path)
-    if not os.path.lexists(path):
-        report.error = "no such file"
-        return report
-    if os.path.isdir(path):
-        report.error = "is a directory"
-        return report
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
-    except OSError as e:
-        report.error = f"cannot read: {e.strerror or e}"
-        return report
-    if not regular:  # a FIFO or device would block the reader (for FILE_TIMEOUT) or never end
-        report.error = "not a regular file"
-        return report
     try:
         f = mutagen.File(path)
     except Exception as e:  # mutagen raises many types on damaged files
@@ -240,9 +257,32 @@ def _read_tags(report: TagReport, f: Any, path: str) -> None:
         _read_pairs(report, tags.items(), "APEv2")
     elif tags is not None and hasattr(tags, "items"):  # Vorbis comments (FLAC, Ogg, Opus)
         _read_pairs(report, tags.items(), "Vorbis")
-    if type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, APEv2):
-        with contextlib.suppress(APENoHeaderError):  # an APEv2 tag beside ID3 (common on MP3)
+    ape_beside = type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, APEv2)
+    if ape_beside and _may_carry_ape(path):  # most carry none: three small reads say so
+        with contextlib.suppress(APENoHeaderError):  # beside ID3 (common on MP3)
             _read_pairs(report, APEv2(path).items(), "APEv2")
+
+
+def _may_carry_ape(path: str) -> bool:
+    """False only where mutagen's APEv2 reader finds no tag (APENoHeaderError): it looks
+    for "APETAGEX" 32 bytes from the end, behind an ID3v1 tag ("TAG" 128 bytes from the
+    end, maybe after Lyrics3), and at the start; in a file under 32 bytes nowhere."""
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size < 32:
+                return False
+            fh.seek(size - 32)
+            if fh.read(8) == b"APETAGEX":
+                return True
+            if size >= 128:
+                fh.seek(size - 128)
+                if fh.read(3) == b"TAG":
+                    return True  # an ID3v1 tag: mutagen looks behind it
+            fh.seek(0)
+            return fh.read(8) == b"APETAGEX"
+    except OSError:
+        return True  # mutagen's reader gives the answer (and the error) it always gave
 
 
 def read_tags_apart(path: str | os.PathLike[str]) -> TagReport:
@@ -264,7 +304,11 @@ def _stat_and_read(
         except OSError:
             out.append(None)
             continue
-        out.append((st.st_size, st.st_mtime_ns, read_tags(p, verify_audio=verify_audio)))
+        if stat.S_ISREG(st.st_mode):
+            report = _read_regular(p, verify_audio)
+        else:
+            report = read_tags(p, verify_audio=verify_audio)
+        out.append((st.st_size, st.st_mtime_ns, report))
     return out
 
 
