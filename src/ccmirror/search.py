@@ -34,18 +34,22 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
     match = fts_query(query)
     try:
         # An item matches by its own index row, or by one of its files' names or titles.
-        hits = (
+        # One statement: the matches are gathered once (MATERIALIZED), counted, and only
+        # (id, score, popularity) of each is sorted; whole rows are read for the shown ones.
+        rows = db.execute(
             "WITH hits (id, score) AS ("
             " SELECT rowid, bm25(items_fts) FROM items_fts WHERE items_fts MATCH ?"
             " UNION ALL SELECT item_id, 0 FROM files_fts WHERE files_fts MATCH ?),"
-            " best (id, score) AS (SELECT id, min(score) FROM hits GROUP BY id) "
-        )
-        total = db.execute(hits + "SELECT count(*) FROM best", (match, match)).fetchone()[0]
-        rows = db.execute(
-            hits + "SELECT i.*, best.score AS score FROM best JOIN items AS i ON i.id = best.id"
-            " ORDER BY i.popularity DESC, score, i.id LIMIT ?",
+            " best (id, score) AS MATERIALIZED (SELECT id, min(score) FROM hits GROUP BY id),"
+            " top AS (SELECT best.id, best.score, i.popularity FROM best"
+            "  JOIN items AS i ON i.id = best.id"
+            "  ORDER BY i.popularity DESC, best.score, best.id LIMIT ?)"
+            " SELECT i.*, top.score AS score, (SELECT count(*) FROM best) AS total"
+            " FROM top JOIN items AS i ON i.id = top.id"
+            " ORDER BY top.popularity DESC, top.score, top.id",
             (match, match, limit),
         ).fetchall()
+        total = rows[0]["total"] if rows else 0
     except sqlite3.OperationalError as e:
         if "no such table" in str(e):
             # A read-only open never migrates: an old catalogue has no search index yet.
