@@ -91,7 +91,8 @@ def part_sums(
     a: str = "i",
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(source, tier[, group value]) -> [rows, *aggregates]: `SELECT count(*), <select>
-    <body> AND <part>` for every part (or `<part>` where `body` says `{part}`). `select(tier)` gets the part's tier as SQL (a
+    <body> AND <part>` for every part (or `<part>` where `body` says `{part}`, before
+    any parameter of its own). `select(tier)` gets the part's tier as SQL (a
     number, or `i.tier` for the pinned part) and returns the aggregates and their
     parameters; `body` is `FROM ... WHERE ...` over items aliased `a`; `group`: one more
     grouping column (few values, e.g. a verdict). NULL sums count as 0."""
@@ -104,10 +105,11 @@ def part_sums(
             keys.append(group)
         head = "".join(f"{k}, " for k in keys)
         tail = f" GROUP BY {', '.join(keys)}" if keys else ""
-        where = body.replace("{part}", part.cond) if "{part}" in body else f"{body} AND {part.cond}"
-        for row in db.execute(
-            f"SELECT {head}count(*), {sel} {where}{tail}", [*sp, *params, *part.params]
-        ):
+        if "{part}" in body:  # the part's parameters come before the body's own
+            where, bound = body.replace("{part}", part.cond), [*sp, *part.params, *params]
+        else:
+            where, bound = f"{body} AND {part.cond}", [*sp, *params, *part.params]
+        for row in db.execute(f"SELECT {head}count(*), {sel} {where}{tail}", bound):
             values = list(row)
             if part.source is not None:
                 key, vals = (part.source, part.tier, *values[: len(keys)]), values[len(keys) :]
@@ -123,8 +125,14 @@ def part_sums(
 
 # Items of a ranked source, read from the ranking's index alone.
 ITEMS = "FROM items AS i INDEXED BY items_rank_ok WHERE i.status = 'ok'"
-# Their files: each item's files from files_item_sums (0055), which holds every column read.
-ITEM_FILES = ITEMS.replace("WHERE", "JOIN files AS f ON f.item_id = i.id WHERE")
+# Their files, from files_item_sums (0055: every column read), looked up in item id order:
+# a run's items sorted by id first (cheap: index entries) make the lookups sequential,
+# a third cheaper than in the ranking's order.
+ITEM_FILES = (
+    "FROM (SELECT i.id, i.source, i.tier FROM items AS i INDEXED BY items_rank_ok"
+    " WHERE i.status = 'ok' AND {part} ORDER BY i.id) AS i"
+    " JOIN files AS f ON f.item_id = i.id WHERE 1"
+)
 
 
 def item_sums(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
