@@ -1,52 +1,47 @@
-"""Shared CLI pieces: options every command takes, rendering, progress bars, logging."""
+"""Shared CLI pieces: options every command takes, opening the mirror, rendering.
+
+The run's settings are in `context`, progress bars in `bars`, logging in `logs`; their
+names are importable from here too."""
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
-import sys
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import click
-from tqdm import tqdm
 
+from ccmirror.cli.bars import BarReporter, reporter
+from ccmirror.cli.context import Settings, settings
+from ccmirror.cli.logs import log_summary, setup_logging, summary_line
 from ccmirror.errors import CCMirrorError, UsageError, WorkFailed
 from ccmirror.manifest import load_manifest
 from ccmirror.mirror import Mirror, lock_data_dir, open_mirror
 from ccmirror.results import StageResult
-from ccmirror.sizes import format_size, parse_size
+from ccmirror.sizes import parse_size
 
 log = logging.getLogger("ccmirror")
 
-
-@dataclass
-class Settings:
-    data_dir: str | None = None
-    json: bool = False
-    quiet: bool = False
-    verbose: bool = False
-    debug: bool = False
-    log_file: str | None = None
-    lock_wait: float = 0.0
-    result: dict[str, Any] | None = None  # what the command reported (the log's summary line)
-
-
-def settings(ctx: click.Context | None = None) -> Settings:
-    ctx = ctx or click.get_current_context()
-    root = ctx.find_root()
-    if not isinstance(root.obj, Settings):
-        root.obj = Settings()
-        _CURRENT[0] = root.obj
-    return root.obj
-
-
-# The settings of the run in progress, for the summary line written after click returns.
-_CURRENT: list[Settings | None] = [None]
+__all__ = [
+    "SIZE",
+    "BarReporter",
+    "Settings",
+    "command_name",
+    "emit",
+    "fail",
+    "format_table",
+    "lock_option",
+    "log_summary",
+    "manifest_argument",
+    "mirror_for",
+    "output_options",
+    "reporter",
+    "settings",
+    "setup_logging",
+    "summary_line",
+]
 
 
 def _set(attr: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
@@ -252,170 +247,3 @@ def fail(message: str, exit_code: int, level: int = logging.ERROR) -> CCMirrorEr
 def _default_table(result: dict[str, Any]) -> str:
     rows = [(k, v) for k, v in result.items() if not isinstance(v, dict | list)]
     return format_table(("", ""), rows) if rows else ""
-
-
-class _Bar(tqdm):
-    """tqdm with our size format (KiB, MiB: binary, as everywhere else) and rate."""
-
-    def __init__(self, *args: Any, sizes: bool = False, **kw: Any) -> None:
-        self._sizes = sizes
-        super().__init__(*args, **kw)
-
-    @property
-    def format_dict(self) -> dict[str, Any]:
-        d = super().format_dict
-        n, total, elapsed = d["n"], d["total"], d["elapsed"]
-        rate = d["rate"] or (n / elapsed if elapsed else 0.0)
-        if self._sizes:
-            d["done"] = format_size(int(n))
-            d["all"] = format_size(int(total)) if total else "?"
-            d["speed"] = f"{format_size(int(rate))}/s"
-        else:
-            d["done"], d["all"] = f"{int(n):,}", f"{int(total):,}" if total else "?"
-            d["speed"] = f"{rate:.1f} {d['unit']}/s"
-        return d
-
-
-_WITH_TOTAL = "{desc} {percentage:3.0f}%|{bar:24}| {done}/{all} {unit}  {speed}  ETA {remaining}"
-_NO_TOTAL = "{desc} {done} {unit}  {speed}  {elapsed}"
-
-
-class BarReporter:
-    """A progress bar on stderr, only on a terminal, never with --quiet: sizes in human
-    units with rate and ETA, never past 100% (a low estimate grows to what was done).
-
-    tqdm rather than click's bar: it is already installed (internetarchive depends on it),
-    it formats rate and ETA, and `tqdm.write` lets a log line pass above a live bar
-    instead of being glued to it (see `_BarSafeHandler`)."""
-
-    def __init__(self) -> None:
-        self._bar: _Bar | None = None
-        self._lock = threading.Lock()
-
-    @staticmethod
-    def wanted() -> bool:
-        s = settings()
-        return sys.stderr.isatty() and not s.quiet
-
-    def start(self, label: str, total: int | None = None, unit: str = "items") -> None:
-        self.finish()
-        if self.wanted():
-            sizes = unit == "bytes"
-            with self._lock:
-                self._bar = _Bar(
-                    total=total or None,
-                    desc=f"{label:<10}",
-                    unit="" if sizes else unit,
-                    sizes=sizes,
-                    file=sys.stderr,
-                    bar_format=_WITH_TOTAL if total else _NO_TOTAL,
-                    # A terminal that reports no size (0 columns) still gets a bar.
-                    ncols=shutil.get_terminal_size().columns or 80,
-                    mininterval=0.2,
-                    leave=True,
-                )
-
-    def advance(self, n: int = 1) -> None:
-        with self._lock:
-            bar = self._bar
-            if bar is None:
-                return
-            if bar.total is not None and bar.n + n > bar.total:
-                bar.total = bar.n + n  # the estimate was low: 100%, never 102%
-            bar.update(n)
-
-    def finish(self) -> None:
-        with self._lock:
-            if self._bar is not None:
-                self._bar.close()
-                self._bar = None
-
-
-def reporter() -> BarReporter:
-    return BarReporter()
-
-
-class _OneLineFormatter(logging.Formatter):
-    """Log lines without the traceback a library attached (exc_info): tracebacks reach
-    stderr only with --debug; --log-file keeps them for the operator."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        saved = record.exc_info, record.exc_text, record.stack_info
-        record.exc_info = record.exc_text = record.stack_info = None
-        try:
-            return super().format(record)
-        finally:
-            record.exc_info, record.exc_text, record.stack_info = saved
-
-
-class _BarSafeHandler(logging.StreamHandler):
-    """stderr lines that pass above a live progress bar (tqdm.write clears and redraws
-    it), never glued to its end."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            tqdm.write(self.format(record), file=self.stream)
-        except Exception:  # logging must never raise into the caller
-            self.handleError(record)
-
-
-def _not_repeated_at_exit(record: logging.LogRecord) -> bool:
-    """A line the run's final `ccmirror:` line says again stays out of stderr (the log
-    file keeps it): cron mails one line, not the same error twice."""
-    return not getattr(record, "repeated_at_exit", False)
-
-
-def summary_line(command: str, code: int, result: dict[str, Any] | None) -> str:
-    """One line for the log file at the end of every run: the exit code and the counts."""
-    parts = [f"{command}: exit {code}"]
-    for key, value in (result or {}).items():
-        if isinstance(value, int) and not isinstance(value, bool):
-            parts.append(f"{key} {value}")
-        elif key == "stages" and isinstance(value, dict):
-            for stage, out in value.items():
-                counts = [
-                    f"{k} {v}"
-                    for k, v in (out or {}).items()
-                    if isinstance(v, int) and not isinstance(v, bool) and v and k != "seconds"
-                ]
-                state = "" if (out or {}).get("ok", True) else " FAILED"
-                parts.append(f"{stage}{state}" + (f" ({', '.join(counts)})" if counts else ""))
-    return "summary: " + "; ".join(parts)
-
-
-def log_summary(command: str, code: int) -> None:
-    """Write the summary line to --log-file (only there: stderr already had its say)."""
-    s = _CURRENT[0]
-    if s is None or not s.log_file:
-        return
-    record = log.makeRecord(
-        log.name, logging.INFO, __file__, 0, summary_line(command, code, s.result), (), None
-    )
-    for handler in log.handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
-
-
-def setup_logging(s: Settings) -> None:
-    """Timestamped lines on stderr; INFO on a terminal, WARNING in cron, ERROR with -q."""
-    root = logging.getLogger("ccmirror")
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S")
-    err = _BarSafeHandler(sys.stderr)
-    err.addFilter(_not_repeated_at_exit)
-    err.setFormatter(fmt if s.debug else _OneLineFormatter(fmt._fmt, fmt.datefmt))
-    if s.quiet:
-        err.setLevel(logging.ERROR)
-    elif s.verbose or s.debug:
-        err.setLevel(logging.DEBUG if s.debug else logging.INFO)
-    else:
-        err.setLevel(logging.INFO if sys.stderr.isatty() else logging.WARNING)
-    root.addHandler(err)
-    if s.log_file:
-        fh = logging.FileHandler(s.log_file, encoding="utf-8")
-        fh.setFormatter(fmt)
-        fh.setLevel(logging.INFO)
-        root.addHandler(fh)
-    root.setLevel(logging.DEBUG)
-    root.propagate = False

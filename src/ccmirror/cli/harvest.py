@@ -19,11 +19,11 @@ from ccmirror.cli.common import (
 )
 from ccmirror.errors import EXIT_UNREACHABLE
 from ccmirror.sizes import format_size
+from ccmirror.sources.registry import HARVEST_COUNTS
 
 
 def _harvest_table(r: dict[str, Any]) -> str:
-    keys = ("found", "new", "updated", "unchanged", "dark", "empty", "missing", "files")
-    rows: list[tuple[Any, ...]] = [(k, r.get(k, 0)) for k in (*keys, "skipped", "failed")]
+    rows: list[tuple[Any, ...]] = [(k, r.get(k, 0)) for k in HARVEST_COUNTS]
     rows += [(f"refused: {reason}", n) for reason, n in r.get("refused", {}).items()]
     text = format_table(("items", "count"), rows)
     for warning in r.get("warnings", []):

@@ -20,7 +20,20 @@ from typing import Any
 
 from ccmirror import __version__
 from ccmirror.budget import budget_selection
-from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue import transaction
+from ccmirror.catalogue.packs import (
+    file_items_of_pack,
+    files_out_of_pack,
+    fix_torrent_inputs,
+    hashes_recorded,
+    items_waiting,
+    open_pack_ids,
+    open_pack_totals,
+    open_packs_listed,
+    pack_by_id,
+    pack_sealed,
+    publishable_per_item,
+)
 from ccmirror.catalogue.states import files_back_to_pending
 from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
@@ -59,15 +72,7 @@ def _pending_tiers(mirror: Mirror) -> set[int]:
     held = budget_selection(mirror)
     if held is not None:
         ranking = {i: t for i, t in ranking.items() if i in held.chosen}
-    out = set()
-    for r in mirror.db.execute(
-        "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
-        " WHERE i.status = 'ok' AND f.compact IS NOT 'derivative' AND (f.status = 'pending'"
-        " OR (f.status = 'fetched' AND f.verdict IS NULL))"
-    ):
-        if r[0] in ranking:
-            out.add(ranking[r[0]])
-    return out
+    return {ranking[i] for i in items_waiting(mirror.db) if i in ranking}
 
 
 @dataclass
@@ -91,14 +96,7 @@ def plan_pack(
     """Decide, reading only, what `pack` assigns and seals. A dry run passes the files it
     expects to become publishable (`predicted`) and the tiers still waiting (`pending`)."""
     plan = PackPlan(plan_assign(mirror, predicted))
-    packs: dict[str, list[int]] = {}  # name -> [tier, seq, files, bytes]
-    for r in mirror.db.execute(
-        "SELECT p.name, p.tier, p.seq, count(pf.file_id), coalesce(sum(f.size), 0)"
-        " FROM packs p LEFT JOIN pack_files pf ON pf.pack_id = p.id"
-        " LEFT JOIN files f ON f.id = pf.file_id"
-        " WHERE p.status = 'open' AND p.is_metadata = 0 AND p.obsolete = 0 GROUP BY p.id"
-    ):
-        packs[r[0]] = [r[1], r[2], r[3], r[4]]
+    packs = open_pack_totals(mirror.db)  # name -> [tier, seq, files, bytes]
     for slot in plan.assign.slots:
         if slot.files:
             entry = packs.setdefault(slot.name, [slot.tier, slot.seq, 0, 0])
@@ -124,14 +122,7 @@ def _share_basis(mirror: Mirror) -> dict[int, float]:
     """Each item's share of the mirror's listening, spread evenly over its files."""
     ranking = rank_items(mirror.db, mirror.manifest.tiers.shares)
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(allowed))
-    counts = dict(
-        mirror.db.execute(
-            "SELECT item_id, count(*) FROM files WHERE status = 'fetched'"
-            f" AND store_path IS NOT NULL AND verdict IN ({marks}) GROUP BY item_id",
-            allowed,
-        ).fetchall()
-    )
+    counts = publishable_per_item(mirror.db, allowed)
     return {it.id: it.share / max(1, counts.get(it.id, 1)) for it in ranking}
 
 
@@ -145,109 +136,49 @@ def seal_pack(
 ) -> dict[str, Any]:
     """Build the payload and torrent of one open pack and seal it. `basis` (item id ->
     share per file, from `_share_basis`) saves re-ranking when sealing many packs."""
-    db, tc = mirror.db, mirror.manifest.torrents
+    db = mirror.db
     reporter = reporter or NullReporter()
     workers = workers or os.cpu_count() or 1
-    p = db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
+    p = pack_by_id(db, pack_id)
     if p is None or p["status"] != "open":
         raise CCMirrorError(f"pack {pack_id} is not open")
     if p["creation_date"] is None:
         # Fix every torrent input now: a rebuild after a crash gives the same bytes.
         with transaction(db):
-            db.execute(
-                "UPDATE packs SET creation_date = ?, format = ?, piece_size = ?, creator = ?,"
-                " comment = ?, trackers = ?, web_seeds = ?, torrent_layout = ?,"
-                " manifest_columns = ? WHERE id = ?",
-                (
-                    int(time.time()),
-                    tc.format,
-                    tc.piece_size,
-                    f"ccmirror {__version__}",
-                    f"ccmirror mirror {mirror.name}, tier {p['tier']}",
-                    json.dumps(list(tc.trackers)),
-                    # BEP 19: a client asks base + name + "/" + path; the base needs its "/".
-                    json.dumps([w if w.endswith("/") else w + "/" for w in tc.web_seeds]),
-                    CURRENT_LAYOUT,
-                    json.dumps(manifest_columns([dict(r) for r in pack_rows(db, pack_id)])),
-                    pack_id,
-                ),
-            )
-        p = db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
+            fix_torrent_inputs(db, pack_id, _torrent_inputs(mirror, p))
+        p = pack_by_id(db, pack_id)
     rows, missing = _present_rows(mirror, pack_id)
+    nothing = {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
     if not rows:
-        return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
+        return nothing
+    rows, changed, built = _build(mirror, p, rows, workers, reporter)
+    missing += changed
+    if built is None:
+        return nothing | {"missing": missing}
+    links, torrent = built
     total = sum(r["size"] for r in rows)
-    to_hash = sum(r["size"] for r in rows if not (r["md5"] and r["sha1"] and r["sha256"]))
-    reporter.start(p["name"], total + to_hash, "bytes")
-    try:
-        hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
-        rows, changed = _unchanged_rows(mirror, pack_id, rows, hashes)
-        missing += changed
-        if not rows:
-            return {"name": p["name"], "files": 0, "bytes": 0, "missing": missing, "sealed": False}
-        total = sum(r["size"] for r in rows)
-        with transaction(db):
-            for r in rows:
-                for algo, hexd in hashes.get(r["file_id"], {}).items():
-                    if not r[algo]:
-                        db.execute(
-                            f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, r["file_id"])
-                        )
-        for r in rows:
-            r.update(hashes.get(r["file_id"], {}))
-        columns = json.loads(p["manifest_columns"]) if p["manifest_columns"] else None
-        links = build_payload(
-            mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows, columns
-        )
-        trackers = json.loads(p["trackers"] or "[]")
-        torrent = make_torrent(
-            mirror.packs_dir,
-            p["name"],
-            fmt=p["format"],
-            piece_size=p["piece_size"],
-            trackers=trackers,
-            web_seeds=json.loads(p["web_seeds"] or "[]"),
-            comment=p["comment"],
-            creation_date=p["creation_date"],
-            creator=p["creator"],
-            workers=workers,
-            progress=reporter.advance,
-            # Inputs fixed before layouts were recorded were fixed for libtorrent's own.
-            layout=p["torrent_layout"] or LAYOUT_LT2,
-        )
-    finally:
-        reporter.finish()
     v1, v2 = info_hashes(torrent)
     rel = f"torrents/{p['name']}.torrent"
     atomic_write_bytes(mirror.data_dir / rel, torrent)
     # Counted on disk: hybrid/v2 torrents also list pad files, which are not content.
     on_disk = payload_files(mirror.packs_dir, p["name"])
     basis = basis if basis is not None else _share_basis(mirror)
-    item_of = dict(
-        db.execute(
-            "SELECT f.id, f.item_id FROM pack_files pf JOIN files f ON f.id = pf.file_id"
-            " WHERE pf.pack_id = ?",
-            (pack_id,),
-        ).fetchall()
-    )
+    item_of = file_items_of_pack(db, pack_id)
     popularity = sum(basis.get(item_of[r["file_id"]], 0.0) for r in rows)
     with transaction(db):
-        db.execute(
-            "UPDATE packs SET status = 'sealed', sealed_at = ?, info_hash_v1 = ?,"
-            " info_hash_v2 = ?, torrent_path = ?, torrent_size = ?, num_files = ?,"
-            " data_size = ?, piece_size = ?, popularity = ? WHERE id = ? AND status = 'open'",
-            (
-                utcnow(),
-                v1,
-                v2,
-                rel,
-                len(torrent),
-                len(on_disk),
-                sum(size for _, size in on_disk),
-                piece_length(torrent),
-                round(popularity, 9),
-                pack_id,
-            ),
+        pack_sealed(
+            db,
+            pack_id,
+            {
+                "info_hash_v1": v1,
+                "info_hash_v2": v2,
+                "torrent_path": rel,
+                "torrent_size": len(torrent),
+                "num_files": len(on_disk),
+                "data_size": sum(size for _, size in on_disk),
+                "piece_size": piece_length(torrent),
+                "popularity": round(popularity, 9),
+            },
         )
     log.info("sealed %s: %d files, %d bytes, btih %s", p["name"], len(rows), total, v1)
     return {
@@ -260,6 +191,79 @@ def seal_pack(
         "sealed": True,
         **links,
     }
+
+
+def _torrent_inputs(mirror: Mirror, p: sqlite3.Row) -> dict[str, Any]:
+    """What an open pack's torrent is made from, fixed once (`fix_torrent_inputs`)."""
+    tc = mirror.manifest.torrents
+    return {
+        "creation_date": int(time.time()),
+        "format": tc.format,
+        "piece_size": tc.piece_size,
+        "creator": f"ccmirror {__version__}",
+        "comment": f"ccmirror mirror {mirror.name}, tier {p['tier']}",
+        "trackers": json.dumps(list(tc.trackers)),
+        # BEP 19: a client asks base + name + "/" + path; the base needs its "/".
+        "web_seeds": json.dumps([w if w.endswith("/") else w + "/" for w in tc.web_seeds]),
+        "torrent_layout": CURRENT_LAYOUT,
+        "manifest_columns": json.dumps(
+            manifest_columns([dict(r) for r in pack_rows(mirror.db, p["id"])])
+        ),
+    }
+
+
+def _build(
+    mirror: Mirror,
+    p: sqlite3.Row,
+    rows: list[dict[str, Any]],
+    workers: int,
+    reporter: Reporter,
+) -> tuple[list[dict[str, Any]], int, tuple[dict[str, Any], bytes] | None]:
+    """Hash the pack's files, build its payload tree and torrent: (the rows kept, how many
+    files left the pack, (the payload's links, the torrent) or None when none is left)."""
+    db = mirror.db
+    total = sum(r["size"] for r in rows)
+    to_hash = sum(r["size"] for r in rows if not (r["md5"] and r["sha1"] and r["sha256"]))
+    reporter.start(p["name"], total + to_hash, "bytes")
+    try:
+        hashes = fill_hashes(mirror.data_dir, rows, workers, reporter.advance)
+        rows, changed = _unchanged_rows(mirror, p["id"], rows, hashes)
+        if not rows:
+            return rows, changed, None
+        with transaction(db):
+            hashes_recorded(
+                db,
+                (
+                    (r["file_id"], algo, hexd)
+                    for r in rows
+                    for algo, hexd in hashes.get(r["file_id"], {}).items()
+                    if not r[algo]
+                ),
+            )
+        for r in rows:
+            r.update(hashes.get(r["file_id"], {}))
+        columns = json.loads(p["manifest_columns"]) if p["manifest_columns"] else None
+        links = build_payload(
+            mirror.data_dir, mirror.packs_dir, p["name"], mirror.name, rows, columns
+        )
+        torrent = make_torrent(
+            mirror.packs_dir,
+            p["name"],
+            fmt=p["format"],
+            piece_size=p["piece_size"],
+            trackers=json.loads(p["trackers"] or "[]"),
+            web_seeds=json.loads(p["web_seeds"] or "[]"),
+            comment=p["comment"],
+            creation_date=p["creation_date"],
+            creator=p["creator"],
+            workers=workers,
+            progress=reporter.advance,
+            # Inputs fixed before layouts were recorded were fixed for libtorrent's own.
+            layout=p["torrent_layout"] or LAYOUT_LT2,
+        )
+    finally:
+        reporter.finish()
+    return rows, changed, (links, torrent)
 
 
 def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], int]:
@@ -280,10 +284,7 @@ def _present_rows(mirror: Mirror, pack_id: int) -> tuple[list[dict[str, Any]], i
         rows.append(dict(r) | {"size": size})
     if gone:
         with transaction(mirror.db):
-            mirror.db.executemany(
-                "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
-                [(pack_id, fid) for fid in gone],
-            )
+            files_out_of_pack(mirror.db, pack_id, gone)
     return rows, len(gone)
 
 
@@ -320,10 +321,7 @@ def _unchanged_rows(
         bad.append((why, r["file_id"]))
     if bad:
         with transaction(mirror.db):
-            mirror.db.executemany(
-                "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
-                [(pack_id, fid) for _, fid in bad],
-            )
+            files_out_of_pack(mirror.db, pack_id, [fid for _, fid in bad])
             files_back_to_pending(mirror.db, [(why, fid) for why, fid in bad if why is not None])
     return keep, len(bad)
 
@@ -346,12 +344,7 @@ def pack(
     assigned = run_assign(mirror, plan.assign)
     repair = repair_torrents(mirror)
     sealed, missing = [], 0
-    ids = {
-        r["name"]: r["id"]
-        for r in mirror.db.execute(
-            "SELECT id, name FROM packs WHERE status = 'open' AND is_metadata = 0 AND obsolete = 0"
-        )
-    }
+    ids = open_pack_ids(mirror.db)
     basis = _share_basis(mirror) if plan.seal else {}
     for name in plan.seal:
         done = seal_pack(mirror, ids[name], reporter=reporter, basis=basis)
@@ -359,15 +352,11 @@ def pack(
         if done.pop("sealed"):
             sealed.append(done)
     write_torrents_json(mirror)
-    open_packs = mirror.db.execute(
-        "SELECT name, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS files"
-        " FROM packs p WHERE status = 'open' AND obsolete = 0 AND is_metadata = 0 ORDER BY name"
-    ).fetchall()
     return {
         "assigned_files": assigned["assigned_files"],
         "assigned_items": assigned["assigned_items"],
         "sealed": sealed,
-        "open": [dict(r) for r in open_packs],
+        "open": open_packs_listed(mirror.db),
         "repaired": repair["repaired"],
         "obsoleted": retired["obsoleted"],
         "failed": assigned["missing"] + missing + len(repair["failed"]),

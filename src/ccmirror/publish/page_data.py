@@ -8,9 +8,18 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.parse
+from collections.abc import Callable
 from typing import Any
 
 from ccmirror.catalogue.listening import coverage_curves, top_items
+from ccmirror.catalogue.site import (
+    items_ok,
+    packed_items_per_tier,
+    packed_licences,
+    packed_totals,
+    sealed_packs,
+    withdrawal_count,
+)
 from ccmirror.catalogue.tiers import ranking
 from ccmirror.licence import publishable_verdicts
 from ccmirror.licence.normalise import licence_info
@@ -87,22 +96,47 @@ def page_data(
     trackers = list(mirror.manifest.torrents.trackers)
     verdicts = publishable_verdicts(mirror.manifest.licence.require_embedded)
 
+    def torrent(p: sqlite3.Row) -> dict[str, Any]:
+        return _torrent(p, by_name, trackers, published)
+
     # The ranking's figures from SQLite: no object per item (issue 12).
     rk, sz = ranking(db, mirror.manifest.tiers.shares), sizing(mirror)
-    summary = tier_summary(mirror, rk)
-    packs = db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
-    ).fetchall()
+    packs = sealed_packs(db)
     live = [p for p in packs if not p["is_metadata"] and not p["obsolete"]]
-    packed_items: dict[int, int] = {
-        r["tier"]: r["n"]
-        for r in db.execute(
-            "SELECT i.tier, count(DISTINCT i.id) AS n FROM items AS i WHERE i.status = 'ok'"
-            " AND EXISTS (SELECT 1 FROM files AS f JOIN pack_files AS pf ON pf.file_id = f.id"
-            " JOIN packs AS p ON p.id = pf.pack_id WHERE f.item_id = i.id AND p.obsolete = 0)"
-            " GROUP BY i.tier"
-        )
+    tiers = _tiers(tier_summary(mirror, rk), live, packed_items_per_tier(db), torrent)
+    packed_files, packed_items, packed_bytes = packed_totals(db)
+    # The most listened recordings that can be published, by their share of the mirror's
+    # listening (raw counts of different sources are not comparable).
+    top = top_items(db, rk, sz, verdicts, TOP_ITEMS)
+    curve, curve_originals = coverage_curves(db, rk, sz, CHART_POINTS)
+    meta = [p for p in packs if p["is_metadata"] and not p["obsolete"]]
+    return {
+        "name": mirror.name,
+        "items": items_ok(db),
+        "packed_items": packed_items,
+        "packed_files": packed_files,
+        "packed_bytes": packed_bytes,
+        "torrents": len(live),
+        "obsolete": [torrent(p) for p in packs if p["obsolete"] and not p["is_metadata"]],
+        "tiers": [tiers[k] for k in sorted(tiers)],
+        "shares": list(mirror.manifest.tiers.shares),
+        "licences": _licences(db),
+        "curve": curve,
+        # With compact tiers: the same ranking kept as originals, to show what they gain.
+        "curve_originals": curve_originals if mirror.manifest.tiers.compact_tiers else None,
+        "top": top,
+        "metadata": torrent(meta[-1]) if meta else None,
+        "withdrawn": withdrawal_count(db),
     }
+
+
+def _tiers(
+    summary: list[dict[str, Any]],
+    live: list[sqlite3.Row],
+    packed_items: dict[int, int],
+    torrent: Callable[[sqlite3.Row], dict[str, Any]],
+) -> dict[int, dict[str, Any]]:
+    """Tier -> its row on the page: the ranking's figures and its live torrents."""
     tiers: dict[int, dict[str, Any]] = {}
     for t in summary:
         tiers[t["tier"]] = {
@@ -130,52 +164,16 @@ def page_data(
             },
         )
         t["bytes"] += p["data_size"] or 0
-        t["torrents"].append(_torrent(p, by_name, trackers, published))
+        t["torrents"].append(torrent(p))
+    return tiers
 
+
+def _licences(db: sqlite3.Connection) -> list[dict[str, Any]]:
     licences = []
-    for r in db.execute(
-        "SELECT f.licence_id, count(DISTINCT f.id) AS n, sum(f.size) AS bytes,"
-        " min(f.licence_url) AS url FROM files AS f"
-        " JOIN pack_files AS pf ON pf.file_id = f.id JOIN packs AS p ON p.id = pf.pack_id"
-        " WHERE p.obsolete = 0 AND p.is_metadata = 0 GROUP BY f.licence_id ORDER BY n DESC, 1"
-    ):
+    for r in packed_licences(db):
         lid = r["licence_id"] or "unknown"
         name, url = licence_name(lid)
         licences.append(
             {"id": lid, "name": name, "url": url or r["url"], "files": r["n"], "bytes": r["bytes"]}
         )
-
-    packed = db.execute(
-        "SELECT count(DISTINCT pf.file_id), count(DISTINCT f.item_id),"
-        " coalesce(sum(f.size), 0) FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
-        " JOIN files AS f ON f.id = pf.file_id WHERE p.obsolete = 0 AND p.is_metadata = 0"
-    ).fetchone()
-    items_ok = db.execute("SELECT count(*) FROM items WHERE status = 'ok'").fetchone()[0]
-    # The most listened recordings that can be published, by their share of the mirror's
-    # listening (raw counts of different sources are not comparable).
-    top = top_items(db, rk, sz, verdicts, TOP_ITEMS)
-    curve, curve_originals = coverage_curves(db, rk, sz, CHART_POINTS)
-    meta = [p for p in packs if p["is_metadata"] and not p["obsolete"]]
-    withdrawn = db.execute("SELECT count(*) FROM withdrawals").fetchone()[0]
-    return {
-        "name": mirror.name,
-        "items": items_ok,
-        "packed_items": packed[1],
-        "packed_files": packed[0],
-        "packed_bytes": packed[2],
-        "torrents": len(live),
-        "obsolete": [
-            _torrent(p, by_name, trackers, published)
-            for p in packs
-            if p["obsolete"] and not p["is_metadata"]
-        ],
-        "tiers": [tiers[k] for k in sorted(tiers)],
-        "shares": list(mirror.manifest.tiers.shares),
-        "licences": licences,
-        "curve": curve,
-        # With compact tiers: the same ranking kept as originals, to show what they gain.
-        "curve_originals": curve_originals if mirror.manifest.tiers.compact_tiers else None,
-        "top": top,
-        "metadata": _torrent(meta[-1], by_name, trackers, published) if meta else None,
-        "withdrawn": withdrawn,
-    }
+    return licences

@@ -11,21 +11,21 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import libtorrent as lt
 
-from ccmirror import __version__
 from ccmirror.catalogue.db import utcnow
-from ccmirror.errors import CCMirrorError, LockHeld, UsageError
-from ccmirror.lock import DataLock
+from ccmirror.catalogue.packs import seedable_packs
+from ccmirror.errors import CCMirrorError, UsageError
 from ccmirror.mirror import Mirror
+from ccmirror.seed.options import SeedOptions
 from ccmirror.seed.resume import ResumeStore, torrent_key
 
 log = logging.getLogger("ccmirror.seed")
+
+__all__ = ["SAVE_RESUME_TIMEOUT", "SeedOptions", "Seeder"]
 
 SAVE_RESUME_TIMEOUT = 30.0  # seconds to wait for libtorrent's resume data on shutdown
 _STATES = {
@@ -36,46 +36,6 @@ _STATES = {
     lt.torrent_status.seeding: "seeding",
     lt.torrent_status.checking_resume_data: "checking-resume",
 }
-
-
-@dataclass(frozen=True)
-class SeedOptions:
-    """How the seeder talks to the network; defaults suit a server on a public address."""
-
-    interfaces: tuple[str, ...] = ("0.0.0.0", "[::]")
-    port: int = 6881  # 0: any free port (tests)
-    dht: bool = True  # magnet links and trackerless peers need it
-    lsd: bool = False  # local discovery: noise on a server LAN
-    upnp: bool = False  # servers have their port open already; home users turn these on
-    natpmp: bool = False
-    upload_rate_limit: int = 0  # bytes per second, 0 = unlimited
-    status_interval: float = 60.0
-    rescan_interval: float = 60.0  # look for newly sealed or obsolete packs
-    resume_interval: float = 900.0  # save resume data of changed torrents
-    duration: float | None = None  # stop after this many seconds (tests, bench)
-
-    def listen_interfaces(self) -> str:
-        return ",".join(f"{iface}:{self.port}" for iface in self.interfaces)
-
-    def settings(self) -> dict[str, Any]:
-        return {
-            "listen_interfaces": self.listen_interfaces(),
-            "enable_dht": self.dht,
-            "enable_lsd": self.lsd,
-            "enable_upnp": self.upnp,
-            "enable_natpmp": self.natpmp,
-            "upload_rate_limit": self.upload_rate_limit,
-            "user_agent": f"ccmirror/{__version__} libtorrent/{lt.__version__}",
-            # Peers behind one NAT (carrier-grade NAT, a campus) share an address; without
-            # this, a second one is dropped while the first connection is open.
-            "allow_multiple_connections_per_ip": True,
-            # A mirror seeds every pack at once; libtorrent's queue would idle all but 5.
-            "active_seeds": 1_000_000,
-            "active_limit": 1_000_000,
-            "alert_mask": lt.alert_category.status
-            | lt.alert_category.error
-            | lt.alert_category.storage,
-        }
 
 
 @dataclass
@@ -146,23 +106,11 @@ class Seeder:
 
     # -- catalogue -------------------------------------------------------------------
 
-    def _sealed_packs(self) -> list[sqlite3.Row]:
-        return list(
-            self.mirror.db.execute(
-                "SELECT name, torrent_path, info_hash_v1, info_hash_v2, obsolete, tier, seq"
-                " FROM packs WHERE status = 'sealed' AND torrent_path IS NOT NULL"
-                # A follower's verified packs (ccmirror.follow), seeded the same way.
-                " UNION ALL SELECT name, torrent_path, btih, NULL, 0, coalesce(tier, 1000000), 0"
-                " FROM follow_torrents WHERE state = 'held' AND torrent_path IS NOT NULL"
-                " ORDER BY 6, 7, 1"
-            )
-        )
-
     def rescan(self) -> dict[str, int]:
         """Add newly sealed packs, remove packs that became obsolete."""
         added = removed = 0
         wanted = {}
-        for row in self._sealed_packs():
+        for row in seedable_packs(self.mirror.db):
             if not row["obsolete"]:
                 wanted[row["name"]] = row
         for name in list(self.entries):
@@ -355,65 +303,3 @@ class Seeder:
             "packs": packs,
             "options": asdict(self.options),
         }
-
-
-def _seed_lock(data_dir: Path) -> DataLock:
-    return DataLock(data_dir / "seed")
-
-
-def seed(
-    mirror: Mirror,
-    *,
-    options: SeedOptions | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
-    on_status: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Seed until `should_stop()` is true (or `options.duration` passed); return the last status.
-
-    `on_status` receives a status dict at start, every `status_interval` seconds and at
-    the end (`event`: started, status, stopped). Resume data is saved on the way out
-    whatever ends the loop (a stop request, an exception, a signal turned exception).
-    """
-    options = options or SeedOptions()
-    lock = _seed_lock(mirror.data_dir)
-    try:
-        lock.acquire()
-    except LockHeld:
-        raise LockHeld(
-            f"another 'ccmirror seed' is already seeding {mirror.data_dir} ({lock.path})"
-        ) from None
-    seeder = Seeder(mirror, options)
-    try:
-        seeder.start()
-        report = on_status or (lambda _s: None)
-        report(seeder.status("started"))
-        now = time.monotonic()
-        next_status = now + options.status_interval
-        next_rescan = now + options.rescan_interval
-        next_resume = now + options.resume_interval
-        end = now + options.duration if options.duration is not None else None
-        while not should_stop():
-            now = time.monotonic()
-            if end is not None and now >= end:
-                break
-            seeder.pump(0.25)
-            if now >= next_rescan:
-                seeder.rescan()
-                next_rescan = now + options.rescan_interval
-            if now >= next_resume:
-                seeder.save_resume(all_torrents=False, wait=5.0)
-                next_resume = now + options.resume_interval
-            if now >= next_status:
-                report(seeder.status())
-                next_status = now + options.status_interval
-        seeder.stop()
-        final = seeder.status("stopped")
-        final["resume_saved"] = seeder.resume_saved
-        report(final)
-        return final
-    finally:
-        try:
-            seeder.stop()  # no-op after a clean stop; saves resume data after an exception
-        finally:
-            seeder.close()
-            lock.release()

@@ -38,9 +38,12 @@ from ccmirror.sources.ia.checks import safe_identifier
 from ccmirror.sources.ia.reader import MetadataReader, Pace, Throttled, read_all
 from ccmirror.sources.ia.records import (
     as_list,
+    fetched_names,
+    known_items,
     name_clashes,
     newest_stamp,
     record_recordings,
+    refuse_clash,
     repoint_item,
     skip_file,
     to_int,
@@ -48,8 +51,9 @@ from ccmirror.sources.ia.records import (
     upsert_file,
     upsert_item,
 )
-from ccmirror.sources.ia.scrape import scrape
+from ccmirror.sources.ia.scrape import Scrape, scrape
 from ccmirror.sources.ia.select import choose
+from ccmirror.sources.registry import HARVEST_COUNTS, harvest_counts
 
 log = logging.getLogger("ccmirror.sources.ia")
 
@@ -110,42 +114,9 @@ def harvest_source(
     refused: Counter[str] = Counter()
     db = mirror.db
     endpoint = source.endpoint.rstrip("/")
-
-    try:
-        found = scrape(
-            make_session(endpoint),
-            source.query,
-            SEARCH_FIELDS,
-            timeout=(CONNECT_TIMEOUT, SEARCH_READ_TIMEOUT),
-        )
-    except requests.RequestException as e:
-        raise SourceUnreachable(f"ia: cannot reach {endpoint} ({_why(e)})") from None
-    except ValueError as e:  # an answer, but an error document (a bad query, ...)
-        raise SourceUnreachable(f"ia: {endpoint} did not answer the search: {_short(e)}") from None
-    unique = []
-    for d in found.docs:
-        ident = str(d.get("identifier") or "")
-        if ident:
-            if not safe_identifier(ident):
-                # Not an IA identifier ([A-Za-z0-9._-]); as a path it would leave its folder,
-                # as a URL it would name another resource: refused, never asked for.
-                log.warning("ia: refused the unsafe identifier %r", ident[:200])
-                refused["unsafe identifier"] += 1
-                continue
-            unique.append(d)
-    unique.sort(key=lambda d: (-to_int(d.get("downloads")), d["identifier"]))
-    if source.max_items:
-        unique = unique[: source.max_items]
+    found, unique = _search(source, endpoint, refused)
     counts["found"] = len(unique)
-
-    known = {
-        r["source_id"]: r
-        for r in db.execute(
-            "SELECT id, source_id, source_updated, status, reason, licence_url, source_url"
-            " FROM items"
-            " WHERE source = 'ia'"
-        )
-    }
+    known = {r["source_id"]: r for r in known_items(db)}
     todo: list[dict[str, Any]] = []
     now = utcnow()
     for start in range(0, len(unique), PREPASS_BATCH):
@@ -182,27 +153,45 @@ def harvest_source(
         reporter.finish()
     if todo and counts["failed"] == len(todo):
         raise SourceUnreachable(f"ia: cannot read item metadata from {endpoint} ({why[0]})")
-    result: dict[str, Any] = {
-        k: counts[k]
-        for k in (
-            "found",
-            "new",
-            "updated",
-            "unchanged",
-            "dark",
-            "empty",
-            "missing",
-            "files",
-            "skipped",
-            "failed",
-        )
-    }
+    result = harvest_counts() | {k: counts[k] for k in HARVEST_COUNTS}
     result["refused_items"] = sum(refused.values())
     result["refused"] = dict(refused.most_common())
     result["search"] = found.to_dict()
     result["pace"] = pace.to_dict()
     result["warnings"] = list(found.warnings)
     return result
+
+
+def _search(
+    source: IASource, endpoint: str, refused: Counter[str]
+) -> tuple[Scrape, list[dict[str, Any]]]:
+    """The scrape's answer and its safe, distinct items, most downloaded first."""
+    try:
+        found = scrape(
+            make_session(endpoint),
+            source.query,
+            SEARCH_FIELDS,
+            timeout=(CONNECT_TIMEOUT, SEARCH_READ_TIMEOUT),
+        )
+    except requests.RequestException as e:
+        raise SourceUnreachable(f"ia: cannot reach {endpoint} ({_why(e)})") from None
+    except ValueError as e:  # an answer, but an error document (a bad query, ...)
+        raise SourceUnreachable(f"ia: {endpoint} did not answer the search: {_short(e)}") from None
+    unique = []
+    for d in found.docs:
+        ident = str(d.get("identifier") or "")
+        if ident:
+            if not safe_identifier(ident):
+                # Not an IA identifier ([A-Za-z0-9._-]); as a path it would leave its folder,
+                # as a URL it would name another resource: refused, never asked for.
+                log.warning("ia: refused the unsafe identifier %r", ident[:200])
+                refused["unsafe identifier"] += 1
+                continue
+            unique.append(d)
+    unique.sort(key=lambda d: (-to_int(d.get("downloads")), d["identifier"]))
+    if source.max_items:
+        unique = unique[: source.max_items]
+    return found, unique
 
 
 def _prepass(
@@ -313,13 +302,6 @@ def _record(
         log.warning("ia: %s: cannot read its metadata from %s (%s)", ident, endpoint, reason)
         counts["failed"] += 1
         return
-    db = mirror.db
-    now = utcnow()
-    status, reason = "ok", None
-    md = meta.get("metadata") or {}
-    files: list[dict[str, Any]] = []
-    skipped: list[tuple[dict[str, Any], str]] = []
-    licence_id = None
     if not meta:
         counts["missing"] += 1
         return
@@ -327,52 +309,56 @@ def _record(
     prev = known.get(ident)
     if newest_stamp(d) != d_stamp and _unchanged(mirror, endpoint, d, prev, counts, refused):
         return
-    if meta.get("is_dark"):
-        status, reason = "dark", "item is dark"
-        counts["dark"] += 1
-    else:
-        verdict = judge_declared(md.get("licenseurl"), None, mirror.manifest.licence)
-        licence_id = verdict.licence_id
-        excluded = sorted(
-            set(source.exclude_collections).intersection(as_list(md.get("collection")))
-        )
-        if excluded:
-            status, reason = "refused", f"excluded collection: {excluded[0]}"
-        elif not verdict.allowed:
-            status, reason = "refused", verdict.reason or "licence not allowed"
-        else:
-            files, skipped = choose(meta.get("files") or [], source.files)
-            if not files:
-                status, reason = "empty", "no selected files"
-                counts["empty"] += 1
-        if status == "refused":
-            refused[reason or "refused"] += 1
-    item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, now)
+    status, reason, licence_id, files, skipped = _judge(mirror, source, meta, counts, refused)
+    db = mirror.db
+    item_id = upsert_item(db, endpoint, d, meta, licence_id, status, reason, utcnow())
     # An item new to the catalogue has no rows yet: nothing to read back (fewer statements
     # per item keep this writer ahead of 16 readers).
     is_new = ident not in known
-    fetched = []
-    if not is_new:
-        fetched = [
-            r[0]
-            for r in db.execute(
-                "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
-            )
-        ]
+    fetched = [] if is_new else fetched_names(db, item_id)
     files, clashes = name_clashes(files, fetched)
     for f in files:
         new = upsert_file(db, endpoint, ident, item_id, f, new_item=is_new)
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new
     if status == "ok":  # playing times and lossy derivatives, for compact tiers
+        md = meta.get("metadata") or {}
         record_ia_files(db, endpoint, ident, item_id, list(meta.get("files") or []))
         record_recordings(db, item_id, md, files)
     for f, why_not in skipped:
         counts["skipped"] += skip_file(db, endpoint, ident, item_id, f, why_not)
     for name, why_not in clashes.items():
         log.warning("ia: %s: %s refused: %s", ident, name, why_not)
-        db.execute(
-            "UPDATE files SET status = 'refused', reason = ? WHERE item_id = ? AND name = ?"
-            " AND status IN ('pending', 'failed')",
-            (why_not, item_id, name),
-        )
-    counts["new" if ident not in known else "updated"] += 1
+        refuse_clash(db, item_id, name, why_not)
+    counts["new" if is_new else "updated"] += 1
+
+
+def _judge(
+    mirror: Mirror,
+    source: IASource,
+    meta: dict[str, Any],
+    counts: Counter[str],
+    refused: Counter[str],
+) -> tuple[str, str | None, str | None, list[dict[str, Any]], list[tuple[dict[str, Any], str]]]:
+    """An item's status from its metadata: (status, reason, declared licence id, the files
+    selected, the files skipped with why)."""
+    md = meta.get("metadata") or {}
+    files: list[dict[str, Any]] = []
+    skipped: list[tuple[dict[str, Any], str]] = []
+    if meta.get("is_dark"):
+        counts["dark"] += 1
+        return "dark", "item is dark", None, files, skipped
+    status, reason = "ok", None
+    verdict = judge_declared(md.get("licenseurl"), None, mirror.manifest.licence)
+    excluded = sorted(set(source.exclude_collections).intersection(as_list(md.get("collection"))))
+    if excluded:
+        status, reason = "refused", f"excluded collection: {excluded[0]}"
+    elif not verdict.allowed:
+        status, reason = "refused", verdict.reason or "licence not allowed"
+    else:
+        files, skipped = choose(meta.get("files") or [], source.files)
+        if not files:
+            status, reason = "empty", "no selected files"
+            counts["empty"] += 1
+    if status == "refused":
+        refused[reason or "refused"] += 1
+    return status, reason, verdict.licence_id, files, skipped

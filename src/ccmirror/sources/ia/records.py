@@ -44,6 +44,33 @@ def newest_stamp(doc: dict[str, Any]) -> str | None:
     return max(stamps) if stamps else None
 
 
+def known_items(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """What the catalogue holds of every IA item, for the harvest's decisions."""
+    return db.execute(
+        "SELECT id, source_id, source_updated, status, reason, licence_url, source_url"
+        " FROM items WHERE source = 'ia'"
+    ).fetchall()
+
+
+def fetched_names(db: sqlite3.Connection, item_id: int) -> list[str]:
+    """Names of the item's files that are in the store."""
+    return [
+        r[0]
+        for r in db.execute(
+            "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
+        )
+    ]
+
+
+def refuse_clash(db: sqlite3.Connection, item_id: int, name: str, why: str) -> None:
+    """A file whose name clashes with another's is refused, unless it is in the store."""
+    db.execute(
+        "UPDATE files SET status = 'refused', reason = ? WHERE item_id = ? AND name = ?"
+        " AND status IN ('pending', 'failed')",
+        (why, item_id, name),
+    )
+
+
 def upsert_item(
     db: sqlite3.Connection,
     endpoint: str,

@@ -1,0 +1,171 @@
+"""Packs in the catalogue: the reads and state changes of open and sealed packs.
+
+Sealing fixes a pack's torrent inputs first (`fix_torrent_inputs`), then marks it sealed
+(`pack_sealed`) only once its .torrent is on disk; a pack's files leave it with
+`files_out_of_pack`. The SQL is here; `ccmirror.packs` decides.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ccmirror.catalogue.db import utcnow
+
+__all__ = [
+    "file_items_of_pack",
+    "files_out_of_pack",
+    "fix_torrent_inputs",
+    "hashes_recorded",
+    "items_waiting",
+    "open_pack_ids",
+    "open_pack_totals",
+    "open_packs_listed",
+    "pack_by_id",
+    "pack_sealed",
+    "publishable_per_item",
+    "seedable_packs",
+]
+
+_OPEN = "status = 'open' AND is_metadata = 0 AND obsolete = 0"
+_HASHES = ("md5", "sha1", "sha256")
+
+
+def pack_by_id(db: sqlite3.Connection, pack_id: int) -> sqlite3.Row | None:
+    return db.execute("SELECT * FROM packs WHERE id = ?", (pack_id,)).fetchone()
+
+
+def open_pack_ids(db: sqlite3.Connection) -> dict[str, int]:
+    """Name -> id of every open content pack."""
+    return {r["name"]: r["id"] for r in db.execute(f"SELECT id, name FROM packs WHERE {_OPEN}")}
+
+
+def open_pack_totals(db: sqlite3.Connection) -> dict[str, list[int]]:
+    """Name -> [tier, seq, files, bytes] of every open content pack."""
+    return {
+        r[0]: [r[1], r[2], r[3], r[4]]
+        for r in db.execute(
+            "SELECT p.name, p.tier, p.seq, count(pf.file_id), coalesce(sum(f.size), 0)"
+            " FROM packs p LEFT JOIN pack_files pf ON pf.pack_id = p.id"
+            " LEFT JOIN files f ON f.id = pf.file_id"
+            " WHERE p.status = 'open' AND p.is_metadata = 0 AND p.obsolete = 0 GROUP BY p.id"
+        )
+    }
+
+
+def open_packs_listed(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """The open content packs with their file counts, by name (pack --json `open`)."""
+    return [
+        dict(r)
+        for r in db.execute(
+            "SELECT name, (SELECT count(*) FROM pack_files pf WHERE pf.pack_id = p.id) AS files"
+            " FROM packs p WHERE status = 'open' AND obsolete = 0 AND is_metadata = 0"
+            " ORDER BY name"
+        )
+    ]
+
+
+def items_waiting(db: sqlite3.Connection) -> Iterable[int]:
+    """Ids of ok items with a file still waiting for fetch or check (derivatives aside)."""
+    return (
+        r[0]
+        for r in db.execute(
+            "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
+            " WHERE i.status = 'ok' AND f.compact IS NOT 'derivative' AND (f.status = 'pending'"
+            " OR (f.status = 'fetched' AND f.verdict IS NULL))"
+        )
+    )
+
+
+def publishable_per_item(db: sqlite3.Connection, verdicts: Sequence[str]) -> dict[int, int]:
+    """Item id -> how many of its fetched files have one of `verdicts`."""
+    marks = ",".join("?" * len(verdicts))
+    return dict(
+        db.execute(
+            "SELECT item_id, count(*) FROM files WHERE status = 'fetched'"
+            f" AND store_path IS NOT NULL AND verdict IN ({marks}) GROUP BY item_id",
+            tuple(verdicts),
+        ).fetchall()
+    )
+
+
+def fix_torrent_inputs(db: sqlite3.Connection, pack_id: int, inputs: dict[str, Any]) -> None:
+    """Record what the pack's torrent is made from (creation date, format, trackers...),
+    before anything is built: a rebuild after a crash gives the same bytes."""
+    columns = (
+        "creation_date",
+        "format",
+        "piece_size",
+        "creator",
+        "comment",
+        "trackers",
+        "web_seeds",
+        "torrent_layout",
+        "manifest_columns",
+    )
+    db.execute(
+        f"UPDATE packs SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+        (*(inputs[c] for c in columns), pack_id),
+    )
+
+
+def hashes_recorded(db: sqlite3.Connection, hashes: Iterable[tuple[int, str, str]]) -> None:
+    """(file id, algorithm, hex digest): checksums computed while sealing."""
+    for fid, algo, hexd in hashes:
+        if algo not in _HASHES:  # a column name in SQL: only these three
+            raise ValueError(f"not a checksum column: {algo!r}")
+        db.execute(f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, fid))
+
+
+def file_items_of_pack(db: sqlite3.Connection, pack_id: int) -> dict[int, int]:
+    """File id -> item id, for the files of one pack."""
+    return dict(
+        db.execute(
+            "SELECT f.id, f.item_id FROM pack_files pf JOIN files f ON f.id = pf.file_id"
+            " WHERE pf.pack_id = ?",
+            (pack_id,),
+        ).fetchall()
+    )
+
+
+def files_out_of_pack(db: sqlite3.Connection, pack_id: int, file_ids: Iterable[int]) -> None:
+    db.executemany(
+        "DELETE FROM pack_files WHERE pack_id = ? AND file_id = ?",
+        [(pack_id, fid) for fid in file_ids],
+    )
+
+
+def pack_sealed(db: sqlite3.Connection, pack_id: int, sealed: dict[str, Any]) -> None:
+    """An open pack becomes sealed, with its torrent's facts; it is never changed again."""
+    db.execute(
+        "UPDATE packs SET status = 'sealed', sealed_at = ?, info_hash_v1 = ?,"
+        " info_hash_v2 = ?, torrent_path = ?, torrent_size = ?, num_files = ?,"
+        " data_size = ?, piece_size = ?, popularity = ? WHERE id = ? AND status = 'open'",
+        (
+            utcnow(),
+            sealed["info_hash_v1"],
+            sealed["info_hash_v2"],
+            sealed["torrent_path"],
+            sealed["torrent_size"],
+            sealed["num_files"],
+            sealed["data_size"],
+            sealed["piece_size"],
+            sealed["popularity"],
+            pack_id,
+        ),
+    )
+
+
+def seedable_packs(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Sealed packs with a torrent, and a follower's verified ones, in seeding order."""
+    return list(
+        db.execute(
+            "SELECT name, torrent_path, info_hash_v1, info_hash_v2, obsolete, tier, seq"
+            " FROM packs WHERE status = 'sealed' AND torrent_path IS NOT NULL"
+            # A follower's verified packs (ccmirror.follow), seeded the same way.
+            " UNION ALL SELECT name, torrent_path, btih, NULL, 0, coalesce(tier, 1000000), 0"
+            " FROM follow_torrents WHERE state = 'held' AND torrent_path IS NOT NULL"
+            " ORDER BY 6, 7, 1"
+        )
+    )
