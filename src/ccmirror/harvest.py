@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 from urllib.parse import urlsplit
@@ -10,6 +9,7 @@ from urllib.parse import urlsplit
 from ccmirror.errors import SourceUnreachable
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.sources.registry import source_kind
 
 log = logging.getLogger("ccmirror.harvest")
 
@@ -33,11 +33,11 @@ def harvest(
     total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": [], "warnings": []}
     for source in mirror.manifest.sources:
         where = source.where
-        module = importlib.import_module(f"ccmirror.sources.{source.kind}")
+        harvest_source = source_kind(source.kind).harvester()
         # Said at once, before any request: a host that does not answer is not silence.
         log.info("%s: contacting %s...", source.kind, urlsplit(where).netloc or where)
         try:
-            result = module.harvest_source(mirror, source, workers=workers, reporter=reporter)
+            result = harvest_source(mirror, source, workers=workers, reporter=reporter)
         except SourceUnreachable as e:
             if not raise_unreachable:
                 # The run's last line names it again: on stderr once is enough.

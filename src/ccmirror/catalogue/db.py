@@ -7,6 +7,7 @@ order and recorded by name, so later releases add tables without breaking old mi
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import ensure_data_dir
+from ccmirror.sources.registry import kind_names
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -68,6 +70,27 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     return applied
 
 
+def schema_source_kinds(conn: sqlite3.Connection) -> tuple[str, ...] | None:
+    """The source kinds `items.source`'s CHECK allows; None without a CHECK on it."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'items'")
+    sql = (row.fetchone() or [""])[0] or ""
+    m = re.search(r"\bsource\s+TEXT\b[^,]*?CHECK\s*\(\s*source\s+IN\s*\(([^)]*)\)", sql, re.I)
+    return tuple(re.findall(r"'([^']*)'", m.group(1))) if m else None
+
+
+def _check_source_kinds(conn: sqlite3.Connection, path: Path) -> None:
+    """Every registered source kind fits in `items.source`: a kind added to the registry
+    without the migration widening the CHECK fails here, not at its first harvest."""
+    allowed = schema_source_kinds(conn)
+    missing = [k for k in kind_names() if allowed is not None and k not in allowed]
+    if missing:
+        conn.close()
+        raise CCMirrorError(
+            f"catalogue {path} cannot hold items of source kind {', '.join(missing)}:"
+            f" items.source allows only {', '.join(allowed or ())} (a migration must widen it)"
+        )
+
+
 def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
     """Open (and create or upgrade, unless read-only) the catalogue at `path`."""
     try:
@@ -99,6 +122,7 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
+        _check_source_kinds(conn, path)
     except sqlite3.DatabaseError as e:
         raise CCMirrorError(f"cannot open catalogue {path}: {e}") from None
     return conn

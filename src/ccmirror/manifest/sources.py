@@ -1,4 +1,5 @@
-"""The `[[source]]` tables: one parser per source kind."""
+"""The `[[source]]` tables: one parser per source kind (`ccmirror.sources.registry` names
+them)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from ccmirror.manifest.model import (
     Source,
 )
 from ccmirror.manifest.section import Section, is_url, local_path
+from ccmirror.sources.registry import SOURCE_KINDS, source_kind
 
 
-def _ia_source(sec: Section) -> IASource:
+def parse_ia(sec: Section, base: Path) -> IASource:
+    """A `kind = "ia"` table: an Internet Archive search."""
     query = sec.get("query", str, required=True)
     if not query.strip():
         raise sec.fail("query", "must not be empty")
@@ -41,7 +44,8 @@ def _ia_source(sec: Section) -> IASource:
     return IASource(query, endpoint, files, excluded, max_items, downloads=_downloads(sec))
 
 
-def _fma_source(sec: Section, base: Path) -> FMASource:
+def parse_fma(sec: Section, base: Path) -> FMASource:
+    """A `kind = "fma"` table: the FMA dataset's metadata and audio."""
     metadata = sec.get("metadata", str, required=True)
     if not is_url(metadata):
         p = local_path(base, metadata)
@@ -81,11 +85,9 @@ def parse_sources(path: Path, raw: Any) -> tuple[Source, ...]:
     for i, table in enumerate(raw):
         sec = Section(path, f"source[{i}]", table)
         kind = sec.get("kind", str, required=True)
-        if kind == "ia":
-            out.append(_ia_source(sec))
-        elif kind == "fma":
-            out.append(_fma_source(sec, path.parent))
-        else:
-            raise sec.fail("kind", f'must be "ia" or "fma", not {kind!r}')
+        if kind not in SOURCE_KINDS:
+            names = " or ".join(f'"{k}"' for k in SOURCE_KINDS)
+            raise sec.fail("kind", f"must be {names}, not {kind!r}")
+        out.append(source_kind(kind).parser()(sec, path.parent))
         sec.finish()
     return tuple(out)

@@ -37,6 +37,7 @@ from ccmirror.sources.fma.plan import (
     source_id,
 )
 from ccmirror.sources.fma.rows import Columns, ReadStats, Track, read_tracks
+from ccmirror.sources.registry import harvest_counts
 
 __all__ = ["estimate_size", "harvest_source", "read_tracks", "source_id"]
 
@@ -70,21 +71,8 @@ def harvest_source(
         audio.checksums,
     )
     stats = ReadStats()
-    # The IA source's keys (found ... refused), then FMA's own.
-    result: dict[str, Any] = {
-        "found": 0,
-        "new": 0,
-        "updated": 0,
-        "unchanged": 0,
-        "dark": 0,
-        "empty": 0,
-        "missing": 0,
-        "files": 0,
-        "failed": 0,
-        "refused_items": 0,
-        "refused": {},
-        "bytes": 0,
-    }
+    # Every harvester's keys (found ... refused), then FMA's own.
+    result: dict[str, Any] = harvest_counts() | {"bytes": 0}
     albums = read_albums(path)
     salt = repr((mirror.manifest.licence, FINGERPRINT_VERSION, audio.kind, audio.base_url))
     reporter.start("fma", None, "tracks")
