@@ -23,9 +23,12 @@ __all__ = [
     "open_pack_totals",
     "open_packs_listed",
     "pack_by_id",
+    "pack_obsoleted",
     "pack_sealed",
     "publishable_per_item",
     "seedable_packs",
+    "unpublishable_in_sealed_packs",
+    "unpublishable_out_of_open_packs",
 ]
 
 _OPEN = "status = 'open' AND is_metadata = 0 AND obsolete = 0"
@@ -169,3 +172,46 @@ def seedable_packs(db: sqlite3.Connection) -> list[sqlite3.Row]:
             " ORDER BY 6, 7, 1"
         )
     )
+
+
+def _not_publishable(verdicts: Sequence[str]) -> str:
+    """SQL over files f and items i: this file may not be published (any more)."""
+    marks = ",".join(f"'{v}'" for v in verdicts)
+    return (
+        f"(i.status != 'ok' OR f.status != 'fetched' OR f.verdict IS NULL"
+        f" OR f.verdict NOT IN ({marks}))"
+    )
+
+
+def unpublishable_in_sealed_packs(
+    db: sqlite3.Connection, verdicts: Sequence[str]
+) -> list[sqlite3.Row]:
+    """Live sealed content packs holding a file that may not be published: one row per
+    (pack, item, status, verdict), with the pack's id and name."""
+    return db.execute(
+        "SELECT DISTINCT p.id, p.name, i.source, i.source_id, i.status AS item_status,"
+        " f.verdict FROM packs p JOIN pack_files pf ON pf.pack_id = p.id"
+        " JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
+        " WHERE p.status = 'sealed' AND p.obsolete = 0 AND p.is_metadata = 0"
+        f" AND {_not_publishable(verdicts)}"
+    ).fetchall()
+
+
+def pack_obsoleted(db: sqlite3.Connection, pack_id: int, why: str) -> bool:
+    """A sealed pack becomes obsolete (its other files are packed again); False when it
+    already was."""
+    cur = db.execute(
+        "UPDATE packs SET obsolete = 1, obsolete_reason = ? WHERE id = ? AND obsolete = 0",
+        (why, pack_id),
+    )
+    return cur.rowcount > 0
+
+
+def unpublishable_out_of_open_packs(db: sqlite3.Connection, verdicts: Sequence[str]) -> int:
+    """Open packs drop the files that may not be published; how many were dropped."""
+    cur = db.execute(
+        "DELETE FROM pack_files WHERE rowid IN (SELECT pf.rowid FROM pack_files pf"
+        " JOIN packs p ON p.id = pf.pack_id JOIN files f ON f.id = pf.file_id"
+        f" JOIN items i ON i.id = f.item_id WHERE p.status = 'open' AND {_not_publishable(verdicts)})"
+    )
+    return cur.rowcount

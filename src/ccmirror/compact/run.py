@@ -29,6 +29,20 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.compact import (
+    copy_candidates,
+    copy_recorded,
+    derivative_candidates,
+    derivative_chosen,
+    derivative_given_up,
+    derivatives_to_give_up,
+    item_file_names,
+    original_decided,
+    original_unreadable,
+    releasable,
+    tiers_pinned,
+    unjudged_copies,
+)
 from ccmirror.catalogue.states import file_left_store
 from ccmirror.compact.comments import copy_comments
 from ccmirror.compact.encoder import Encoder, find_encoder, transcode
@@ -43,7 +57,14 @@ from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.tiers import rank_items
 
-__all__ = ["compact", "compact_items", "need_encoder", "prepare"]
+__all__ = [
+    "compact",
+    "compact_items",
+    "compact_todo",
+    "need_encoder",
+    "plan_release",
+    "prepare",
+]
 
 log = logging.getLogger("ccmirror.compact")
 
@@ -52,9 +73,6 @@ DECODABLE = {"FLAC", "WAVE", "AIFF", "MP3", "OggVorbis", "OggOpus"}
 LOSSY = {"MP3", "OggVorbis", "OggOpus", "MP4", "ASF"}
 R_CRASHED = "the decoder crashed on this file"
 MAX_LISTED = 50
-
-_NOT_SEALED = """NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id
-    WHERE pf.file_id = f.id AND p.status = 'sealed' AND p.obsolete = 0)"""
 
 
 def need_encoder(manifest: Manifest) -> Encoder | None:
@@ -78,10 +96,7 @@ def compact_items(db: sqlite3.Connection, manifest: Manifest) -> dict[int, int]:
 def _pin(db: sqlite3.Connection, tiers: dict[int, int], item_ids: set[int]) -> None:
     """An item given a compact copy keeps its tier, as a packed one does: its original may
     have left the store, so it must not drift into a tier of originals."""
-    db.executemany(
-        "UPDATE items SET tier = ? WHERE id = ? AND tier IS NULL",
-        [(tiers[i], i) for i in sorted(item_ids)],
-    )
+    tiers_pinned(db, tiers, item_ids)
 
 
 # A derivative whose download failed this many runs in a row (or whose bytes check refused)
@@ -91,26 +106,11 @@ DERIVATIVE_GIVE_UP = 2
 
 def _abandon_derivatives(db: sqlite3.Connection) -> int:
     """Derivatives that never arrive, or that check refused, make way for the original."""
-    rows = db.execute(
-        "SELECT c.id, c.copy_of, c.status, c.verdict, c.reason FROM files c"
-        " WHERE c.copy_of IS NOT NULL AND c.url IS NOT NULL AND ("
-        f" (c.status = 'failed' AND c.fail_streak >= {DERIVATIVE_GIVE_UP})"
-        " OR c.status = 'refused'"
-        " OR (c.status = 'fetched' AND c.verdict IN ('conflict', 'unreadable', 'rejected')))"
-        " AND EXISTS (SELECT 1 FROM files o WHERE o.id = c.copy_of AND o.compact = 'derivative')"
-    ).fetchall()
+    rows = derivatives_to_give_up(db, DERIVATIVE_GIVE_UP)
     with transaction(db):
         for r in rows:
             why = r["reason"] if r["status"] != "fetched" else f"verdict {r['verdict']}"
-            db.execute(
-                "UPDATE files SET compact = NULL, compact_reason = ? WHERE id = ?",
-                (f"the source's derivative was given up ({why}): transcoded instead", r["copy_of"]),
-            )
-            if r["status"] == "failed":  # never asked for again
-                db.execute(
-                    "UPDATE files SET status = 'refused', reason = ? WHERE id = ?",
-                    (f"derivative given up: {why}", r["id"]),
-                )
+            derivative_given_up(db, r, why)
     return len(rows)
 
 
@@ -123,35 +123,15 @@ def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, in
     if not items:
         return {"derivatives": 0}
     _abandon_derivatives(db)
-    rows = db.execute(
-        "SELECT f.id, f.item_id, f.name, f.size, d.name AS dname, d.format AS dformat,"
-        " d.size AS dsize, d.md5, d.sha1, d.url FROM files f"
-        " JOIN derivatives d ON d.file_id = f.id JOIN items i ON i.id = f.item_id"
-        " WHERE i.status = 'ok' AND f.copy_of IS NULL AND f.compact IS NULL"
-        " AND f.status IN ('pending', 'failed', 'fetched') AND f.size IS NOT NULL"
-        f" AND d.size < f.size AND {_NOT_SEALED} ORDER BY f.id, d.size, d.name"
-    ).fetchall()
     best: dict[int, sqlite3.Row] = {}
-    for r in rows:
+    for r in derivative_candidates(db):
         if r["item_id"] in items:
             best.setdefault(r["id"], r)  # the smallest derivative of each original
     chosen = 0
     with transaction(db):
         for r in best.values():
-            cur = db.execute(
-                "INSERT OR IGNORE INTO files (item_id, name, size, md5, sha1, format, origin,"
-                " url, status, copy_of, encoder) VALUES (?, ?, ?, ?, ?, ?, 'compact', ?,"
-                " 'pending', ?, ?)",
-                (r["item_id"], r["dname"], r["dsize"], r["md5"], r["sha1"], r["dformat"],
-                 r["url"], r["id"], f"Internet Archive derivative ({r['dformat']})"),
-            )  # fmt: skip
-            if not cur.rowcount:
-                continue  # the item already has a file of that name
-            db.execute(
-                "UPDATE files SET compact = 'derivative', compact_reason = ? WHERE id = ?",
-                (f"the source's {r['dformat']} derivative is smaller", r["id"]),
-            )
-            chosen += 1
+            # False: the item already has a file of that name.
+            chosen += derivative_chosen(db, r)
         _pin(db, items, {r["item_id"] for r in best.values()})
     return {"derivatives": chosen}
 
@@ -243,87 +223,44 @@ class _Run:
             ):
                 # As `check` would say of it: unreadable, never packed, no copy.
                 with transaction(db):
-                    db.execute(
-                        "UPDATE files SET verdict = 'unreadable', verdict_reason = ?,"
-                        " compact_reason = ? WHERE id = ?",
-                        (detail, detail, r["id"]),
-                    )
+                    original_unreadable(db, r["id"], detail)
                 self.counts["unreadable"] += 1
             self.fail(r, detail)
             return
         if what != "copied":
             with transaction(db):
-                db.execute(
-                    "UPDATE files SET compact = ?, compact_reason = ? WHERE id = ?",
-                    (what, detail, r["id"]),
-                )
+                original_decided(db, r["id"], what, detail)
             self.counts[what] += 1
             return
-        now, h = utcnow(), detail["hashes"]
+        copy = detail | {"fetched_at": utcnow(), "encoder": self.encoder.settings(self.bitrate)}
         with transaction(db):
-            db.execute(
-                "INSERT INTO files (item_id, name, size, md5, sha1, sha256, format, origin,"
-                " url, status, store_path, fetched_at, copy_of, encoder, duration)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'Opus', 'compact', NULL, 'fetched', ?, ?, ?, ?, ?)",
-                (r["item_id"], detail["name"], detail["size"], h["md5"], h["sha1"], h["sha256"],
-                 detail["rel"], now, r["id"], self.encoder.settings(self.bitrate),
-                 round(detail["copy_duration"], 3)),
-            )  # fmt: skip
-            db.execute(
-                "UPDATE files SET compact = 'copied', compact_reason = ?,"
-                " duration = coalesce(duration, ?) WHERE id = ?",
-                (f"{detail['kind']} transcoded to Opus", round(detail["duration"], 3), r["id"]),
-            )
+            copy_recorded(db, r, copy)
         self.counts["copied"] += 1
         self.counts["copy_bytes"] += detail["size"]
         self.counts["original_bytes"] += r["size"] or 0
 
 
-def _todo(mirror: Mirror, items: dict[int, int]) -> list[dict[str, Any]]:
+def compact_todo(mirror: Mirror, items: dict[int, int]) -> list[dict[str, Any]]:
+    """The originals a compact run decides (item id -> tier `items`), each with its copy's
+    name; reads only."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(allowed))
-    rows = mirror.db.execute(
-        "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.evidence, f.isrc, f.mbid,"
-        " coalesce(f.licence_id, i.declared_licence_id) AS licence, i.source, i.source_id"
-        " FROM files f JOIN items i ON i.id = f.item_id"
-        " WHERE i.status = 'ok' AND f.status = 'fetched' AND f.copy_of IS NULL"
-        " AND f.compact IS NULL AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
-        f" AND f.verdict IN ({marks}) AND {_NOT_SEALED} ORDER BY f.id",
-        allowed,
-    ).fetchall()
+    rows = copy_candidates(mirror.db, allowed)
     out, taken = [], {}
     for r in rows:
         if r["item_id"] not in items:
             continue
         if r["item_id"] not in taken:
-            taken[r["item_id"]] = {
-                n for (n,) in mirror.db.execute(
-                    "SELECT name FROM files WHERE item_id = ?", (r["item_id"],)
-                )
-            }  # fmt: skip
+            taken[r["item_id"]] = item_file_names(mirror.db, r["item_id"])
         out.append(dict(r) | {"copy": _copy_name(taken[r["item_id"]], r["name"])})
     return out
 
 
-def release(mirror: Mirror) -> dict[str, int]:
-    """Originals whose copy is in place, verified and judged publishable under the same
-    licence leave the store (and any open pack); their rows and checksums stay."""
-    db = mirror.db
+def plan_release(mirror: Mirror) -> tuple[list[sqlite3.Row], int]:
+    """The originals `release` removes (copy in place, judged publishable under the same
+    licence), and how many are kept for a licence that differs; reads only."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(allowed))
-    rows = db.execute(
-        "SELECT o.id, o.store_path, o.name, i.source_id,"
-        " coalesce(o.licence_id, i.declared_licence_id) AS licence,"
-        " coalesce(c.licence_id, i.declared_licence_id) AS copy_licence"
-        " FROM files o JOIN files c ON c.copy_of = o.id JOIN items i ON i.id = o.item_id"
-        " WHERE o.compact IN ('copied', 'derivative') AND o.store_path IS NOT NULL"
-        f" AND c.status = 'fetched' AND c.verdict IN ({marks})"
-        " AND NOT EXISTS (SELECT 1 FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
-        "  WHERE pf.file_id = o.id AND p.status = 'sealed')",
-        allowed,
-    ).fetchall()
-    released = mismatched = freed = 0
-    for r in rows:
+    rows, mismatched = [], 0
+    for r in releasable(mirror.db, allowed):
         if r["licence"] != r["copy_licence"]:
             log.warning(
                 "compact: %s/%s: the copy's licence %s is not the original's %s; original kept",
@@ -331,6 +268,17 @@ def release(mirror: Mirror) -> dict[str, int]:
             )  # fmt: skip
             mismatched += 1
             continue
+        rows.append(r)
+    return rows, mismatched
+
+
+def release(mirror: Mirror) -> dict[str, int]:
+    """Originals whose copy is in place, verified and judged publishable under the same
+    licence leave the store (and any open pack); their rows and checksums stay."""
+    db = mirror.db
+    rows, mismatched = plan_release(mirror)
+    released = freed = 0
+    for r in rows:
         try:
             path = mirror.abspath(r["store_path"])
             size = path.stat().st_size if path.is_file() else 0
@@ -362,7 +310,7 @@ def compact(
     items = compact_items(mirror.db, mirror.manifest)
     run = _Run(mirror, encoder)
     run.counts.update(prepare(mirror, items))
-    todo = _todo(mirror, items)
+    todo = compact_todo(mirror, items)
     if todo:
         reporter.start("compact", len(todo), "files")
         try:
@@ -375,7 +323,7 @@ def compact(
                     _pin(mirror.db, items, {r["item_id"] for r in todo})
         finally:
             reporter.finish()
-    judged = check(mirror) if run.counts["copied"] or _unjudged_copies(mirror.db) else None
+    judged = check(mirror) if run.counts["copied"] or unjudged_copies(mirror.db) else None
     released = release(mirror)
     keys = ("copied", "kept", "original", "derivatives", "unreadable", "failed")
     result |= {k: run.counts[k] for k in keys}
@@ -386,13 +334,3 @@ def compact(
     result["bitrate"] = run.bitrate
     result["failures"] = run.failures
     return result
-
-
-def _unjudged_copies(db: sqlite3.Connection) -> bool:
-    return (
-        db.execute(
-            "SELECT 1 FROM files WHERE copy_of IS NOT NULL AND status = 'fetched'"
-            " AND verdict IS NULL LIMIT 1"
-        ).fetchone()
-        is not None
-    )

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.budget import budget_report, budget_selection
+from ccmirror.catalogue.fetching import fetch_candidates
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.errors import UnsafeName
 from ccmirror.fetch.transport import source_size
@@ -145,17 +146,6 @@ class FetchPlan:
         return out
 
 
-def _candidates(db: sqlite3.Connection) -> list[sqlite3.Row]:
-    return db.execute(
-        """SELECT f.id, f.item_id, f.name, f.size, f.md5, f.sha1, f.url, f.status,
-                  f.fail_streak, f.last_attempt, i.source, i.source_id
-           FROM files f JOIN items i ON i.id = f.item_id
-           WHERE i.status = 'ok' AND f.status IN ('pending', 'failed')
-             AND f.compact IS NOT 'derivative'  -- a compact tier fetches the derivative
-           ORDER BY i.popularity DESC, i.source, i.source_id, f.name"""
-    ).fetchall()
-
-
 def plan_fetch(
     mirror: Mirror,
     *,
@@ -169,7 +159,7 @@ def plan_fetch(
     `max_bytes` cap is counted in `unknown_size` and left out.
     """
     db = mirror.db
-    rows = _candidates(db)
+    rows = fetch_candidates(db)
     plan = FetchPlan(max_bytes=max_bytes, store_bytes=store_bytes(db), probed=probe)
     plan.considered = len(rows)
     plan.budget = budget_selection(mirror)

@@ -39,7 +39,7 @@ from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
-from ccmirror.packs.assign import AssignPlan, plan_assign, retire_unpublishable, run_assign
+from ccmirror.packs.assign import AssignPlan, plan_assign, run_assign
 from ccmirror.packs.payload import (
     build_payload,
     fill_hashes,
@@ -48,6 +48,7 @@ from ccmirror.packs.payload import (
     pack_rows,
 )
 from ccmirror.packs.rebuild import repair_torrents
+from ccmirror.packs.retire import retire_unpublishable
 from ccmirror.packs.torrent import (
     CURRENT_LAYOUT,
     LAYOUT_LT2,

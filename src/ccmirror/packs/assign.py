@@ -38,48 +38,6 @@ def in_quality(quality: str, copy_of: int | None, compact: str | None) -> bool:
     return copy_of is None
 
 
-def _not_publishable_sql(allowed: tuple[str, ...]) -> str:
-    marks = ",".join(f"'{v}'" for v in allowed)
-    return (
-        f"(i.status != 'ok' OR f.status != 'fetched' OR f.verdict IS NULL"
-        f" OR f.verdict NOT IN ({marks}))"
-    )
-
-
-def retire_unpublishable(mirror: Mirror) -> dict[str, int]:
-    """Sealed packs holding a file that may no longer be published become obsolete (their
-    other files are then packed again); open packs just drop such files."""
-    db = mirror.db
-    bad = _not_publishable_sql(publishable_verdicts(mirror.manifest.licence.require_embedded))
-    obsolete = dropped = 0
-    with transaction(db):
-        for r in db.execute(
-            "SELECT DISTINCT p.id, p.name, i.source, i.source_id, i.status AS item_status,"
-            " f.verdict FROM packs p JOIN pack_files pf ON pf.pack_id = p.id"
-            " JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
-            f" WHERE p.status = 'sealed' AND p.obsolete = 0 AND p.is_metadata = 0 AND {bad}"
-        ).fetchall():
-            why = (
-                f"item {r['source']}:{r['source_id']} {r['item_status']}"
-                if r["item_status"] != "ok"
-                else f"a file of {r['source']}:{r['source_id']} is no longer publishable"
-            )
-            cur = db.execute(
-                "UPDATE packs SET obsolete = 1, obsolete_reason = ? WHERE id = ? AND obsolete = 0",
-                (why, r["id"]),
-            )
-            if cur.rowcount:
-                obsolete += 1
-                log.warning("pack %s is obsolete: %s", r["name"], why)
-        cur = db.execute(
-            "DELETE FROM pack_files WHERE rowid IN (SELECT pf.rowid FROM pack_files pf"
-            " JOIN packs p ON p.id = pf.pack_id JOIN files f ON f.id = pf.file_id"
-            f" JOIN items i ON i.id = f.item_id WHERE p.status = 'open' AND {bad})"
-        )
-        dropped = cur.rowcount
-    return {"obsoleted": obsolete, "dropped": dropped}
-
-
 def _candidates(mirror: Mirror, rk: Ranking) -> Iterator[sqlite3.Row]:
     """Publishable unpacked files in the store with their item's tier and share, in the
     order packs are filled: by tier, most listened item first (ties by id), files by
