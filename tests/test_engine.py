@@ -107,3 +107,23 @@ def test_a_state_change_joins_the_callers_transaction(tmp_path):
         files_back_to_pending(db, [("bytes changed", fid)])
         raise RuntimeError("crash before the caller's other changes")
     assert db.execute("SELECT status FROM files WHERE id = ?", (fid,)).fetchone()[0] == "fetched"
+
+
+def test_dry_run_foresees_the_packs_a_stricter_policy_retires(cli, ia, write_manifest):
+    make_ia_archive(ia, 4)
+    extra = '[torrents]\npack_size = "48KiB"\ntrackers = ["udp://127.0.0.1:6969/announce"]\n'
+    path = ia_manifest(write_manifest, ia, extra=extra)
+    first = _json(cli, "sync", str(path))
+    assert first["stages"]["pack"]["sealed"]
+    # Only licences embedded in the files may be published now: every sealed pack goes.
+    path.write_text(path.read_text() + "\n[licence]\nrequire_embedded = true\n")
+    plan = _json(cli, "sync", str(path), "--dry-run")
+    real = _json(cli, "sync", str(path))
+    foreseen = plan["stages"]["pack"]
+    assert foreseen["obsoleted"] == real["stages"]["pack"]["obsoleted"] > 0
+    assert len(foreseen["would_obsolete"]) == foreseen["obsoleted"]
+    assert {p["name"] for p in first["stages"]["pack"]["sealed"]} >= {
+        p["name"] for p in foreseen["would_obsolete"]
+    }
+    for key in ("copied", "failed", "released"):  # no compact tier: nothing to foresee
+        assert plan["stages"]["compact"][key] == real["stages"]["compact"][key] == 0

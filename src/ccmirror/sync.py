@@ -30,6 +30,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -38,7 +39,7 @@ from typing import Any
 from ccmirror import catalogue
 from ccmirror.catalogue.db import utcnow
 from ccmirror.catalogue.queries import compact_candidates, files_to_judge, pending_files
-from ccmirror.compact.run import compact, compact_items, need_encoder
+from ccmirror.compact.run import compact, compact_items, compact_todo, need_encoder, plan_release
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
 from ccmirror.fetch import fetch
 from ccmirror.fetch.plan import plan_fetch
@@ -47,12 +48,13 @@ from ccmirror.fsutil import atomic_write_json
 from ccmirror.harvest import harvest
 from ccmirror.licence import judge_declared, publishable_verdicts
 from ccmirror.licence.check import check, plan_check
-from ccmirror.licence.policy import Policy
+from ccmirror.licence.policy import Policy, permits_format_shift
 from ccmirror.manifest import Manifest
 from ccmirror.mirror import Mirror
 from ccmirror.packs import PackPlan, pack, plan_pack
+from ccmirror.packs.retire import plan_retire
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.publish import publish
+from ccmirror.publish.run import publish
 from ccmirror.publish.site import SITE_LAYOUT
 from ccmirror.results import StageResult
 from ccmirror.tiers import rank_items
@@ -296,14 +298,6 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
         "ok": True,
     }
 
-    # compact: originals of compact tiers waiting for their copy (checked, not yet copied).
-    in_compact = compact_items(mirror.db, mirror.manifest)
-    stages["compact"] = {
-        "compact_tiers": list(mirror.manifest.tiers.compact_tiers),
-        "files_to_consider": compact_candidates(mirror.db) if in_compact else 0,
-        "ok": True,
-    }
-
     policy = policy_of(mirror)
     predicted = [
         r
@@ -312,6 +306,8 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
         or r["declared_licence_id"]
         and policy.judge(r["declared_licence_id"]) is None
     ]
+    stages["compact"] = _compact_dict(mirror, predicted)
+
     taken = set(incoming) | {r.file_id for r in fetch_plan.refusals}
     tier_of = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
     waiting = {tier_of[r["item_id"]] for r in pending_files(mirror.db) if r["id"] not in taken}
@@ -322,6 +318,11 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
         pending=waiting & set(tier_of.values()),
     )
     stages["pack"] = _pack_dict(mirror, pack_plan)
+    retire = plan_retire(mirror)
+    stages["pack"]["obsoleted"] = len(retire.obsolete)
+    stages["pack"]["would_obsolete"] = [
+        {"name": n, "reason": why} for n, why in retire.obsolete.items()
+    ]
 
     state = _read_state(mirror.data_dir / STATE_FILE)
     changed = state.get("published") != publish_fingerprint(mirror)
@@ -329,6 +330,53 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
     published = (mirror.public_dir / "torrents.json").exists()
     stages["publish"] = {"would_publish": bool(work or changed or not published), "ok": True}
     return result
+
+
+def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any]:
+    """The compact stage's keys, predicted: which originals it decides (those judged
+    publishable already, and `predicted`: those the check is expected to pass), which it
+    keeps for their licence, which it releases (copies already judged). Whether an
+    original is copied, kept or unreadable depends on its stream, read when the run
+    decides: those keys are None, as verdicts are."""
+    tiers = list(mirror.manifest.tiers.compact_tiers)
+    in_compact = compact_items(mirror.db, mirror.manifest)
+    out: dict[str, Any] = {
+        "compact_tiers": tiers,
+        "files_to_consider": compact_candidates(mirror.db) if in_compact else 0,
+        "ok": True,
+    }
+    if not tiers:
+        return out | {"copied": 0, "failed": 0, "released": 0}
+    todo = compact_todo(mirror, in_compact)
+    judged_now = [
+        r
+        for r in predicted
+        if r["item_id"] in in_compact and r["copy_of"] is None and r["compact"] is None
+    ]
+    release, mismatched = plan_release(mirror)
+    keep = sum(1 for r in todo if not permits_format_shift(r["licence"]))
+    return out | {
+        "to_decide": len(todo) + len(judged_now),
+        "original_by_licence": keep,
+        "original": None,
+        "copied": None,
+        "kept": None,
+        "unreadable": None,
+        "failed": 0,
+        "released": len(release),
+        "freed_bytes": sum(r["size"] or 0 for r in release),
+        "licence_mismatch": mismatched,
+        "derivatives": None,  # chosen by the fetch stage's start in a sync
+        "copy_bytes": None,
+        "original_bytes": None,
+        "checked_copies": None,
+        "bitrate": mirror.manifest.compact.bitrate,
+        "failures": [],
+        "predictions": "copied, kept, original and unreadable depend on each original's"
+        " stream, read when the run decides; original_by_licence counts the originals judged"
+        " already whose licence forbids a format shift; released counts copies judged"
+        " already (the run also releases the originals of the copies it makes and judges)",
+    }
 
 
 def policy_of(mirror: Mirror) -> Policy:
