@@ -59,6 +59,20 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
                 t = t.rpartition(".")[0]
             if t and t != name:
                 out.add(t)
+                out |= _parents(t, name, known)
+    return out
+
+
+def _parents(target: str, importer: str, known: dict[str, Path]) -> set[str]:
+    """The packages importing `target` runs first (`from ccmirror.publish import
+    torrents_json` runs ccmirror/publish/__init__.py), but not the importer's own: those
+    are already importing when it runs."""
+    out = set()
+    parent = target.rpartition(".")[0]
+    while parent:
+        if parent in known and not (importer == parent or importer.startswith(parent + ".")):
+            out.add(parent)
+        parent = parent.rpartition(".")[0]
     return out
 
 
@@ -102,6 +116,25 @@ def test_no_import_cycles():
     graph = {name: _imports(name, path, known) for name, path in known.items()}
     assert len(graph) > 50 and graph["ccmirror.sync"]  # the walk found the package
     assert _cycles(graph) == []
+
+
+def test_a_submodule_import_runs_its_package_first(tmp_path):
+    # ccmirror.a imports ccmirror.p.m: ccmirror.p's __init__ runs first, and imports a.
+    known = {
+        "ccmirror.a": tmp_path / "a.py",
+        "ccmirror.p": tmp_path / "p" / "__init__.py",
+        "ccmirror.p.m": tmp_path / "p" / "m.py",
+        "ccmirror.p.n": tmp_path / "p" / "n.py",
+    }
+    known["ccmirror.p"].parent.mkdir()
+    known["ccmirror.a"].write_text("def f():\n    from ccmirror.p import m\n")
+    known["ccmirror.p"].write_text("from ccmirror.a import f\n")
+    known["ccmirror.p.m"].write_text("from ccmirror.p.n import y\n")  # its own package runs
+    known["ccmirror.p.n"].write_text("")
+    graph = {n: _imports(n, p, known) for n, p in known.items()}
+    assert graph["ccmirror.a"] == {"ccmirror.p", "ccmirror.p.m"}
+    assert graph["ccmirror.p.m"] == {"ccmirror.p.n"}
+    assert _cycles(graph) == [["ccmirror.a", "ccmirror.p"]]
 
 
 def test_the_walk_sees_a_cycle_hidden_in_a_function(tmp_path):

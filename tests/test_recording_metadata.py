@@ -20,8 +20,8 @@ from ccmirror.packs import pack
 from ccmirror.packs.payload import MANIFEST_COLUMNS, METADATA_COLUMNS, build_payload, pack_rows
 from ccmirror.packs.rebuild import _inputs, rebuild_torrent
 from ccmirror.packs.torrent import info_hashes, make_torrent
-from ccmirror.publish import publish
 from ccmirror.publish.metadata import iter_lines
+from ccmirror.publish.run import publish
 from ccmirror.recording import as_list, parse_genres
 from ccmirror.sample.audio import RATE
 from ccmirror.search import search

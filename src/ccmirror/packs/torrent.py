@@ -29,11 +29,11 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from urllib.parse import quote
 
 import libtorrent as lt
 
 from ccmirror.errors import CCMirrorError
+from ccmirror.magnet import magnet_link  # noqa: F401 (where callers found it before)
 
 MAX_AUTO_PIECE = 16 * 1024 * 1024
 BATCH_BYTES = 16 * 1024 * 1024  # work handed to one hashing thread at a time
@@ -224,31 +224,3 @@ def content_files(torrent: bytes) -> tuple[int, int]:
     pad = lt.file_storage.flag_pad_file
     real = [i for i in range(fs.num_files()) if not fs.file_flags(i) & pad]
     return len(real), sum(fs.file_size(i) for i in real)
-
-
-def magnet_link(
-    name: str,
-    btih: str | None,
-    btmh: str | None,
-    trackers: Sequence[str] = (),
-    *,
-    size: int | None = None,
-    web_seeds: Sequence[str] = (),
-) -> str:
-    """magnet:?xt=urn:btih:<hex> (+ xt=urn:btmh:1220<hex> for hybrid/v2) + dn + xl + tr + ws.
-
-    `xl` (BEP 9 exact length) is the content's size, `ws` one BEP 19 web seed each, as
-    written into the torrent. Only parameters are added over time: the `xt`s, what
-    identifies the torrent, never change, so a published link stays valid.
-    """
-    parts = []
-    if btih:
-        parts.append(f"xt=urn:btih:{btih}")
-    if btmh:
-        parts.append(f"xt=urn:btmh:1220{btmh}")
-    parts.append(f"dn={quote(name, safe='')}")
-    if size is not None:
-        parts.append(f"xl={int(size)}")
-    parts += [f"tr={quote(t, safe='')}" for t in trackers]
-    parts += [f"ws={quote(w, safe='')}" for w in web_seeds]
-    return "magnet:?" + "&".join(parts)

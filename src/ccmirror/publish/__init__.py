@@ -1,3 +1,6 @@
-"""Publishing: torrents.json (`publish.torrents_json`), index.html, metadata dump."""
+"""Publishing, the one writer of public/: `run.publish` (torrents.json, index.html, metadata
+dump), `torrents_json`, `site`, `withdrawn`, `metadata`.
 
-from ccmirror.publish.run import publish  # noqa: F401 (the entry point for sync)
+This module imports nothing: pack asks `torrents_json` to render without importing
+`run` (which reads packs), so the two packages never import each other in a circle.
+"""

@@ -23,8 +23,8 @@ from ccmirror.catalogue.site import (
 from ccmirror.catalogue.tiers import ranking
 from ccmirror.licence import publishable_verdicts
 from ccmirror.licence.normalise import licence_info
+from ccmirror.magnet import magnet_link
 from ccmirror.mirror import Mirror
-from ccmirror.packs.torrent import magnet_link
 from ccmirror.tiers import sizing, tier_summary
 
 CHART_POINTS = 400

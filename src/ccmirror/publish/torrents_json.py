@@ -18,8 +18,8 @@ from urllib.parse import quote
 
 from ccmirror.catalogue.db import utcnow
 from ccmirror.fsutil import atomic_write_json
+from ccmirror.magnet import magnet_link
 from ccmirror.mirror import Mirror
-from ccmirror.packs.torrent import magnet_link
 from ccmirror.seedplan import scrape
 
 # The alphabet of the short UUIDs Anna's Archive puts in `random` (shortuuid's base57).
