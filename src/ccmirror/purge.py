@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ccmirror.catalogue import transaction
+from ccmirror.catalogue.withdrawals import file_pack_paths, withdrawn_files, withdrawn_left_store
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import fsync_dir, safe_join
 from ccmirror.mirror import Mirror
@@ -24,34 +25,20 @@ log = logging.getLogger("ccmirror.withdraw")
 def purge_withdrawn(mirror: Mirror) -> int:
     """Delete every stored or packed copy of a withdrawn item's files; return how many."""
     db = mirror.db
-    rows = db.execute(
-        "SELECT f.id, f.item_id, f.store_path FROM files AS f JOIN items AS i ON i.id = f.item_id"
-        " WHERE i.status = 'withdrawn'"
-    ).fetchall()
+    rows = withdrawn_files(db)
     per_item: dict[int, int] = {}
     for f in rows:
         paths: list[Path | None] = []
         if f["store_path"]:
             paths.append(_inside(mirror.data_dir, f["store_path"]))
-        for p in db.execute(
-            "SELECT p.name, pf.path FROM pack_files AS pf JOIN packs AS p ON p.id = pf.pack_id"
-            " WHERE pf.file_id = ?",
-            (f["id"],),
-        ):
+        for p in file_pack_paths(db, f["id"]):
             paths.append(_inside(mirror.packs_dir, f"{p['name']}/{p['path']}"))
         for path in paths:
             if path is not None and _unlink(path):
                 per_item[f["item_id"]] = per_item.get(f["item_id"], 0) + 1
     if rows:
         with transaction(db):
-            db.execute(
-                "UPDATE files SET store_path = NULL WHERE store_path IS NOT NULL AND item_id IN"
-                " (SELECT id FROM items WHERE status = 'withdrawn')"
-            )
-            db.executemany(
-                "UPDATE withdrawals SET files_removed = files_removed + ? WHERE item_id = ?",
-                [(n, item_id) for item_id, n in per_item.items()],
-            )
+            withdrawn_left_store(db, per_item.items())
     return sum(per_item.values())
 
 

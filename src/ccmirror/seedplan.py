@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.packs import live_popularity, live_torrents
 from ccmirror.errors import UsageError
 from ccmirror.mirror import Mirror
 from ccmirror.sizes import format_size, parse_size
@@ -172,12 +173,8 @@ def seed_plan(
     except ValueError as e:
         raise UsageError(f"--budget: {e}") from None
     db = mirror.db
-    total_pop = db.execute("SELECT coalesce(sum(popularity), 0) FROM packs WHERE obsolete = 0")
-    total = total_pop.fetchone()[0] or 0
-    rows = db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0"
-        " AND torrent_path IS NOT NULL ORDER BY is_metadata DESC, tier, seq"
-    ).fetchall()
+    total = live_popularity(db)
+    rows = live_torrents(db)
     files = []
     missing = []
     for r in rows:

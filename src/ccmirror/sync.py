@@ -39,6 +39,7 @@ from typing import Any
 from ccmirror import catalogue
 from ccmirror.catalogue.db import utcnow
 from ccmirror.catalogue.queries import compact_candidates, files_to_judge, pending_files
+from ccmirror.catalogue.site import published_state
 from ccmirror.compact.run import compact, compact_items, compact_todo, need_encoder, plan_release
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
 from ccmirror.fetch import fetch
@@ -211,20 +212,8 @@ def publish_fingerprint(mirror: Mirror) -> str:
     h = hashlib.sha256(SITE_LAYOUT.encode())
     with contextlib.suppress(OSError):
         h.update(mirror.manifest.path.read_bytes())
-    queries = (
-        # Popularity moves the page's shares and tiers even when nothing else changed.
-        "SELECT count(*), coalesce(max(id), 0), coalesce(max(source_updated), ''),"
-        " round(total(popularity), 3) FROM items",
-        "SELECT status, count(*) FROM items GROUP BY status ORDER BY status",
-        "SELECT status, coalesce(verdict, ''), count(*), coalesce(sum(size), 0),"
-        " coalesce(max(checked_at), '') FROM files GROUP BY 1, 2 ORDER BY 1, 2",
-        "SELECT name, status, obsolete, coalesce(info_hash_v1, ''), coalesce(info_hash_v2, ''),"
-        " coalesce(torrent_size, 0) FROM packs ORDER BY id",
-        "SELECT count(*) FROM pack_files",
-    )
-    for sql in queries:
-        rows = mirror.db.execute(sql).fetchall()
-        h.update(repr([tuple(r) for r in rows]).encode())
+    for rows in published_state(mirror.db):
+        h.update(repr(rows).encode())
     return h.hexdigest()
 
 

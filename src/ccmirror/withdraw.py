@@ -15,26 +15,24 @@ import sqlite3
 from typing import Any
 
 from ccmirror.catalogue.states import item_withdrawn
+from ccmirror.catalogue.withdrawals import items_named
 from ccmirror.errors import UsageError
 from ccmirror.mirror import Mirror
 from ccmirror.publish.run import refresh_after_withdrawal
 from ccmirror.purge import purge_withdrawn
+from ccmirror.sources.registry import kind_names
 
 log = logging.getLogger("ccmirror.withdraw")
-
-SOURCES = ("ia", "fma")
 
 
 def resolve_item(db: sqlite3.Connection, ident: str) -> sqlite3.Row:
     """`ia:<id>`, `fma:<id>`, or a bare id that names exactly one item."""
     ident = ident.strip()
     source, sep, rest = ident.partition(":")
-    if sep and source in SOURCES and rest:
-        rows = db.execute(
-            "SELECT * FROM items WHERE source = ? AND source_id = ?", (source, rest)
-        ).fetchall()
+    if sep and source in kind_names() and rest:
+        rows = items_named(db, source, rest)
     else:
-        rows = db.execute("SELECT * FROM items WHERE source_id = ?", (ident,)).fetchall()
+        rows = items_named(db, None, ident)
     if not rows:
         raise UsageError(f"no item {ident!r} in the catalogue (try 'ccmirror search')")
     if len(rows) > 1:

@@ -18,6 +18,7 @@ __all__ = [
     "original_decided",
     "original_unreadable",
     "releasable",
+    "source_facts_recorded",
     "tiers_pinned",
     "unjudged_copies",
 ]
@@ -173,4 +174,24 @@ def unjudged_copies(db: sqlite3.Connection) -> bool:
             " AND verdict IS NULL LIMIT 1"
         ).fetchone()
         is not None
+    )
+
+
+def source_facts_recorded(
+    db: sqlite3.Connection,
+    item_id: int,
+    durations: Iterable[tuple[float, int]],
+    derived: Iterable[tuple[Any, ...]],
+) -> None:
+    """Playing times ((seconds, file id)) and the item's derivatives, replaced whole:
+    (file id, name, format, size, md5, sha1, url)."""
+    db.executemany("UPDATE files SET duration = ? WHERE id = ?", durations)
+    db.execute(
+        "DELETE FROM derivatives WHERE file_id IN (SELECT id FROM files WHERE item_id = ?)",
+        (item_id,),
+    )
+    db.executemany(
+        "INSERT OR REPLACE INTO derivatives (file_id, name, format, size, md5, sha1, url)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        derived,
     )

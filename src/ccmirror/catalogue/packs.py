@@ -19,13 +19,19 @@ __all__ = [
     "fix_torrent_inputs",
     "hashes_recorded",
     "items_waiting",
+    "live_popularity",
+    "live_sealed_packs",
+    "live_torrents",
     "open_pack_ids",
     "open_pack_totals",
     "open_packs_listed",
     "pack_by_id",
+    "pack_licence_counts",
     "pack_obsoleted",
     "pack_sealed",
     "publishable_per_item",
+    "sealed_copies_of",
+    "sealed_packs_listed",
     "seedable_packs",
     "unpublishable_in_sealed_packs",
     "unpublishable_out_of_open_packs",
@@ -215,3 +221,52 @@ def unpublishable_out_of_open_packs(db: sqlite3.Connection, verdicts: Sequence[s
         f" JOIN items i ON i.id = f.item_id WHERE p.status = 'open' AND {_not_publishable(verdicts)})"
     )
     return cur.rowcount
+
+
+def pack_licence_counts(db: sqlite3.Connection) -> dict[int, dict[str, int]]:
+    """Pack id -> {licence id (or 'unknown'): files}, licences in name order."""
+    out: dict[int, dict[str, int]] = {}
+    for r in db.execute(
+        "SELECT pf.pack_id, coalesce(f.licence_id, i.declared_licence_id, 'unknown') AS lid,"
+        " count(*) AS n FROM pack_files pf JOIN files f ON f.id = pf.file_id"
+        " JOIN items i ON i.id = f.item_id GROUP BY pf.pack_id, lid ORDER BY lid"
+    ):
+        out.setdefault(r["pack_id"], {})[r["lid"]] = r["n"]
+    return out
+
+
+def sealed_packs_listed(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Every sealed pack, obsolete ones too, content first, by tier and sequence."""
+    return db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq, id"
+    ).fetchall()
+
+
+def live_sealed_packs(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Sealed packs that are not obsolete, content first, by id."""
+    return db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 ORDER BY is_metadata, id"
+    ).fetchall()
+
+
+def live_torrents(db: sqlite3.Connection) -> list[sqlite3.Row]:
+    """Sealed, live packs with a torrent: the metadata torrent first, then by tier."""
+    return db.execute(
+        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0"
+        " AND torrent_path IS NOT NULL ORDER BY is_metadata DESC, tier, seq, name"
+    ).fetchall()
+
+
+def live_popularity(db: sqlite3.Connection) -> float:
+    """The popularity summed over the packs that are not obsolete."""
+    row = db.execute("SELECT coalesce(sum(popularity), 0) FROM packs WHERE obsolete = 0")
+    return row.fetchone()[0] or 0
+
+
+def sealed_copies_of(db: sqlite3.Connection, file_id: int) -> list[sqlite3.Row]:
+    """(name, path) of each sealed pack holding the file, live packs first."""
+    return db.execute(
+        "SELECT p.name, pf.path FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
+        " WHERE pf.file_id = ? AND p.status = 'sealed' ORDER BY p.obsolete, p.id",
+        (file_id,),
+    ).fetchall()

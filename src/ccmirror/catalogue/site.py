@@ -9,6 +9,7 @@ __all__ = [
     "packed_items_per_tier",
     "packed_licences",
     "packed_totals",
+    "published_state",
     "sealed_packs",
     "withdrawal_count",
 ]
@@ -60,3 +61,22 @@ def items_ok(db: sqlite3.Connection) -> int:
 
 def withdrawal_count(db: sqlite3.Connection) -> int:
     return db.execute("SELECT count(*) FROM withdrawals").fetchone()[0]
+
+
+_PUBLISHED_STATE = (
+    # Popularity moves the page's shares and tiers even when nothing else changed.
+    "SELECT count(*), coalesce(max(id), 0), coalesce(max(source_updated), ''),"
+    " round(total(popularity), 3) FROM items",
+    "SELECT status, count(*) FROM items GROUP BY status ORDER BY status",
+    "SELECT status, coalesce(verdict, ''), count(*), coalesce(sum(size), 0),"
+    " coalesce(max(checked_at), '') FROM files GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT name, status, obsolete, coalesce(info_hash_v1, ''), coalesce(info_hash_v2, ''),"
+    " coalesce(torrent_size, 0) FROM packs ORDER BY id",
+    "SELECT count(*) FROM pack_files",
+)
+
+
+def published_state(db: sqlite3.Connection) -> list[list[tuple]]:
+    """A few aggregates that change whenever what publish renders changes: packs, item
+    and file states, popularity (milliseconds on a large catalogue)."""
+    return [[tuple(r) for r in db.execute(sql).fetchall()] for sql in _PUBLISHED_STATE]

@@ -13,6 +13,9 @@ import sqlite3
 from typing import Any
 from urllib.parse import quote
 
+from ccmirror.catalogue.compact import source_facts_recorded
+from ccmirror.catalogue.ia import item_file_ids
+
 # IA's lossy derivative formats worth a compact tier (name as IA writes it, lower case).
 DERIVATIVE_FORMATS = {"ogg vorbis": "Ogg Vorbis", "vbr mp3": "VBR MP3"}
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d{1,2}):(\d{1,2}(?:\.\d+)?)$")
@@ -51,10 +54,7 @@ def record_ia_files(
 ) -> None:
     """Durations and derivatives of one IA item's recorded files; the caller holds the
     transaction. The item's derivative rows are replaced whole (the listing is the truth)."""
-    recorded = {
-        r["name"]: r["id"]
-        for r in db.execute("SELECT id, name FROM files WHERE item_id = ?", (item_id,))
-    }
+    recorded = item_file_ids(db, item_id)
     durations, derived = [], []
     for f in files:
         if not isinstance(f, dict):
@@ -76,13 +76,4 @@ def record_ia_files(
             continue  # a copy must be verified like a download: no checksums, no copy
         url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
         derived.append((recorded[original], name, fmt, size, md5, sha1, url))
-    db.executemany("UPDATE files SET duration = ? WHERE id = ?", durations)
-    db.execute(
-        "DELETE FROM derivatives WHERE file_id IN (SELECT id FROM files WHERE item_id = ?)",
-        (item_id,),
-    )
-    db.executemany(
-        "INSERT OR REPLACE INTO derivatives (file_id, name, format, size, md5, sha1, url)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        derived,
-    )
+    source_facts_recorded(db, item_id, durations, derived)

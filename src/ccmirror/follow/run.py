@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from ccmirror.catalogue.db import utcnow
+from ccmirror.catalogue.follow import held_count, held_names
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, CCMirrorError, UnsafeName
 from ccmirror.follow import state
 from ccmirror.follow.listing import Listed, read_list, read_withdrawn
@@ -112,8 +113,8 @@ def _withdraw(mirror: Mirror, out: dict[str, Any]) -> None:
         log.warning("%s", warning)
     if not withdrawn:
         return
-    for r in mirror.db.execute("SELECT name FROM follow_torrents WHERE state = 'held'"):
-        root = state.payload_dir(mirror, r["name"])
+    for name in held_names(mirror.db):
+        root = state.payload_dir(mirror, name)
         try:
             rows = manifest_rows(root)
         except (OSError, UnicodeDecodeError, ValueError):
@@ -128,7 +129,7 @@ def _withdraw(mirror: Mirror, out: dict[str, Any]) -> None:
             if path.is_file():
                 path.unlink()
                 out["withdrawn_files_deleted"] += 1
-                log.info("%s: deleted %s (withdrawn by the primary)", r["name"], row["path"])
+                log.info("%s: deleted %s (withdrawn by the primary)", name, row["path"])
 
 
 def _drop_obsolete(mirror: Mirror, entries: list[Listed], planned: set[str], out: dict) -> None:
@@ -241,9 +242,7 @@ def follow_sync(
     }
     failed = sum(parts.values())
     out["failed_stages"] = [k for k, n in parts.items() if n]
-    out["held"] = mirror.db.execute(
-        "SELECT count(*) FROM follow_torrents WHERE state = 'held'"
-    ).fetchone()[0]
+    out["held"] = held_count(mirror.db)
     out.update(
         failed=failed,
         exit_code=EXIT_FAILED if failed else EXIT_OK,

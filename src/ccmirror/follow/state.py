@@ -13,7 +13,16 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ccmirror.catalogue.db import transaction, utcnow
+from ccmirror.catalogue.db import utcnow
+from ccmirror.catalogue.follow import (
+    follow_rows,
+    listed_obsolete,
+    torrent_dropped,
+    torrent_held,
+    torrent_quarantined,
+    torrent_reason,
+    torrent_wanted,
+)
 from ccmirror.follow.listing import Listed
 from ccmirror.fsutil import atomic_write_bytes, atomic_write_json, fsync_dir, safe_join
 from ccmirror.mirror import Mirror
@@ -21,39 +30,20 @@ from ccmirror.quarantine import free_name
 
 
 def rows(db: sqlite3.Connection) -> dict[str, sqlite3.Row]:
-    return {r["btih"]: r for r in db.execute("SELECT * FROM follow_torrents")}
+    return follow_rows(db)
 
 
 def upsert_wanted(db: sqlite3.Connection, e: Listed) -> None:
-    now = utcnow()
-    with transaction(db):
-        db.execute(
-            "INSERT INTO follow_torrents (btih, name, tier, is_metadata, data_size, url, state,"
-            " listed_obsolete, added_to_list_at, first_planned_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'wanted', ?, ?, ?, ?)"
-            " ON CONFLICT (btih) DO UPDATE SET state = 'wanted', reason = NULL,"
-            " url = excluded.url, tier = excluded.tier, updated_at = excluded.updated_at"
-            " WHERE follow_torrents.state IN ('wanted', 'dropped')",
-            (e.btih, e.name, e.tier, int(e.is_metadata), e.data_size, e.url,
-             int(e.obsolete), e.added, now, now),
-        )  # fmt: skip
+    torrent_wanted(db, e)
 
 
 def set_reason(db: sqlite3.Connection, btih: str, reason: str | None) -> None:
-    with transaction(db):
-        db.execute(
-            "UPDATE follow_torrents SET reason = ?, updated_at = ? WHERE btih = ?",
-            (reason, utcnow(), btih),
-        )
+    torrent_reason(db, btih, reason)
 
 
 def mark_listed(db: sqlite3.Connection, entries: list[Listed]) -> None:
     """Record what the list now says about the torrents we have rows for."""
-    with transaction(db):
-        db.executemany(
-            "UPDATE follow_torrents SET listed_obsolete = ? WHERE btih = ?",
-            [(int(e.obsolete), e.btih) for e in entries],
-        )
+    listed_obsolete(db, entries)
 
 
 def hold(mirror: Mirror, e: Listed, data: bytes) -> None:
@@ -62,13 +52,7 @@ def hold(mirror: Mirror, e: Listed, data: bytes) -> None:
     path = safe_join(mirror.data_dir, rel)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, data)
-    now = utcnow()
-    with transaction(mirror.db):
-        mirror.db.execute(
-            "UPDATE follow_torrents SET state = 'held', torrent_path = ?, reason = NULL,"
-            " held_at = ?, updated_at = ? WHERE btih = ?",
-            (rel, now, now, e.btih),
-        )
+    torrent_held(mirror.db, e.btih, rel)
 
 
 def quarantine_pack(mirror: Mirror, e: Listed, data: bytes, problems: list[str]) -> str:
@@ -92,12 +76,7 @@ def quarantine_pack(mirror: Mirror, e: Listed, data: bytes, problems: list[str])
     fsync_dir(dest)
     rel = str(dest.relative_to(mirror.data_dir))
     summary = f"{problems[0]}" + (f" (+{len(problems) - 1} more)" if len(problems) > 1 else "")
-    with transaction(mirror.db):
-        mirror.db.execute(
-            "UPDATE follow_torrents SET state = 'quarantined', reason = ?, torrent_path = NULL,"
-            " updated_at = ? WHERE btih = ?",
-            (f"{summary}; see {rel}/reason.json", utcnow(), e.btih),
-        )
+    torrent_quarantined(mirror.db, e.btih, f"{summary}; see {rel}/reason.json")
     return rel
 
 
@@ -114,12 +93,7 @@ def remove_payload(mirror: Mirror, name: str) -> None:
 
 def drop(mirror: Mirror, btih: str, name: str, reason: str) -> None:
     remove_payload(mirror, name)
-    with transaction(mirror.db):
-        mirror.db.execute(
-            "UPDATE follow_torrents SET state = 'dropped', reason = ?, torrent_path = NULL,"
-            " updated_at = ? WHERE btih = ?",
-            (reason, utcnow(), btih),
-        )
+    torrent_dropped(mirror.db, btih, reason)
 
 
 def payload_dir(mirror: Mirror, name: str) -> Path:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from ccmirror.catalogue.follow import follow_totals, listed_rows
 from ccmirror.mirror import Mirror
 
 
 def follow_status(mirror: Mirror) -> dict[str, Any]:
     db = mirror.db
-    by_state = {
-        r["state"]: {"torrents": r["n"], "bytes": r["b"]}
-        for r in db.execute(
-            "SELECT state, count(*) AS n, coalesce(sum(data_size), 0) AS b"
-            " FROM follow_torrents GROUP BY state"
-        )
-    }
+    by_state = follow_totals(db)
     torrents = [
         {
             "name": r["name"],
@@ -27,10 +22,7 @@ def follow_status(mirror: Mirror) -> dict[str, Any]:
             "held_at": r["held_at"],
             "reason": r["reason"],
         }
-        for r in db.execute(
-            "SELECT * FROM follow_torrents WHERE state != 'dropped'"
-            " ORDER BY state, coalesce(tier, 1000000), name"
-        )
+        for r in listed_rows(db)
     ]
     held = by_state.get("held", {"torrents": 0, "bytes": 0})
     space = mirror.manifest.follow.space

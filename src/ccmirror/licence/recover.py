@@ -9,6 +9,7 @@ import shutil
 import sqlite3
 from pathlib import Path
 
+from ccmirror.catalogue.packs import sealed_copies_of
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import hash_file, promote, safe_join, safe_relpath
 from ccmirror.mirror import Mirror
@@ -43,11 +44,7 @@ def restore_from_pack(mirror: Mirror, row: sqlite3.Row, store: Path) -> bool:
     want = {a: row[a] for a in ("md5", "sha1") if row[a]}
     if not want:
         return False
-    for p in mirror.db.execute(
-        "SELECT p.name, pf.path FROM pack_files pf JOIN packs p ON p.id = pf.pack_id"
-        " WHERE pf.file_id = ? AND p.status = 'sealed' ORDER BY p.obsolete, p.id",
-        (row["id"],),
-    ):
+    for p in sealed_copies_of(mirror.db, row["id"]):
         try:
             copy = safe_join(mirror.packs_dir, p["name"], p["path"])
         except UnsafeName:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror import __version__
+from ccmirror.catalogue.packs import live_sealed_packs
 from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.mirror import Mirror
@@ -114,9 +115,7 @@ def repair_torrents(mirror: Mirror) -> dict[str, Any]:
     repaired: list[str] = []
     failed: list[dict[str, str]] = []
     left: list[str] = []
-    for row in mirror.db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' AND obsolete = 0 ORDER BY is_metadata, id"
-    ).fetchall():
+    for row in live_sealed_packs(mirror.db):
         payload_gone = not (mirror.packs_dir / row["name"]).is_dir()
         problem = torrent_problem(mirror, row)
         if problem is None and not (payload_gone and not row["is_metadata"]):

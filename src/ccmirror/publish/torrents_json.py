@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ccmirror.catalogue.db import utcnow
+from ccmirror.catalogue.packs import pack_licence_counts, sealed_packs_listed
 from ccmirror.fsutil import atomic_write_json
 from ccmirror.magnet import magnet_link
 from ccmirror.mirror import Mirror
@@ -89,16 +90,8 @@ def _swarm_stats(mirror: Mirror, packs: list[Any]) -> dict[str, dict[str, Any]]:
 def torrents_list(mirror: Mirror) -> list[dict[str, Any]]:
     """The torrents.json entries, packs by tier and sequence, metadata torrents last."""
     db = mirror.db
-    licences: dict[int, dict[str, int]] = {}
-    for r in db.execute(
-        "SELECT pf.pack_id, coalesce(f.licence_id, i.declared_licence_id, 'unknown') AS lid,"
-        " count(*) AS n FROM pack_files pf JOIN files f ON f.id = pf.file_id"
-        " JOIN items i ON i.id = f.item_id GROUP BY pf.pack_id, lid ORDER BY lid"
-    ):
-        licences.setdefault(r["pack_id"], {})[r["lid"]] = r["n"]
-    packs = db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq, id"
-    ).fetchall()
+    licences = pack_licence_counts(db)
+    packs = sealed_packs_listed(db)
     stats = _swarm_stats(mirror, packs)
     out = []
     for p in packs:

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.withdrawals import withdrawals
 from ccmirror.fsutil import atomic_write_json
 from ccmirror.mirror import Mirror
 
@@ -23,7 +24,7 @@ def withdrawn_list(db: sqlite3.Connection) -> list[dict[str, Any]]:
             "withdrawn_at": r["withdrawn_at"],
             "packs_obsoleted": json.loads(r["packs_obsoleted"]),
         }
-        for r in db.execute("SELECT * FROM withdrawals ORDER BY withdrawn_at, id")
+        for r in withdrawals(db)
     ]
 
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.packs import live_torrents
 from ccmirror.errors import UnsafeName, UsageError
 from ccmirror.fsutil import fsync_dir
 from ccmirror.mirror import Mirror
@@ -43,11 +44,7 @@ def export_torrents(mirror: Mirror, to: str | os.PathLike[str]) -> dict[str, Any
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder} is not a directory")
     folder.mkdir(parents=True, exist_ok=True)
-    rows = mirror.db.execute(
-        "SELECT name, torrent_path, info_hash_v1, info_hash_v2 FROM packs"
-        " WHERE status = 'sealed' AND obsolete = 0 AND torrent_path IS NOT NULL"
-        " ORDER BY is_metadata DESC, tier, seq, name"
-    ).fetchall()
+    rows = live_torrents(mirror.db)
     result: dict[str, Any] = {
         "to": str(folder),
         "save_path": str(mirror.packs_dir),

@@ -27,6 +27,7 @@ from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.ia import fetched_names
 from ccmirror.compact.sourcefacts import record_ia_files
 from ccmirror.errors import SourceUnreachable
 from ccmirror.fetch.reasons import failure_reason
@@ -38,7 +39,6 @@ from ccmirror.sources.ia.checks import safe_identifier
 from ccmirror.sources.ia.reader import MetadataReader, Pace, Throttled, read_all
 from ccmirror.sources.ia.records import (
     as_list,
-    fetched_names,
     known_items,
     name_clashes,
     newest_stamp,

@@ -1,4 +1,5 @@
-"""Catalogue writes of the IA harvester: items, their files, popularity."""
+"""The IA harvester's values for the catalogue: items, their files, popularity, from IA's
+answers (the SQL is in `ccmirror.catalogue.ia`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,20 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
+from ccmirror.catalogue.ia import (
+    clash_refused,
+    file_by_name,
+    file_changed_at_source,
+    file_inserted,
+    file_skipped,
+    file_titled,
+    ia_items_known,
+    ia_popularity,
+    item_file_ids,
+    item_repointed,
+    item_state,
+    item_upserted,
+)
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import safe_relpath
 from ccmirror.recording import json_list, parse_genres, set_recording
@@ -46,29 +61,12 @@ def newest_stamp(doc: dict[str, Any]) -> str | None:
 
 def known_items(db: sqlite3.Connection) -> list[sqlite3.Row]:
     """What the catalogue holds of every IA item, for the harvest's decisions."""
-    return db.execute(
-        "SELECT id, source_id, source_updated, status, reason, licence_url, source_url"
-        " FROM items WHERE source = 'ia'"
-    ).fetchall()
-
-
-def fetched_names(db: sqlite3.Connection, item_id: int) -> list[str]:
-    """Names of the item's files that are in the store."""
-    return [
-        r[0]
-        for r in db.execute(
-            "SELECT name FROM files WHERE item_id = ? AND status = 'fetched'", (item_id,)
-        )
-    ]
+    return ia_items_known(db)
 
 
 def refuse_clash(db: sqlite3.Connection, item_id: int, name: str, why: str) -> None:
     """A file whose name clashes with another's is refused, unless it is in the store."""
-    db.execute(
-        "UPDATE files SET status = 'refused', reason = ? WHERE item_id = ? AND name = ?"
-        " AND status IN ('pending', 'failed')",
-        (why, item_id, name),
-    )
+    clash_refused(db, item_id, name, why)
 
 
 def upsert_item(
@@ -104,53 +102,27 @@ def upsert_item(
         reason,
         now,
     )
-    return db.execute(
-        """INSERT INTO items (source, source_id, title, creator, date, collections, source_url,
-               licence_url, declared_licence_id, downloads, downloads_month, downloads_week,
-               popularity, extra, source_updated, status, reason, harvested_at, first_seen)
-           VALUES ('ia', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-           ON CONFLICT (source, source_id) DO UPDATE SET
-               title = excluded.title, creator = excluded.creator, date = excluded.date,
-               collections = excluded.collections, source_url = excluded.source_url,
-               licence_url = excluded.licence_url,
-               declared_licence_id = excluded.declared_licence_id,
-               downloads = excluded.downloads, downloads_month = excluded.downloads_month,
-               downloads_week = excluded.downloads_week, popularity = excluded.popularity,
-               extra = excluded.extra, source_updated = excluded.source_updated,
-               status = CASE WHEN items.status = 'withdrawn' THEN 'withdrawn'
-                             ELSE excluded.status END,
-               reason = CASE WHEN items.status = 'withdrawn' THEN items.reason
-                             ELSE excluded.reason END,
-               harvested_at = excluded.harvested_at
-           RETURNING id""",
-        (ident, *row, now),
-    ).fetchone()[0]
+    return item_upserted(db, ident, row, now)
 
 
 def repoint_item(db: sqlite3.Connection, item_id: int, ident: str, endpoint: str) -> None:
     """Aim an item's page and its files' download URLs at `endpoint`."""
-    db.execute(
-        "UPDATE items SET source_url = ? WHERE id = ?",
-        (f"{endpoint}/details/{quote(ident)}", item_id),
-    )
-    rows = db.execute("SELECT id, name FROM files WHERE item_id = ?", (item_id,)).fetchall()
-    db.executemany(
-        "UPDATE files SET url = ? WHERE id = ?",
-        [(f"{endpoint}/download/{quote(ident)}/{quote(r['name'])}", r["id"]) for r in rows],
+    item_repointed(
+        db,
+        item_id,
+        f"{endpoint}/details/{quote(ident)}",
+        lambda name: f"{endpoint}/download/{quote(ident)}/{quote(name)}",
     )
 
 
 def update_popularity(db: sqlite3.Connection, d: dict[str, Any]) -> None:
-    db.execute(
-        """UPDATE items SET downloads = ?, downloads_month = ?, downloads_week = ?,
-               popularity = ? WHERE source = 'ia' AND source_id = ?""",
-        (
-            to_int(d.get("downloads")),
-            to_int(d.get("month")),
-            to_int(d.get("week")),
-            float(to_int(d.get("downloads"))),
-            d["identifier"],
-        ),
+    ia_popularity(
+        db,
+        d["identifier"],
+        to_int(d.get("downloads")),
+        to_int(d.get("month")),
+        to_int(d.get("week")),
+        float(to_int(d.get("downloads"))),
     )
 
 
@@ -181,18 +153,14 @@ def upsert_file(
     url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
     withdrawn, prev = False, None
     if not new_item:
-        item = db.execute("SELECT status, reason FROM items WHERE id = ?", (item_id,)).fetchone()
+        item = item_state(db, item_id)
         withdrawn = item is not None and item["status"] == "withdrawn"
         if withdrawn:  # a takedown outlives any change at the source: never fetched again
             status, reason = "refused", item["reason"] or "withdrawn"
-        prev = db.execute(
-            "SELECT id, size, md5, sha1, status FROM files WHERE item_id = ? AND name = ?",
-            (item_id, name),
-        ).fetchone()
+        prev = file_by_name(db, item_id, name)
     if prev is None:
-        db.execute(
-            """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
-                   reason, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+        file_inserted(
+            db,
             (
                 item_id,
                 name,
@@ -208,17 +176,11 @@ def upsert_file(
             ),
         )
         return 0 if withdrawn else 1
-    db.execute(
-        "UPDATE files SET title = ? WHERE id = ? AND title IS NOT ?", (title, prev["id"], title)
-    )
+    file_titled(db, prev["id"], title)
     if withdrawn or (prev["size"], prev["md5"], prev["sha1"]) == (size, md5, sha1):
         return 0  # a withdrawn item's files stay as the takedown left them: refused
     # New bytes at the source: fetch again (the verified old copy stays until replaced).
-    db.execute(
-        """UPDATE files SET size = ?, md5 = ?, sha1 = ?, sha256 = NULL, format = ?, url = ?,
-               status = ?, reason = ? WHERE id = ?""",
-        (size, md5, sha1, f.get("format"), url, status, reason, prev["id"]),
-    )
+    file_changed_at_source(db, prev["id"], (size, md5, sha1, f.get("format"), url, status, reason))
     return 1
 
 
@@ -228,10 +190,7 @@ def record_recordings(
     """Per-recording metadata of an item's recorded files from their IA file entries
     (creator, track, genre), the item's `creator`, `subject` and `date` where a file is
     silent; the caller holds the transaction."""
-    recorded = {
-        r["name"]: r["id"]
-        for r in db.execute("SELECT id, name FROM files WHERE item_id = ?", (item_id,))
-    }
+    recorded = item_file_ids(db, item_id)
     item_genres = parse_genres(md.get("subject"))
     for f in files:
         file_id = recorded.get(str(f.get("name") or ""))
@@ -261,13 +220,8 @@ def skip_file(
     its row. Return 1 when the row is new or its reason changed."""
     name = str(f.get("name") or "")
     url = f"{endpoint}/download/{quote(ident)}/{quote(name)}"
-    cur = db.execute(
-        """INSERT INTO files (item_id, name, size, md5, sha1, format, origin, url, status,
-               reason, title) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'refused', ?, ?)
-           ON CONFLICT (item_id, name) DO UPDATE SET status = 'refused', reason = excluded.reason,
-               format = excluded.format, url = excluded.url
-           WHERE files.status IN ('pending', 'failed', 'refused')
-             AND files.reason IS NOT excluded.reason""",
+    return file_skipped(
+        db,
         (
             item_id,
             name,
@@ -281,7 +235,6 @@ def skip_file(
             text(f.get("title")),
         ),
     )
-    return cur.rowcount
 
 
 def name_clashes(
