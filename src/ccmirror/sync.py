@@ -19,53 +19,39 @@ Failure policy, so a wrapper can act on the exit code:
   since the last successful publish (a fingerprint kept in `<data_dir>/sync-state.json`),
   so the published files keep their bytes and mtimes.
 
-`dry_run=True` touches nothing: it calls each stage's plan step (the same steps the run
-carries out) on a read-only catalogue and reports what the run would do (`plan_sync`;
-`sync_dry_run` opens the catalogue read-only, and copes with a data dir without one).
+The dry run (`ccmirror.dryrun`: `plan_sync`, `sync_dry_run`) touches nothing: it calls
+each stage's plan step (the same steps the run carries out) on a read-only catalogue and
+reports what the run would do.
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
-import sqlite3
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from ccmirror import catalogue
 from ccmirror.catalogue.db import utcnow
-from ccmirror.catalogue.queries import compact_candidates, files_to_judge, pending_files
-from ccmirror.catalogue.site import published_state
-from ccmirror.compact.run import compact, compact_items, compact_todo, need_encoder, plan_release
+from ccmirror.compact.run import compact, need_encoder
+from ccmirror.dryrun import plan_sync, sync_dry_run  # noqa: F401 (sync's names, as before)
 from ccmirror.errors import EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, CCMirrorError, SourceUnreachable
 from ccmirror.fetch import fetch
-from ccmirror.fetch.plan import plan_fetch
 from ccmirror.follow import follow_sync
 from ccmirror.fsutil import atomic_write_json
 from ccmirror.harvest import harvest
-from ccmirror.licence import judge_declared, publishable_verdicts
-from ccmirror.licence.check import check, plan_check
-from ccmirror.licence.policy import Policy, permits_format_shift
-from ccmirror.manifest import Manifest
+from ccmirror.licence.check import check
 from ccmirror.mirror import Mirror
-from ccmirror.packs import PackPlan, pack, plan_pack
-from ccmirror.packs.retire import plan_retire
+from ccmirror.packs import pack
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.publish.fingerprint import STATE_FILE, publish_fingerprint, read_state
 from ccmirror.publish.run import publish
-from ccmirror.publish.site import SITE_LAYOUT
 from ccmirror.results import StageResult
-from ccmirror.tiers import rank_items
 
 __all__ = ["STAGES", "plan_sync", "publish_fingerprint", "sync", "sync_dry_run"]
 
 log = logging.getLogger("ccmirror.sync")
 
 STAGES = ("harvest", "fetch", "check", "compact", "pack", "publish")
-STATE_FILE = "sync-state.json"
 
 
 def sync(
@@ -179,7 +165,7 @@ def _count(value: Any) -> int:
 
 def _publish(mirror: Mirror, reporter: Reporter) -> dict[str, Any]:
     state_path = mirror.data_dir / STATE_FILE
-    state = _read_state(state_path)
+    state = read_state(state_path)
     fingerprint = publish_fingerprint(mirror)
     torrents_json = mirror.public_dir / "torrents.json"
     if state.get("published") == fingerprint and torrents_json.exists():
@@ -193,213 +179,3 @@ def _publish(mirror: Mirror, reporter: Reporter) -> dict[str, Any]:
         state["published_at"] = utcnow()
         atomic_write_json(state_path, state)
     return out
-
-
-def _read_state(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def publish_fingerprint(mirror: Mirror) -> str:
-    """A digest of everything publish renders: packs, item and file states, the manifest.
-
-    A few aggregate queries (milliseconds on a large catalogue); any change to a pack,
-    an item's status, a file's verdict or the manifest's bytes changes it.
-    """
-    h = hashlib.sha256(SITE_LAYOUT.encode())
-    with contextlib.suppress(OSError):
-        h.update(mirror.manifest.path.read_bytes())
-    for rows in published_state(mirror.db):
-        h.update(repr(rows).encode())
-    return h.hexdigest()
-
-
-# --- the dry run: every stage's own plan step, nothing written -----------------------------
-
-
-def sync_dry_run(manifest: Manifest, *, max_bytes: int | None = None) -> dict[str, Any]:
-    """What `sync` would do, from the stages' plan steps; creates and locks nothing.
-
-    A data dir without a catalogue gets a plan that says everything starts with a harvest.
-    """
-    db_path = manifest.data_dir / "catalogue.sqlite"
-    if not db_path.exists():
-        out = _dry_head(manifest, "absent: the first run creates it")
-        for name in ("fetch", "check", "compact", "pack"):
-            out["stages"][name] = {"note": "depends on what the harvest finds"}
-        out["stages"]["publish"] = {"would_publish": True}
-        return out
-    conn = catalogue.connect(db_path, readonly=True)
-    try:
-        return plan_sync(Mirror(manifest, conn), max_bytes=max_bytes)
-    finally:
-        conn.close()
-
-
-def _dry_head(manifest: Manifest, catalogue_state: str) -> dict[str, Any]:
-    sources = [{"kind": s.kind, "where": s.where} for s in manifest.sources]
-    return {
-        "dry_run": True,
-        "mirror": manifest.name,
-        "data_dir": str(manifest.data_dir),
-        "catalogue": catalogue_state,
-        "stages": {
-            "harvest": {"sources": sources, "note": "asks each source for new or changed items"},
-        },
-        "failed": 0,
-        "exit_code": EXIT_OK,
-    }
-
-
-def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]:
-    """The dry-run summary: per stage, the keys the real `sync --json` reports, with the
-    values the run would produce, from the same plan steps the run carries out.
-
-    Read-only: the catalogue, and lstat of the store. Harvest is not asked (what it finds
-    is not foreseen), and verdicts depend on bytes not yet read: files still to be judged
-    are assumed publishable when their item's declared licence is allowed (said in
-    `check.verdicts`).
-    """
-    result = _dry_head(mirror.manifest, "present")
-    stages = result["stages"]
-    fetch_plan = plan_fetch(mirror, max_bytes=max_bytes, probe=False)
-    stages["fetch"] = {**fetch_plan.to_dict(), "ok": True}
-
-    check_plan = plan_check(mirror)
-    incoming = [t.file_id for t in fetch_plan.tasks]
-    judged = {r["id"] for r in check_plan.todo}
-    to_check = len(judged) + sum(1 for i in incoming if i not in judged)
-    stages["check"] = {
-        "checked": to_check,
-        "unchanged": check_plan.unchanged,
-        "files_to_check": to_check,
-        "bytes_to_check": sum(r["size"] or 0 for r in check_plan.todo) + fetch_plan.bytes,
-        "verdicts": "unknown until the bytes are read: files of an item whose declared"
-        " licence is allowed are assumed publishable",
-        "quarantined": None,  # a verdict: unknown until the bytes are read
-        "missing": 0,
-        "restored": 0,
-        "failed": 0,
-        "require_embedded": policy_of(mirror).require_embedded,
-        "ok": True,
-    }
-
-    policy = policy_of(mirror)
-    predicted = [
-        r
-        for r in files_to_judge(mirror.db, incoming)
-        if judge_declared(r["licence_url"], r["licence_title"], mirror.manifest.licence).allowed
-        or r["declared_licence_id"]
-        and policy.judge(r["declared_licence_id"]) is None
-    ]
-    stages["compact"] = _compact_dict(mirror, predicted)
-
-    taken = set(incoming) | {r.file_id for r in fetch_plan.refusals}
-    tier_of = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
-    waiting = {tier_of[r["item_id"]] for r in pending_files(mirror.db) if r["id"] not in taken}
-    pack_plan = plan_pack(
-        mirror,
-        seal_when_complete=True,
-        predicted=predicted,
-        pending=waiting & set(tier_of.values()),
-    )
-    stages["pack"] = _pack_dict(mirror, pack_plan)
-    retire = plan_retire(mirror)
-    stages["pack"]["obsoleted"] = len(retire.obsolete)
-    stages["pack"]["would_obsolete"] = [
-        {"name": n, "reason": why} for n, why in retire.obsolete.items()
-    ]
-
-    state = _read_state(mirror.data_dir / STATE_FILE)
-    changed = state.get("published") != publish_fingerprint(mirror)
-    work = bool(fetch_plan.tasks or to_check or pack_plan.assign.entries or pack_plan.seal)
-    published = (mirror.public_dir / "torrents.json").exists()
-    stages["publish"] = {"would_publish": bool(work or changed or not published), "ok": True}
-    return result
-
-
-def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any]:
-    """The compact stage's keys, predicted: which originals it decides (those judged
-    publishable already, and `predicted`: those the check is expected to pass), which it
-    keeps for their licence, which it releases (copies already judged). Whether an
-    original is copied, kept or unreadable depends on its stream, read when the run
-    decides: those keys are None, as verdicts are."""
-    tiers = list(mirror.manifest.tiers.compact_tiers)
-    in_compact = compact_items(mirror.db, mirror.manifest)
-    out: dict[str, Any] = {
-        "compact_tiers": tiers,
-        "files_to_consider": compact_candidates(mirror.db) if in_compact else 0,
-        "ok": True,
-    }
-    if not tiers:
-        return out | {"copied": 0, "failed": 0, "released": 0}
-    todo = compact_todo(mirror, in_compact)
-    judged_now = [
-        r
-        for r in predicted
-        if r["item_id"] in in_compact and r["copy_of"] is None and r["compact"] is None
-    ]
-    release, mismatched = plan_release(mirror)
-    keep = sum(1 for r in todo if not permits_format_shift(r["licence"]))
-    return out | {
-        "to_decide": len(todo) + len(judged_now),
-        "original_by_licence": keep,
-        "original": None,
-        "copied": None,
-        "kept": None,
-        "unreadable": None,
-        "failed": 0,
-        "released": len(release),
-        "freed_bytes": sum(r["size"] or 0 for r in release),
-        "licence_mismatch": mismatched,
-        "derivatives": None,  # chosen by the fetch stage's start in a sync
-        "copy_bytes": None,
-        "original_bytes": None,
-        "checked_copies": None,
-        "bitrate": mirror.manifest.compact.bitrate,
-        "failures": [],
-        "predictions": "copied, kept, original and unreadable depend on each original's"
-        " stream, read when the run decides; original_by_licence counts the originals judged"
-        " already whose licence forbids a format shift; released counts copies judged"
-        " already (the run also releases the originals of the copies it makes and judges)",
-    }
-
-
-def policy_of(mirror: Mirror) -> Policy:
-    return Policy.from_config(mirror.manifest.licence)
-
-
-def _pack_dict(mirror: Mirror, plan: PackPlan) -> dict[str, Any]:
-    sealed = [
-        {"name": n, "files": plan.seal_files[n], "bytes": plan.seal_bytes[n]} for n in plan.seal
-    ]
-    per_tier: dict[str, int] = {}
-    for slot in plan.assign.slots:
-        if slot.name in plan.seal:
-            key = str(slot.tier) if slot.tier else "unranked"
-            per_tier[key] = per_tier.get(key, 0) + 1
-    slots = {s.name for s in plan.assign.slots if s.files or s.pack_id is not None}
-    return {
-        "assigned_files": len(plan.assign.entries),
-        "assigned_items": len(plan.assign.items),
-        "sealed": sealed,
-        "open": sorted(n for n in slots if n not in plan.seal),
-        "failed": 0,
-        "repaired": 0,
-        "obsoleted": 0,
-        "publishable_verdicts": list(
-            publishable_verdicts(mirror.manifest.licence.require_embedded)
-        ),
-        # Earlier dry-run keys, kept (additive).
-        "files_to_pack": len(plan.assign.entries),
-        "bytes_to_pack": sum(e[3] for e in plan.assign.entries),
-        "open_packs": sorted(s.name for s in plan.assign.slots if s.pack_id is not None),
-        "would_seal_packs_estimate": len(sealed),
-        "would_seal_per_tier": per_tier,
-        "note": "sealed packs as the run would name them, if every file verifies"
-        " and every assumed verdict holds",
-        "ok": True,
-    }

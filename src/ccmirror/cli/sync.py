@@ -152,8 +152,8 @@ def sync(manifest: str, dry_run: bool, max_bytes: int | None) -> None:
       ccmirror sync manifests/netlabels.toml --dry-run
       ccmirror sync manifests/netlabels.toml --max-bytes 20GiB --quiet --log-file sync.log
     """
+    from ccmirror.dryrun import sync_dry_run
     from ccmirror.sync import sync as run_sync
-    from ccmirror.sync import sync_dry_run
 
     budget = max_bytes
     s = settings()
