@@ -154,3 +154,13 @@ def test_the_command_line_and_the_stages_without_torrents_load_no_libtorrent():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_the_catalogue_imports_no_stage():
+    # SQL lives in catalogue/; the stages call it, never the other way round.
+    below = {"ccmirror.errors", "ccmirror.fsutil", "ccmirror.sources", "ccmirror.sources.registry"}
+    known = _modules()
+    for name, path in known.items():
+        if name.startswith("ccmirror.catalogue"):
+            outside = {m for m in _imports(name, path, known) if not m.startswith(name[:18])}
+            assert outside <= below, (name, outside - below)
