@@ -338,3 +338,26 @@ def test_decisions_before_a_transcode(tmp_path):
     # A lossy file at or under the bitrate is kept; over it, transcoded.
     assert _decide(mp3, 96_000, "CC-BY-4.0")[0] == "kept"
     assert _decide(mp3, 64_000, "CC-BY-4.0") == (None, "MP3")
+
+
+def test_dry_run_foresees_what_compact_decides_and_releases(cli, ia, write_manifest, data_dir):
+    manifest = _manifest(write_manifest, ia)
+    assert cli("harvest", str(manifest)).returncode == 0
+    plan = cli("sync", str(manifest), "--dry-run", "--json")
+    assert plan.returncode == 0, plan.stderr
+    foreseen = json.loads(plan.stdout)["stages"]["compact"]
+    r = cli("sync", str(manifest), "--json")
+    assert r.returncode == 0, r.stderr
+    done = json.loads(r.stdout)["stages"]["compact"]
+    assert foreseen["compact_tiers"] == done["compact_tiers"] == [2]
+    # What the run decides from each original's stream is not guessed: None, and said so.
+    assert foreseen["copied"] is foreseen["kept"] is foreseen["unreadable"] is None
+    assert "stream" in foreseen["predictions"]
+    decided = sum(done[k] for k in ("copied", "kept", "original", "unreadable", "failed"))
+    assert foreseen["to_decide"] == decided
+    # Nothing was copied before this run: the originals released are the run's own.
+    assert foreseen["released"] == 0 and done["released"] == 5
+    # A second dry run, once the copies are judged: nothing left to decide or release.
+    again = json.loads(cli("sync", str(manifest), "--dry-run", "--json").stdout)
+    assert again["stages"]["compact"]["to_decide"] == again["stages"]["compact"]["released"] == 0
+    assert set(done) - {"seconds", "encoder"} <= set(foreseen)

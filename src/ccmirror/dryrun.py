@@ -12,8 +12,9 @@ import sqlite3
 from typing import Any
 
 from ccmirror import catalogue
+from ccmirror.catalogue.compact import item_file_names
 from ccmirror.catalogue.queries import compact_candidates, files_to_judge, pending_files
-from ccmirror.compact.run import compact_items, compact_todo, plan_release
+from ccmirror.compact.run import compact_items, compact_todo, plan_derivatives, plan_release
 from ccmirror.errors import EXIT_OK
 from ccmirror.fetch.plan import plan_fetch
 from ccmirror.licence import judge_declared, publishable_verdicts
@@ -145,11 +146,21 @@ def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any
     }
     if not tiers:
         return out | {"copied": 0, "failed": 0, "released": 0}
-    todo = compact_todo(mirror, in_compact)
+    # The fetch stage's start chooses the source's smaller derivative for some originals
+    # (the item has no file of its name yet): those are fetched, not decided.
+    derived = {
+        fid
+        for fid, r in plan_derivatives(mirror.db, in_compact).items()
+        if r["dname"] not in item_file_names(mirror.db, r["item_id"])
+    }
+    todo = [r for r in compact_todo(mirror, in_compact) if r["id"] not in derived]
     judged_now = [
         r
         for r in predicted
-        if r["item_id"] in in_compact and r["copy_of"] is None and r["compact"] is None
+        if r["item_id"] in in_compact
+        and r["copy_of"] is None
+        and r["compact"] is None
+        and r["id"] not in derived
     ]
     release, mismatched = plan_release(mirror)
     keep = sum(1 for r in todo if not permits_format_shift(r["licence"]))
@@ -164,7 +175,8 @@ def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any
         "released": len(release),
         "freed_bytes": sum(r["size"] or 0 for r in release),
         "licence_mismatch": mismatched,
-        "derivatives": None,  # chosen by the fetch stage's start in a sync
+        "derivatives": 0,  # in a sync, the fetch stage's start chooses them
+        "derivatives_at_fetch": len(derived),
         "copy_bytes": None,
         "original_bytes": None,
         "checked_copies": None,

@@ -62,6 +62,7 @@ __all__ = [
     "compact_items",
     "compact_todo",
     "need_encoder",
+    "plan_derivatives",
     "plan_release",
     "prepare",
 ]
@@ -114,6 +115,16 @@ def _abandon_derivatives(db: sqlite3.Connection) -> int:
     return len(rows)
 
 
+def plan_derivatives(db: sqlite3.Connection, items: dict[int, int]) -> dict[int, sqlite3.Row]:
+    """Original id -> the smallest of its derivatives that `prepare` would choose (of the
+    items `items`); reads only."""
+    best: dict[int, sqlite3.Row] = {}
+    for r in derivative_candidates(db):
+        if r["item_id"] in items:
+            best.setdefault(r["id"], r)  # the smallest derivative of each original
+    return best
+
+
 def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, int]:
     """Choose the source's derivative over the original where it is smaller: a copy row
     to fetch (verified by IA's checksums), the original marked not to be fetched. A
@@ -123,10 +134,7 @@ def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, in
     if not items:
         return {"derivatives": 0}
     _abandon_derivatives(db)
-    best: dict[int, sqlite3.Row] = {}
-    for r in derivative_candidates(db):
-        if r["item_id"] in items:
-            best.setdefault(r["id"], r)  # the smallest derivative of each original
+    best = plan_derivatives(db, items)
     chosen = 0
     with transaction(db):
         for r in best.values():
