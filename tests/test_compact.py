@@ -345,10 +345,18 @@ def test_dry_run_foresees_what_compact_decides_and_releases(cli, ia, write_manif
     assert cli("harvest", str(manifest)).returncode == 0
     plan = cli("sync", str(manifest), "--dry-run", "--json")
     assert plan.returncode == 0, plan.stderr
-    foreseen = json.loads(plan.stdout)["stages"]["compact"]
+    plan_doc = json.loads(plan.stdout)["stages"]
+    foreseen = plan_doc["compact"]
     r = cli("sync", str(manifest), "--json")
     assert r.returncode == 0, r.stderr
-    done = json.loads(r.stdout)["stages"]["compact"]
+    real_doc = json.loads(r.stdout)["stages"]
+    done = real_doc["compact"]
+    # The fetch stage fetches IA's smaller derivative instead of its original: foreseen.
+    assert foreseen["derivatives_at_fetch"] == 1
+    for key in ("fetched", "bytes"):
+        assert plan_doc["fetch"][key] == real_doc["fetch"][key]
+    assert plan_doc["check"]["checked"] == real_doc["check"]["checked"]
+    assert "compact tiers [2]" in plan_doc["pack"]["not_foreseen"]
     assert foreseen["compact_tiers"] == done["compact_tiers"] == [2]
     # What the run decides from each original's stream is not guessed: None, and said so.
     assert foreseen["copied"] is foreseen["kept"] is foreseen["unreadable"] is None

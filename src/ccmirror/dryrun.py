@@ -75,7 +75,9 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
     """
     result = _dry_head(mirror.manifest, "present")
     stages = result["stages"]
-    fetch_plan = plan_fetch(mirror, max_bytes=max_bytes, probe=False)
+    in_compact = compact_items(mirror.db, mirror.manifest)
+    derived = _planned_derivatives(mirror, in_compact)
+    fetch_plan = plan_fetch(mirror, max_bytes=max_bytes, probe=False, derivatives=derived)
     stages["fetch"] = {**fetch_plan.to_dict(), "ok": True}
 
     check_plan = plan_check(mirror)
@@ -105,9 +107,9 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
         or r["declared_licence_id"]
         and policy.judge(r["declared_licence_id"]) is None
     ]
-    stages["compact"] = _compact_dict(mirror, predicted)
+    stages["compact"] = _compact_dict(mirror, in_compact, set(derived), predicted)
 
-    taken = set(incoming) | {r.file_id for r in fetch_plan.refusals}
+    taken = set(incoming) | {r.file_id for r in fetch_plan.refusals} | set(derived)
     tier_of = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
     waiting = {tier_of[r["item_id"]] for r in pending_files(mirror.db) if r["id"] not in taken}
     pack_plan = plan_pack(
@@ -122,6 +124,11 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
     stages["pack"]["would_obsolete"] = [
         {"name": n, "reason": why} for n, why in retire.obsolete.items()
     ]
+    if mirror.manifest.tiers.compact_tiers:
+        stages["pack"]["not_foreseen"] = (
+            f"packs of compact tiers {list(mirror.manifest.tiers.compact_tiers)}: they hold"
+            " what compact decides from each original's stream (copies, kept originals)"
+        )
 
     state = read_state(mirror.data_dir / STATE_FILE)
     changed = state.get("published") != publish_fingerprint(mirror)
@@ -131,14 +138,25 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
     return result
 
 
-def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any]:
+def _planned_derivatives(mirror: Mirror, in_compact: dict[int, int]) -> dict[int, sqlite3.Row]:
+    """The originals whose smaller derivative the fetch stage's start (compact's
+    `prepare`) chooses: the item has no file of the derivative's name yet."""
+    return {
+        fid: r
+        for fid, r in plan_derivatives(mirror.db, in_compact).items()
+        if r["dname"] not in item_file_names(mirror.db, r["item_id"])
+    }
+
+
+def _compact_dict(
+    mirror: Mirror, in_compact: dict[int, int], derived: set[int], predicted: list[sqlite3.Row]
+) -> dict[str, Any]:
     """The compact stage's keys, predicted: which originals it decides (those judged
     publishable already, and `predicted`: those the check is expected to pass), which it
     keeps for their licence, which it releases (copies already judged). Whether an
     original is copied, kept or unreadable depends on its stream, read when the run
     decides: those keys are None, as verdicts are."""
     tiers = list(mirror.manifest.tiers.compact_tiers)
-    in_compact = compact_items(mirror.db, mirror.manifest)
     out: dict[str, Any] = {
         "compact_tiers": tiers,
         "files_to_consider": compact_candidates(mirror.db) if in_compact else 0,
@@ -146,13 +164,7 @@ def _compact_dict(mirror: Mirror, predicted: list[sqlite3.Row]) -> dict[str, Any
     }
     if not tiers:
         return out | {"copied": 0, "failed": 0, "released": 0}
-    # The fetch stage's start chooses the source's smaller derivative for some originals
-    # (the item has no file of its name yet): those are fetched, not decided.
-    derived = {
-        fid
-        for fid, r in plan_derivatives(mirror.db, in_compact).items()
-        if r["dname"] not in item_file_names(mirror.db, r["item_id"])
-    }
+    # Originals whose derivative is fetched instead are not decided.
     todo = [r for r in compact_todo(mirror, in_compact) if r["id"] not in derived]
     judged_now = [
         r

@@ -61,7 +61,7 @@ def deferred(row: sqlite3.Row, now: datetime) -> bool:
 
 @dataclass
 class FetchTask:
-    file_id: int
+    file_id: int | None  # None: a derivative a dry run expects `prepare` to record
     source: str
     source_id: str
     name: str
@@ -152,14 +152,20 @@ def plan_fetch(
     max_bytes: int | None = None,
     retry_failed: bool = False,
     probe: bool = True,
+    derivatives: dict[int, sqlite3.Row] | None = None,
 ) -> FetchPlan:
     """Read the catalogue and decide what a fetch run downloads; writes nothing.
 
     `probe=False` (a dry run) asks no source anything: a file of unknown size under a
-    `max_bytes` cap is counted in `unknown_size` and left out.
+    `max_bytes` cap is counted in `unknown_size` and left out. `derivatives` (a dry run:
+    original id -> the derivative compact's `prepare` would choose first) fetches those
+    instead of the originals, as the run does once `prepare` has recorded them (their
+    tasks have no file id yet).
     """
     db = mirror.db
     rows = fetch_candidates(db)
+    if derivatives:
+        rows = _derivatives_instead(rows, derivatives)
     plan = FetchPlan(max_bytes=max_bytes, store_bytes=store_bytes(db), probed=probe)
     plan.considered = len(rows)
     plan.budget = budget_selection(mirror)
@@ -178,6 +184,41 @@ def plan_fetch(
         rows = [r for r in rows if r["id"] not in waiting]
     select_files(mirror, rows, plan, size_of=source_size if probe else None)
     return plan
+
+
+def _derivatives_instead(
+    rows: Sequence[sqlite3.Row], derivatives: dict[int, sqlite3.Row]
+) -> list[Any]:
+    """The candidates with each original in `derivatives` replaced by its derivative, a
+    new pending file of the same item, in the candidates' order (within an item, by name)."""
+    out: list[Any] = []
+    start = 0
+    for n, r in enumerate(rows):
+        if n and r["item_id"] != rows[n - 1]["item_id"]:
+            out[start:] = sorted(out[start:], key=lambda x: x["name"])
+            start = len(out)
+        d = derivatives.get(r["id"])
+        if d is None:
+            out.append(r)
+            continue
+        out.append(
+            {
+                "id": None,
+                "item_id": r["item_id"],
+                "name": d["dname"],
+                "size": d["dsize"],
+                "md5": d["md5"],
+                "sha1": d["sha1"],
+                "url": d["url"],
+                "status": "pending",
+                "fail_streak": 0,
+                "last_attempt": None,
+                "source": r["source"],
+                "source_id": r["source_id"],
+            }
+        )
+    out[start:] = sorted(out[start:], key=lambda x: x["name"])
+    return out
 
 
 def select_files(
