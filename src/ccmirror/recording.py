@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ccmirror.catalogue.recordings import recording_columns_set
 from ccmirror.sources.values import iso_date
 
 # Text columns the sources fill (in MANIFEST.csv order where they appear there).
@@ -92,10 +93,7 @@ def set_recording(db: sqlite3.Connection, file_id: int, values: Mapping[str, Any
     cols = [c for c in SOURCE_COLUMNS if c in values]
     if not cols:
         return
-    db.execute(
-        f"UPDATE files SET {', '.join(f'{c} = ?' for c in cols)} WHERE id = ?",
-        (*(values[c] for c in cols), file_id),
-    )
+    recording_columns_set(db, file_id, cols, values)
 
 
 # Columns check fills from the file's tags and stream where the source left them empty.
