@@ -18,8 +18,6 @@ from ccmirror.cli.common import (
 from ccmirror.errors import UsageError
 from ccmirror.manifest import load_manifest
 from ccmirror.sizes import format_size
-from ccmirror.tiers import plan as plan_budget
-from ccmirror.tiers import tier_table
 
 
 def _pct(x: float) -> str:
@@ -72,6 +70,8 @@ def tiers(manifest: str) -> None:
     Example:
       ccmirror tiers manifests/netlabels.toml --json
     """
+    from ccmirror.tiers import tier_table  # here: `ccmirror --help` stays light
+
     with mirror_for(manifest, write=False) as mirror:
         emit(tier_table(mirror), _tiers_table)
 
@@ -127,6 +127,8 @@ def plan(manifest: str, budget: int | None) -> None:
         budget = load_manifest(manifest, settings().data_dir).budget
     if budget is None:
         raise UsageError("plan: give --budget SIZE, or set [mirror] budget in the manifest")
+    from ccmirror.tiers import plan as plan_budget
+
     with mirror_for(manifest, write=False) as mirror:
         emit(plan_budget(mirror, budget), _plan_table)
 
