@@ -135,11 +135,11 @@ def _plain(paths: list[str], *, full: bool) -> float:
 
 
 def _ours_tags(paths: list[str], *, full: bool = False) -> float:
-    """Our tag reading as check runs it: CHUNK files a round trip, two threads a worker
+    """Our tag reading as check runs it: CHUNK files a round trip, four threads a worker
     (`full`: every file's audio decoded too, as check's workers do)."""
     chunks = [paths[i : i + CHUNK] for i in range(0, len(paths), CHUNK)]
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(2 * WORKERS) as pool:
+    with ThreadPoolExecutor(4 * WORKERS) as pool:
         got = sum(len(r) for r in pool.map(lambda c: read_tags_batch(c, verify_audio=full), chunks))
     dt = time.perf_counter() - t0
     if got != len(paths):

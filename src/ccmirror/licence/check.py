@@ -357,9 +357,11 @@ def run_check(
     try:
         if rows:
             chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
-            # Two threads per worker process: while one thread judges and records its
-            # batch, the worker is already reading the other's (never idle between batches).
-            threads = 2 * max(1, workers)
+            # Four threads per worker process: while some judge and record their batch (a
+            # quarantine waits for several fsyncs), the worker is already reading another's
+            # (never idle between batches). bench/licence.py: 2 per worker left the
+            # workers waiting behind quarantines.
+            threads = 4 * max(1, workers)
             with ThreadPoolExecutor(threads, thread_name_prefix="check") as pool:
                 for start in range(0, len(chunks), 64):  # bounded: never a future per row
                     list(pool.map(some, chunks[start : start + 64]))
