@@ -20,10 +20,8 @@ from typing import Any
 EPS = 1e-12
 # Files that will occupy the disk: wanted (pending or fetched), not ruled out by verdict.
 WANTED = "f.status IN ('pending', 'fetched')"
-# Scans of every file: `+` keeps the planner off files_status (a row lookup per file), so
-# it reads files_item_sums (0055: every column these figures need, in item order) and
-# looks items up in rowid order; CROSS JOIN keeps files the outer loop.
-FILES_SCAN = "files AS f CROSS JOIN items AS i ON i.id = f.item_id"
+# Wanted files of a per-tier sum: `+` keeps the planner off files_status (a row lookup
+# per file), so it reads files_item_sums (0055: every column these figures need).
 WANTED_SCAN = "+f.status IN ('pending', 'fetched')"
 FILE_BYTES = "coalesce(f.size, f.est_size, 0)"
 FILE_EST = "CASE WHEN f.size IS NULL THEN coalesce(f.est_size, 0) ELSE 0 END"
@@ -166,8 +164,8 @@ def ranking(db: sqlite3.Connection, shares: Sequence[float]) -> Ranking:
 
 
 def verdict_filter(allowed: Sequence[str], scan: bool = False) -> tuple[str, list[Any]]:
-    """Wanted files whose verdict allows them; `scan`: for a scan of every file (`+` keeps
-    the planner off the status and verdict indexes, see FILES_SCAN)."""
+    """Wanted files whose verdict allows them; `scan`: for the per-tier sums (`+` keeps
+    the planner off the status and verdict indexes, see WANTED_SCAN)."""
     marks = ",".join("?" * len(allowed))
     wanted, v = (WANTED_SCAN, "+f.verdict") if scan else (WANTED, "f.verdict")
     return f"{wanted} AND ({v} IS NULL OR {v} IN ({marks}))", list(allowed)

@@ -23,7 +23,6 @@ from ccmirror.catalogue.tiers import (
     FILE_BYTES,
     FILE_EST,
     FILE_UNSIZED,
-    FILES_SCAN,
     Ranking,
     verdict_filter,
 )
@@ -226,21 +225,47 @@ def tier_sums(
     return [out[k] for k in sorted(out)]
 
 
+def _verdicts(db: sqlite3.Connection) -> list[str | None]:
+    """The verdicts files hold (None: not judged yet), one files_verdict seek each."""
+    found: list[str | None] = []
+    if db.execute("SELECT 1 FROM files WHERE verdict IS NULL LIMIT 1").fetchone():
+        found.append(None)
+    (v,) = db.execute("SELECT min(verdict) FROM files WHERE verdict IS NOT NULL").fetchone()
+    while v is not None:
+        found.append(v)
+        (v,) = db.execute("SELECT min(verdict) FROM files WHERE verdict > ?", (v,)).fetchone()
+    return found
+
+
 def tier_file_rows(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
     """Per tier and verdict, over every file of a ranked item: files (n), fetched, bytes
-    stored, files in live audio packs (packed). (`status`'s tier table.) One scan of
-    files_item_sums in item order (grouping by verdict too, ranges would only add seeks);
-    the packed files are counted from `pack_files`: few packs cost nothing per file."""
-    tier, tp = rk.tier_sql()
+    stored, files in live audio packs (packed). (`status`'s tier table.) Summed per run
+    of the ranking like the other figures, one column per verdict the files hold (a
+    handful), so nothing sorts the files; the packed files are counted from
+    `pack_files`: few packs cost nothing per file."""
+    verdicts = _verdicts(db)
+    if not verdicts:
+        return []  # no files at all
+    cols = [
+        "sum(f.verdict IS ?), sum(f.verdict IS ? AND f.status = 'fetched'),"
+        " coalesce(sum(CASE WHEN f.verdict IS ? AND f.status = 'fetched' THEN f.size END), 0)"
+    ] * len(verdicts)
+    params = [v for v in verdicts for _ in range(3)]
+    got = part_sums(db, rk, lambda _t: (", ".join(cols), params), ITEM_FILES)
     out: dict[tuple[int, str | None], dict[str, Any]] = {}
-    for r in db.execute(
-        f"SELECT {tier} AS tier, f.verdict, count(*) AS n,"
-        " sum(f.status = 'fetched') AS fetched,"
-        " coalesce(sum(CASE WHEN f.status = 'fetched' THEN f.size END), 0) AS stored"
-        f" FROM {FILES_SCAN} WHERE i.status = 'ok' GROUP BY 1, 2",
-        tp,
-    ):
-        out[(r["tier"], r["verdict"])] = {**dict(r), "packed": 0}
+    for (_, tier), values in sorted(got.items()):
+        for k, verdict in enumerate(verdicts):
+            n, fetched, stored = values[1 + 3 * k : 4 + 3 * k]
+            if not n:
+                continue
+            row = out.setdefault(
+                (tier, verdict),
+                {"tier": tier, "verdict": verdict, "n": 0, "fetched": 0, "stored": 0, "packed": 0},
+            )
+            row["n"] += n
+            row["fetched"] += fetched
+            row["stored"] += stored
+    tier, tp = rk.tier_sql()
     for r in db.execute(
         f"SELECT {tier} AS tier, f.verdict, count(*) AS packed FROM files AS f"
         " JOIN items AS i ON i.id = f.item_id WHERE i.status = 'ok' AND f.id IN"
