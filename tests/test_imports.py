@@ -154,6 +154,10 @@ def test_the_command_line_and_the_stages_without_torrents_load_no_libtorrent():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+    # tqdm comes with the first progress bar, never with `--help`.
+    code = "import sys, ccmirror.cli; print('tqdm' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
 
 
 def test_the_catalogue_imports_no_stage():

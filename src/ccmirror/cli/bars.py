@@ -1,38 +1,43 @@
-"""Progress bars on stderr (tqdm), the CLI's `Reporter`."""
+"""Progress bars on stderr (tqdm), the CLI's `Reporter`. tqdm is imported with the first
+bar: `ccmirror --help`, --quiet and cron runs (no terminal) never load it."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 import sys
 import threading
 from typing import Any
 
-from tqdm import tqdm
-
 from ccmirror.cli.context import settings
 from ccmirror.sizes import format_size
 
 
-class _Bar(tqdm):
+@functools.cache
+def _bar_class() -> type:
     """tqdm with our size format (KiB, MiB: binary, as everywhere else) and rate."""
+    from tqdm import tqdm
 
-    def __init__(self, *args: Any, sizes: bool = False, **kw: Any) -> None:
-        self._sizes = sizes
-        super().__init__(*args, **kw)
+    class _Bar(tqdm):  # type: ignore[misc]
+        def __init__(self, *args: Any, sizes: bool = False, **kw: Any) -> None:
+            self._sizes = sizes
+            super().__init__(*args, **kw)
 
-    @property
-    def format_dict(self) -> dict[str, Any]:
-        d = super().format_dict
-        n, total, elapsed = d["n"], d["total"], d["elapsed"]
-        rate = d["rate"] or (n / elapsed if elapsed else 0.0)
-        if self._sizes:
-            d["done"] = format_size(int(n))
-            d["all"] = format_size(int(total)) if total else "?"
-            d["speed"] = f"{format_size(int(rate))}/s"
-        else:
-            d["done"], d["all"] = f"{int(n):,}", f"{int(total):,}" if total else "?"
-            d["speed"] = f"{rate:.1f} {d['unit']}/s"
-        return d
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            d = super().format_dict
+            n, total, elapsed = d["n"], d["total"], d["elapsed"]
+            rate = d["rate"] or (n / elapsed if elapsed else 0.0)
+            if self._sizes:
+                d["done"] = format_size(int(n))
+                d["all"] = format_size(int(total)) if total else "?"
+                d["speed"] = f"{format_size(int(rate))}/s"
+            else:
+                d["done"], d["all"] = f"{int(n):,}", f"{int(total):,}" if total else "?"
+                d["speed"] = f"{rate:.1f} {d['unit']}/s"
+            return d
+
+    return _Bar
 
 
 _WITH_TOTAL = "{desc} {percentage:3.0f}%|{bar:24}| {done}/{all} {unit}  {speed}  ETA {remaining}"
@@ -48,7 +53,7 @@ class BarReporter:
     instead of being glued to it (see `_BarSafeHandler`)."""
 
     def __init__(self) -> None:
-        self._bar: _Bar | None = None
+        self._bar: Any = None  # the tqdm bar while one is shown
         self._lock = threading.Lock()
 
     @staticmethod
@@ -61,7 +66,7 @@ class BarReporter:
         if self.wanted():
             sizes = unit == "bytes"
             with self._lock:
-                self._bar = _Bar(
+                self._bar = _bar_class()(
                     total=total or None,
                     desc=f"{label:<10}",
                     unit="" if sizes else unit,

@@ -6,8 +6,6 @@ import logging
 import sys
 from typing import Any
 
-from tqdm import tqdm
-
 from ccmirror.cli.context import CURRENT, Settings
 
 log = logging.getLogger("ccmirror")
@@ -32,7 +30,12 @@ class _BarSafeHandler(logging.StreamHandler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            tqdm.write(self.format(record), file=self.stream)
+            tqdm = sys.modules.get("tqdm")  # imported with the first bar; none, no bar
+            if tqdm is None:
+                self.stream.write(self.format(record) + "\n")
+                self.flush()
+            else:
+                tqdm.tqdm.write(self.format(record), file=self.stream)
         except Exception:  # logging must never raise into the caller
             self.handleError(record)
 
