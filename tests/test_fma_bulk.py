@@ -50,8 +50,12 @@ def test_bulk_search_rows_equal_the_triggers(tmp_path, write_manifest, monkeypat
     monkeypatch.setattr(fma, "BATCH", 4)
     meta = write_metadata_zip(tmp_path / "fma_metadata.zip", _rows())
     with open_mirror(_manifest(write_manifest, meta)) as m:
+        before = [m.db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "temp_store")]
         assert harvest(m)["new"] == 10
         db = m.db
+        # The harvest's page cache and in-memory staging end with it (sync sorts next).
+        after = [db.execute(f"PRAGMA {p}").fetchone()[0] for p in ("cache_size", "temp_store")]
+        assert after == before
         got = db.execute(
             "SELECT rowid, title, creator, album, identifiers, recording FROM items_fts"
             " ORDER BY rowid"

@@ -68,6 +68,7 @@ class Known:
 def bulk_session(db: sqlite3.Connection) -> Iterator[None]:
     """A larger page cache and the staging table for the length of one harvest."""
     old = db.execute("PRAGMA cache_size").fetchone()[0]
+    old_temp = db.execute("PRAGMA temp_store").fetchone()[0]
     db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
     db.execute("PRAGMA temp_store = MEMORY")  # the staging table: one batch, small
     db.execute(
@@ -79,6 +80,8 @@ def bulk_session(db: sqlite3.Connection) -> Iterator[None]:
     finally:
         db.execute("DROP TABLE IF EXISTS temp.fma_batch")
         db.execute(f"PRAGMA cache_size = {int(old)}")
+        # Later steps of the same run (sync: tiers, plan) sort big GROUP BYs: on disk.
+        db.execute(f"PRAGMA temp_store = {int(old_temp)}")
 
 
 def stage(db: sqlite3.Connection, rows: Sequence[tuple[int, str, str]]) -> None:

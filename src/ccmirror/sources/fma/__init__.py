@@ -166,14 +166,15 @@ class _Run:
         raws = [self.raw(t) for t in batch]
         with transaction(db):
             fma_load.stage(
-                db, [(n, source_id(t.track_id), raws[n] + ":") for n, t in enumerate(batch)]
+                db, [(n, f"{t.track_id:06d}", raws[n] + ":") for n, t in enumerate(batch)]
             )
+            same = 0
             for status, reason, count, size in fma_load.unchanged(db):
                 _count_status(result, status, reason, count, size)
-                result["unchanged"] += count
-            todo = fma_load.changed(db)
-            if todo:
-                self._apply(batch, raws, todo)
+                same += count
+            result["unchanged"] += same
+            if same < len(batch):  # else no second join: the common case of a re-harvest
+                self._apply(batch, raws, fma_load.changed(db))
 
     def _apply(self, batch: list[Track], raws: list[str], todo: list[fma_load.Known]) -> None:
         db, result, now = self.db, self.result, utcnow()

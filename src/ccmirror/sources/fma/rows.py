@@ -140,7 +140,7 @@ def read_tracks(
         columns.append(cols)
     width = cols.width
     i_tid = cols["track_id"]
-    i_counts = [cols[c] for c in INT_COLUMNS]
+    i_listens, i_favorites, i_interest = (cols[c] for c in INT_COLUMNS)
     seen = _Seen()
     prev_end = reader.line_num
     while True:
@@ -166,13 +166,13 @@ def read_tracks(
         if not tid_text.isdecimal() or int(tid_text) <= 0:
             stats.bad(name, start, f"track_id {tid_text[:40]!r} is not a positive integer")
             continue
-        fields.append("")
-        counts = [
-            _count(fields[i]) if i < width and not fields[i].isdecimal() else int(fields[i] or 0)
-            for i in i_counts
-        ]
-        if None in counts:
-            bad = INT_COLUMNS[counts.index(None)]
+        fields.append("")  # what an absent column reads
+        a, b, c = fields[i_listens], fields[i_favorites], fields[i_interest]
+        listens = int(a) if a.isdecimal() else _count(a)
+        favorites = int(b) if b.isdecimal() else _count(b)
+        interest = int(c) if c.isdecimal() else _count(c)
+        if listens is None or favorites is None or interest is None:
+            bad = INT_COLUMNS[[listens, favorites, interest].index(None)]
             stats.bad(name, start, f"{bad} {fields[cols[bad]][:40]!r} is not a number")
             continue
         tid = int(tid_text)
@@ -180,4 +180,4 @@ def read_tracks(
             stats.duplicates += 1
             log.warning("%s line %d: track %d repeated; the first row is kept", name, start, tid)
             continue
-        yield Track(tid, start, fields, *counts)  # type: ignore[arg-type]
+        yield Track(tid, start, fields, listens, favorites, interest)
