@@ -16,6 +16,7 @@ cached per (kind, seed, seconds, tags), so large archives stay cheap to build.
 
 from __future__ import annotations
 
+import struct
 import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -44,6 +45,44 @@ def audio_bytes(
             write_audio(path, kind, seconds=seconds, seed=seed, tags=tags)
             _CACHE[key] = path.read_bytes()
     return _CACHE[key]
+
+
+def png_bytes(width: int = 8, height: int = 8, seed: int = 0) -> bytes:
+    """A real PNG image (8-bit RGB, one colour per seed), written with zlib and struct."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    pixel = bytes(((seed * 37) % 256, (seed * 91) % 256, (seed * 53 + 7) % 256))
+    raw = b"".join(b"\0" + pixel * width for _ in range(height))  # filter 0 per row
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+
+
+def ia_cover_files(name: str = "cover.png", data: bytes | None = None) -> dict[str, Any]:
+    """An item's cover as the archive lists it: the uploaded original (PNG), beside what
+    IA generates from it: `__ia_thumb.jpg` (an "Item Tile", listed as an original), the
+    "JPEG Thumb" derivative `<stem>_thumb.jpg` and a spectrogram-like derivative PNG."""
+    data = data if data is not None else png_bytes(16, 16, len(name))
+    stem = name.rsplit(".", 1)[0]
+    thumb = png_bytes(4, 4, 99)  # the bytes do not matter: never fetched
+    return {
+        name: {"data": data, "format": "PNG"},
+        "__ia_thumb.jpg": {"data": thumb, "format": "Item Tile"},
+        f"{stem}_thumb.jpg": {
+            "data": thumb,
+            "format": "JPEG Thumb",
+            "source": "derivative",
+            "original": name,
+        },
+        "spectrogram.png": {"data": thumb, "format": "PNG", "source": "derivative"},
+    }
 
 
 def make_ia_archive(

@@ -432,8 +432,11 @@ def test_original_audio_only_with_real_ia_file_lists(ia, write_manifest):
     with open_mirror(ia_manifest(write_manifest, ia)) as mirror:
         harvest(mirror)
         rows = mirror.db.execute(
-            "SELECT name, size FROM files WHERE status = 'pending' ORDER BY name"
+            "SELECT name, size FROM files WHERE status = 'pending' AND kind = 'audio' ORDER BY name"
         ).fetchall()
+        # Issue 18: the uploaded cover is the item's artwork; IA's own images are not.
+        artwork = mirror.db.execute("SELECT name FROM files WHERE kind = 'artwork'").fetchall()
     assert [r["name"] for r in rows] == ["a-01.mp3", "take2.wav", "track.flac"]
+    assert [r["name"] for r in artwork] == ["cover.jpg"]
     assert all(isinstance(r["size"], int) and r["size"] == len(audio) for r in rows[1:])
     assert isinstance(ia.metadata_doc("a")["files"][0]["size"], str)

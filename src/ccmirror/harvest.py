@@ -55,6 +55,11 @@ def harvest(
             elif key == "refused":
                 for reason, n in value.items():
                     total["refused"][reason] = total["refused"].get(reason, 0) + n
+            elif key == "artwork":  # catalogue-wide totals; what each source changed, summed
+                prev = total.get("artwork") or {}
+                total["artwork"] = value | {
+                    k: prev.get(k, 0) + value[k] for k in ("skipped", "unskipped")
+                }
             elif isinstance(value, int | float) and not isinstance(value, bool):
                 total[key] = total.get(key, 0) + value
     if raise_unreachable and total["unreachable"]:

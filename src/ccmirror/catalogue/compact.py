@@ -137,8 +137,8 @@ def copy_candidates(db: sqlite3.Connection, verdicts: Sequence[str]) -> list[sql
     """Fetched, publishable originals not yet decided and in no sealed pack, by id."""
     return db.execute(
         "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.evidence, f.isrc, f.mbid,"
-        " coalesce(f.licence_id, i.declared_licence_id) AS licence, i.source, i.source_id"
-        " FROM files f JOIN items i ON i.id = f.item_id"
+        " coalesce(f.licence_id, i.declared_licence_id) AS licence, i.source, i.source_id,"
+        " f.kind FROM files f JOIN items i ON i.id = f.item_id"
         " WHERE i.status = 'ok' AND f.status = 'fetched' AND f.copy_of IS NULL"
         " AND f.compact IS NULL AND f.store_path IS NOT NULL AND f.quarantine_path IS NULL"
         f" AND f.verdict IN ({_marks(verdicts)}) AND {_NOT_SEALED} ORDER BY f.id",

@@ -114,12 +114,12 @@ def file_by_name(db: sqlite3.Connection, item_id: int, name: str) -> sqlite3.Row
     ).fetchone()
 
 
-def file_inserted(db: sqlite3.Connection, values: Sequence[Any]) -> None:
+def file_inserted(db: sqlite3.Connection, values: Sequence[Any], kind: str = "audio") -> None:
     """A new file row: (item_id, name, size, md5, sha1, format, origin, url, status,
-    reason, title)."""
+    reason, title); `kind`: 'audio', or 'artwork' (the item's cover images, 0040)."""
     db.execute(
-        f"INSERT INTO files ({_FILE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        tuple(values),
+        f"INSERT INTO files ({_FILE_COLUMNS}, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (*values, kind),
     )
 
 

@@ -5,7 +5,8 @@ tier and plan queries. In a compact tier the store keeps:
 
 - a copy row (`copy_of` set): its size (a derivative's size is IA's figure until fetched);
 - an original whose copy took its place (`copied`, `derivative`): nothing;
-- an original kept as it is (`kept`, `original`), or sealed in a pack before: its size;
+- an original kept as it is (`kept`, `original`), or sealed in a pack before, or a cover
+  image (never transcoded): its size;
 - an original not decided yet: the smaller of IA's derivative when there is one, else an
   Opus copy's estimate: duration x bitrate (plus Ogg overhead), or, without a duration,
   the size scaled by the bitrate over its format's typical bitrate; never more than the
@@ -57,7 +58,7 @@ def kept_bytes_sql(bitrate: int) -> str:
         " WHERE pf.file_id = f.id AND p.status = 'sealed' AND p.obsolete = 0)"
     )
     return (
-        "(CASE WHEN f.copy_of IS NOT NULL THEN coalesce(f.size, 0)"
+        "(CASE WHEN f.copy_of IS NOT NULL OR f.kind = 'artwork' THEN coalesce(f.size, 0)"
         " WHEN f.compact IN ('copied', 'derivative') THEN 0"
         " WHEN f.compact IN ('kept', 'original') THEN coalesce(f.size, 0)"
         f" WHEN {sealed} THEN coalesce(f.size, 0)"

@@ -73,6 +73,7 @@ log = logging.getLogger("ccmirror.compact")
 DECODABLE = {"FLAC", "WAVE", "AIFF", "MP3", "OggVorbis", "OggOpus"}
 LOSSY = {"MP3", "OggVorbis", "OggOpus", "MP4", "ASF"}
 R_CRASHED = "the decoder crashed on this file"
+R_ARTWORK = "cover art: an image, packed as it is"
 MAX_LISTED = 50
 
 
@@ -192,6 +193,8 @@ class _Run:
 
     def one(self, r: dict[str, Any]) -> tuple[dict[str, Any], Any]:
         """Decide and, when it must, transcode (on a worker thread; no catalogue writes)."""
+        if r.get("kind") == "artwork":
+            return r, ("original", R_ARTWORK)
         try:
             src = self.mirror.abspath(r["store_path"])
             name = r["copy"]

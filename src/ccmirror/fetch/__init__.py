@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ccmirror.budget import budget_report, make_room
+from ccmirror.catalogue.artwork import artwork_summary
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.catalogue.states import file_attempted
 from ccmirror.compact.run import need_encoder, prepare
@@ -255,6 +256,7 @@ def run_fetch(
             f" {result.skipped_unreachable} files left pending"
         )
     result.store_bytes = store_bytes(mirror.db)
+    result.artwork = artwork_summary(mirror.db)  # what is fetched of it, what skipped, why
     if plan.budget is not None:
         result.outside_budget = plan.outside_budget
         result.budget = budget_report(plan.budget, result.store_bytes) | room

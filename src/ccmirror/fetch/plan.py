@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.budget import budget_report, budget_selection
+from ccmirror.catalogue.artwork import artwork_summary
 from ccmirror.catalogue.fetching import fetch_candidates
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.errors import UnsafeName
@@ -105,6 +106,7 @@ class FetchPlan:
     probed: bool = True  # False: a dry run, no source asked for a size
     budget: Selection | None = None  # [mirror] budget's selection (tiers.select), if set
     outside_budget: int = 0
+    artwork: dict[str, Any] | None = None  # cover images as the run would leave them
 
     def to_dict(self) -> dict[str, Any]:
         """The keys the real run reports, with the values it would produce."""
@@ -139,6 +141,8 @@ class FetchPlan:
                 f"{self.unknown_size} files of unknown size"
                 + (" (the run asks the source; a dry run does not)" if not self.probed else "")
             )
+        if self.artwork is not None:
+            out["artwork"] = self.artwork
         if self.budget is not None:
             out["outside_budget"] = self.outside_budget
             out["budget"] = budget_report(self.budget, self.store_bytes + self.bytes)
@@ -183,6 +187,10 @@ def plan_fetch(
         plan.deferred = len(waiting)
         rows = [r for r in rows if r["id"] not in waiting]
     select_files(mirror, rows, plan, size_of=source_size if probe else None)
+    # (a dry run's derivative rows stand in for audio originals: they have no kind)
+    images = {r["id"] for r in rows if dict(r).get("kind") == "artwork"}
+    plan.artwork = artwork_summary(db)
+    plan.artwork["fetched"] += sum(1 for t in plan.tasks if t.file_id in images)
     return plan
 
 

@@ -29,6 +29,7 @@ class FetchResult(StageResult):
     max_bytes: int | None = None
     outside_budget: int | None = None  # with a [mirror] budget: files its selection leaves out
     budget: dict[str, Any] | None = None  # with a [mirror] budget: budget_report
+    artwork: dict[str, Any] | None = None  # cover images: catalogue.artwork.artwork_summary
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -50,6 +51,8 @@ class FetchResult(StageResult):
         if self.budget is not None:
             out["outside_budget"] = self.outside_budget
             out["budget"] = self.budget
+        if self.artwork is not None:
+            out["artwork"] = self.artwork
         out["failures"] = self.failures[:MAX_LISTED_FAILURES]
         if self.warnings:
             out["warnings"] = list(self.warnings)

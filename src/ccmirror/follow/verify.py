@@ -3,7 +3,8 @@
 Every file the torrent holds must be listed in its MANIFEST.csv (or be ATTRIBUTION.md or
 MANIFEST.csv), every listed file must be there with its size and sha256, and every audio
 file goes through our own licence check against the licence MANIFEST.csv claims for it,
-under this follower's `[licence]` policy. A primary cannot make a volunteer republish a
+under this follower's `[licence]` policy (a cover image, `kind` artwork, must be a JPEG or
+PNG by name and content, and takes the claimed licence as declared). A primary cannot make a volunteer republish a
 recording whose own tags say "All rights reserved".
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import CHUNK, safe_relpath
 from ccmirror.licence import publishable
+from ccmirror.licence.artwork import ARTWORK_NAME, artwork_verdict
 from ccmirror.licence.normalise import by_id, normalise_url
 from ccmirror.licence.policy import Policy
 from ccmirror.licence.tags import read_tags_apart
@@ -66,13 +68,25 @@ def manifest_rows(root: Path) -> list[dict[str, str]]:
 def _licence_problem(path: Path, row: dict[str, str], policy: Policy, strict: bool) -> str | None:
     claimed = by_id(row.get("licence_id") or None) or normalise_url(row.get("licence_url"))
     reason = policy.judge(claimed.id) if claimed is not None else "not a recognised CC licence"
-    v = decide(
-        read_tags_apart(path),
-        policy,
-        declared_id=claimed.id if claimed else None,
-        declared_reason=reason,
-        source=True,
-    )
+    if row.get("kind") == "artwork":  # a cover image: no tags; it must be a JPEG or PNG
+        v = artwork_verdict(
+            path,
+            size=None,
+            declared_id=claimed.id if claimed else None,
+            declared_reason=reason,
+            require_embedded=strict,
+            source_evidence=[],
+        )
+        if not ARTWORK_NAME.search(path.name):
+            return f"{row['path']}: listed as artwork, but not named as a JPEG or PNG image"
+    else:
+        v = decide(
+            read_tags_apart(path),
+            policy,
+            declared_id=claimed.id if claimed else None,
+            declared_reason=reason,
+            source=True,
+        )
     if publishable(v.verdict, strict):
         return None
     said = row.get("licence_id") or row.get("licence_url") or "no licence"

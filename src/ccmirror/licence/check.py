@@ -24,6 +24,7 @@ from ccmirror.catalogue.states import files_back_to_pending, files_judged
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import fsync_dir
 from ccmirror.licence import Declared, judge_declared
+from ccmirror.licence.artwork import artwork_verdict
 from ccmirror.licence.normalise import by_id
 from ccmirror.licence.policy import NO_LICENCE, Policy
 from ccmirror.licence.recover import recover, restore_from_pack
@@ -48,7 +49,7 @@ _SELECT = """
 SELECT f.id, f.name, f.size, f.md5, f.sha1, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
        f.checked_key, f.quarantine_path, f.artists, f.track, f.genres, f.composer, f.lyricist,
        f.producer, f.engineer, f.publisher, f.release_date, f.codec, f.bit_rate,
-       f.sample_rate, f.channels, f.duration, i.source, i.source_id, i.licence_url,
+       f.sample_rate, f.channels, f.duration, f.kind, i.source, i.source_id, i.licence_url,
        i.licence_title, i.declared_licence_id
 FROM files f JOIN items i ON i.id = f.item_id
 WHERE f.status = 'fetched' AND i.status = 'ok'
@@ -152,11 +153,24 @@ class _Run:
     def prefetch(self, rows: list[sqlite3.Row]) -> None:
         """Read a chunk's store files in one worker round trip (the per-file cost of a
         process hop would otherwise eat the time of reading a small file)."""
-        paths = [self.base + r["store_path"] for r in rows if r["store_path"] and not _UNSAFE.search(r["store_path"])]  # fmt: skip
+        paths = [
+            self.base + r["store_path"]
+            for r in rows
+            if r["store_path"] and r["kind"] == "audio" and not _UNSAFE.search(r["store_path"])
+        ]  # images have no tags to read
         if paths:
             self.read.update(read_tags_batch(paths))
 
     def judge(self, row: sqlite3.Row, path: Path, decl: Declared, st: os.stat_result) -> Verdict:
+        if row["kind"] == "artwork":  # no tags to read: the item's licence, declared
+            return artwork_verdict(
+                path,
+                size=row["size"],
+                declared_id=decl.licence_id,
+                declared_reason=decl.reason,
+                require_embedded=self.policy.require_embedded,
+                source_evidence=_source_evidence(row),
+            )
         size = st.st_size
         hit = self.read.pop(os.path.abspath(path), None)
         if row["size"] is not None and row["size"] != size:

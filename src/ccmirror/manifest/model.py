@@ -93,6 +93,8 @@ class TorrentsConfig:
     trackers: tuple[str, ...] = DEFAULT_TRACKERS
     web_seeds: tuple[str, ...] = ()
     scrape: bool = False  # publish asks the trackers for swarm counts (torrents.json)
+    artwork: bool = True  # an IA item's original cover images go into its pack
+    max_artwork_size: int = 10 * 1024**2  # artwork bytes per item; larger images skipped
 
 
 @dataclass(frozen=True)

@@ -108,8 +108,12 @@ def parse_torrents(path: Path, raw: Any) -> TorrentsConfig:
         if not is_url(w):
             raise sec.fail("web_seeds", f"not an http(s) URL: {w!r}")
     scrape = sec.get("scrape", bool, False)
+    artwork = sec.get("artwork", bool, True)
+    max_artwork = sec.size("max_artwork_size", TorrentsConfig.max_artwork_size)
     sec.finish()
-    return TorrentsConfig(pack_size, fmt, piece_size, trackers, web_seeds, scrape)
+    return TorrentsConfig(
+        pack_size, fmt, piece_size, trackers, web_seeds, scrape, artwork, max_artwork or 0
+    )
 
 
 def parse_follow(path: Path, raw: Any) -> FollowConfig:

@@ -53,8 +53,9 @@ def _candidates(mirror: Mirror, rk: Ranking) -> Iterator[sqlite3.Row]:
         f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
         " AND f.store_path IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pack_files pf"
         " JOIN packs p ON p.id = pf.pack_id WHERE pf.file_id = f.id AND p.obsolete = 0)"
-        " ORDER BY tier, share DESC, f.item_id, f.name",
-        [*tp, *sp, *allowed],
+        # Cover images fetched before [torrents] artwork was turned off stay out.
+        " AND (f.kind = 'audio' OR ?) ORDER BY tier, share DESC, f.item_id, f.name",
+        [*tp, *sp, *allowed, mirror.manifest.torrents.artwork],
     )
 
 

@@ -67,6 +67,9 @@ METADATA_COLUMNS = (
     "sample_rate",
     "channels",
 )
+# Cover art (issue 18): only in packs that hold an image, after all the others: "audio" or
+# "artwork" per row. A pack without artwork keeps the columns (and bytes) it had.
+ARTWORK_COLUMNS = ("kind",)
 FICLONE = 0x40049409  # linux/fs.h
 
 
@@ -80,7 +83,7 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
         " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
         " o.format AS original_format, f.genres, f.duration AS duration_s, f.composer,"
         " f.publisher, f.release_date, f.track, f.codec, f.bit_rate, f.sample_rate,"
-        " f.channels, f.artists, f.lyricist, f.producer, f.engineer"
+        " f.channels, f.artists, f.lyricist, f.producer, f.engineer, f.kind"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
         " LEFT JOIN files o ON o.id = f.copy_of"
         " WHERE pf.pack_id = ? ORDER BY pf.path",
@@ -178,11 +181,17 @@ def _has_copies(rows: Sequence[dict[str, Any]]) -> bool:
     return any(r.get("copy_of") is not None for r in rows)
 
 
+def _has_artwork(rows: Sequence[dict[str, Any]]) -> bool:
+    return any(r.get("kind") == "artwork" for r in rows)
+
+
 def manifest_columns(rows: Sequence[dict[str, Any]], metadata: bool = True) -> list[str]:
     """MANIFEST.csv's columns for these rows: the pack's own, fixed when it is first sealed
     (metadata=False: the columns of packs sealed before per-recording metadata)."""
     columns = MANIFEST_COLUMNS + (COMPACT_COLUMNS if _has_copies(rows) else ())
-    return list(columns + (METADATA_COLUMNS if metadata else ()))
+    if not metadata:
+        return list(columns)
+    return list(columns + METADATA_COLUMNS + (ARTWORK_COLUMNS if _has_artwork(rows) else ()))
 
 
 def manifest_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
@@ -261,8 +270,10 @@ def attribution_md(pack_name: str, mirror_name: str, rows: Sequence[dict[str, An
             f"- Source: {r.get('source_url') or ''}",
             f"- Licence: {_md(lic_name)}{lic_id} <{lic_url}>",
             copy_note(r),
-            "",
         ]
+        if r.get("kind") == "artwork":
+            lines.append("- Artwork: an image published with the item, under the item's licence.")
+        lines.append("")
     return "\n".join(lines)
 
 

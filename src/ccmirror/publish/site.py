@@ -19,6 +19,7 @@ from typing import Any
 from ccmirror.catalogue import utcnow
 from ccmirror.fsutil import atomic_write_bytes, atomic_write_text, safe_join
 from ccmirror.mirror import Mirror
+from ccmirror.publish.covers import copy_covers, prune_covers
 from ccmirror.publish.page_data import contact_link, page_data
 from ccmirror.publish.pages import render_index, render_pack
 
@@ -96,6 +97,8 @@ def manifest_rows(path: Path, limit: int = MAX_PAGE_FILES) -> tuple[list[dict[st
             for r in csv.DictReader(f):
                 if len(rows) >= limit:
                     break
+                if r.get("kind") == "artwork":
+                    continue  # shown under "Cover art" (copy_covers)
                 try:
                     size = int(r.get("size") or 0)
                 except ValueError:
@@ -144,12 +147,14 @@ def write_pack_pages(
                 "torrent": {**t, "page_href": None},
                 "files": files,
                 "error": error,
+                "covers": copy_covers(mirror, t["name"]),
             }
             path = out_dir / f"{t['name']}.html"
             write_page(path, render_pack(page, mirror.name, now, contact))
             written.append(path)
             names.add(t["name"])
     _prune(out_dir, ".html", names)
+    prune_covers(mirror, names)
     return written
 
 

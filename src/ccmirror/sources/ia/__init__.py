@@ -27,6 +27,7 @@ from internetarchive import ArchiveSession
 from urllib3 import Retry
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.artwork import apply_artwork_policy
 from ccmirror.catalogue.ia import fetched_names
 from ccmirror.compact.sourcefacts import record_ia_files
 from ccmirror.errors import SourceUnreachable
@@ -52,7 +53,7 @@ from ccmirror.sources.ia.records import (
     upsert_item,
 )
 from ccmirror.sources.ia.scrape import Scrape, scrape
-from ccmirror.sources.ia.select import choose
+from ccmirror.sources.ia.select import choose, choose_artwork
 from ccmirror.sources.registry import HARVEST_COUNTS, harvest_counts
 
 log = logging.getLogger("ccmirror.sources.ia")
@@ -154,6 +155,15 @@ def harvest_source(
     if todo and counts["failed"] == len(todo):
         raise SourceUnreachable(f"ia: cannot read item metadata from {endpoint} ({why[0]})")
     result = harvest_counts() | {k: counts[k] for k in HARVEST_COUNTS}
+    tc = mirror.manifest.torrents
+    # Which cover images are fetched: decided for every item at once (a manifest change
+    # applies to items not read again too).
+    result["artwork"] = apply_artwork_policy(
+        db,
+        enabled=tc.artwork,
+        max_size=tc.max_artwork_size,
+        require_embedded=mirror.manifest.licence.require_embedded,
+    )
     result["refused_items"] = sum(refused.values())
     result["refused"] = dict(refused.most_common())
     result["search"] = found.to_dict()
@@ -316,14 +326,18 @@ def _record(
     # per item keep this writer ahead of 16 readers).
     is_new = ident not in known
     fetched = [] if is_new else fetched_names(db, item_id)
-    files, clashes = name_clashes(files, fetched)
+    # Cover images are recorded only beside audio (an item of images alone is empty).
+    artwork = choose_artwork(meta.get("files") or []) if files else []
+    images = {id(f) for f in artwork}
+    files, clashes = name_clashes(files + artwork, fetched)
     for f in files:
-        new = upsert_file(db, endpoint, ident, item_id, f, new_item=is_new)
+        kind = "artwork" if id(f) in images else "audio"
+        new = upsert_file(db, endpoint, ident, item_id, f, new_item=is_new, kind=kind)
         counts["files"] += 0 if str(f.get("name") or "") in clashes else new
     if status == "ok":  # playing times and lossy derivatives, for compact tiers
         md = meta.get("metadata") or {}
         record_ia_files(db, endpoint, ident, item_id, list(meta.get("files") or []))
-        record_recordings(db, item_id, md, files)
+        record_recordings(db, item_id, md, [f for f in files if id(f) not in images])
     for f, why_not in skipped:
         counts["skipped"] += skip_file(db, endpoint, ident, item_id, f, why_not)
     for name, why_not in clashes.items():

@@ -134,10 +134,12 @@ def upsert_file(
     f: dict[str, Any],
     *,
     new_item: bool = False,
+    kind: str = "audio",
 ) -> int:
     """Record one file; return 1 when it is new or changed (to be fetched), else 0.
 
-    `new_item`: the item was inserted just now (no takedown, no earlier rows to read)."""
+    `new_item`: the item was inserted just now (no takedown, no earlier rows to read);
+    `kind`: 'audio', or 'artwork' (the item's cover images)."""
     name = str(f.get("name") or "")
     # A size or checksum that is not one (IA metadata is hand-edited at times) is unknown,
     # not 0 or garbage: those would fail every download of good bytes, for ever.
@@ -174,6 +176,7 @@ def upsert_file(
                 reason,
                 title,
             ),
+            kind,
         )
         return 0 if withdrawn else 1
     file_titled(db, prev["id"], title)

@@ -94,3 +94,34 @@ def skip_reason(f: dict[str, Any]) -> str | None:
     if ext and ext not in exts:  # no extension contradicts nothing: mutagen reads content
         return f"skipped: the name's extension ({ext}) contradicts its format ({fmt})"
     return None
+
+
+# Cover art: the images uploaded with the release. IA lists them as source "original" with
+# format "JPEG" or "PNG"; what it makes itself is "derivative" (`<name>_thumb.jpg`, "JPEG
+# Thumb"; spectrogram PNGs) or "metadata", or an original of its own format ("Item Tile"
+# `__ia_thumb.jpg`, "Collection Header"), and none of those is taken.
+ARTWORK_FORMATS: dict[str, frozenset[str]] = {
+    "jpeg": frozenset({".jpg", ".jpeg"}),
+    "png": frozenset({".png"}),
+}
+
+
+def is_artwork(f: dict[str, Any]) -> bool:
+    """An original JPEG/PNG uploaded with the item (not one IA generated)."""
+    if f.get("source") != "original" or str(f.get("private", "")).lower() == "true":
+        return False
+    exts = ARTWORK_FORMATS.get(str(f.get("format") or "").strip().lower())
+    name = str(f.get("name") or "")
+    base = name.rsplit("/", 1)[-1].lower()
+    if exts is None or _ext(name) not in exts:
+        return False
+    # IA's generated images, should one ever be listed as an original JPEG/PNG.
+    stem = base.rsplit(".", 1)[0]
+    return not (base.startswith("__ia_") or stem.endswith(("_thumb", "_itemimage")))
+
+
+def choose_artwork(files: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """An item's cover images (`is_artwork`), in the item's order. Whether they are
+    fetched ([torrents] artwork, max_artwork_size, require_embedded) is decided for every
+    item at once after the harvest (`catalogue.artwork.apply_artwork_policy`)."""
+    return [f for f in files if is_artwork(f)]
