@@ -13,21 +13,9 @@ import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ccmirror.catalogue.recordings import recording_columns_set
+from ccmirror.catalogue.recordings import SOURCE_COLUMNS, recording_columns_set
 from ccmirror.sources.values import iso_date
 
-# Text columns the sources fill (in MANIFEST.csv order where they appear there).
-SOURCE_COLUMNS = (
-    "artists",
-    "track",
-    "genres",
-    "composer",
-    "lyricist",
-    "producer",
-    "engineer",
-    "publisher",
-    "release_date",
-)
 STREAM_COLUMNS = ("codec", "bit_rate", "sample_rate", "channels")
 
 

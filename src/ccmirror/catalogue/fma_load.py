@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from ccmirror.catalogue.recordings import SOURCE_COLUMNS
+
 SOURCE = "fma"
 CACHE_KIB = 128 * 1024  # page cache during a harvest: the indexes' hot pages stay put
 ITEM_WRITE = (
@@ -34,17 +36,7 @@ ITEM_WRITE = (
     "status",
     "reason",
 )
-RECORDING = (
-    "artists",
-    "track",
-    "genres",
-    "composer",
-    "lyricist",
-    "producer",
-    "engineer",
-    "publisher",
-    "release_date",
-)
+RECORDING = SOURCE_COLUMNS  # the file's per-recording columns the harvest writes
 _MATCH = (
     "FROM temp.fma_batch AS b"
     " JOIN items AS i ON i.source = 'fma' AND i.source_id = b.source_id"

@@ -6,7 +6,20 @@ import sqlite3
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["recording_columns_set"]
+__all__ = ["SOURCE_COLUMNS", "recording_columns_set"]
+
+# Text columns the sources fill (in MANIFEST.csv order where they appear there).
+SOURCE_COLUMNS = (
+    "artists",
+    "track",
+    "genres",
+    "composer",
+    "lyricist",
+    "producer",
+    "engineer",
+    "publisher",
+    "release_date",
+)
 
 
 def recording_columns_set(

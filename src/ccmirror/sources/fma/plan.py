@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
+from ccmirror.catalogue.fma_load import ITEM_WRITE
 from ccmirror.licence import Declared, judge_declared
 from ccmirror.manifest import LicenceConfig
 from ccmirror.recording import parse_genres
@@ -23,32 +24,7 @@ from ccmirror.sources.fma.rows import Columns, Track
 from ccmirror.sources.values import iso_date, unescape
 
 # Item columns the harvest owns, in the order used for writes and fingerprints.
-ITEM_COLUMNS = (
-    "title",
-    "creator",
-    "album",
-    "date",
-    "source_url",
-    "licence_url",
-    "licence_title",
-    "declared_licence_id",
-    "popularity",
-    "extra",
-    "status",
-    "reason",
-)
-# The file's per-recording columns the harvest writes (recording.SOURCE_COLUMNS).
-RECORDING_COLUMNS = (
-    "artists",
-    "track",
-    "genres",
-    "composer",
-    "lyricist",
-    "producer",
-    "engineer",
-    "publisher",
-    "release_date",
-)
+ITEM_COLUMNS = ITEM_WRITE
 _POPULARITY = ITEM_COLUMNS.index("popularity")
 MEMO_LIMIT = 65536  # distinct values remembered per mapping before starting afresh
 
@@ -67,7 +43,7 @@ class Planned:
     audio: Audio | None
     est_size: int | None = None  # bytes from bit rate x duration, when the size is unknown
     raw: str = ""  # the row fingerprint that made it
-    recording: tuple[Any, ...] = ()  # RECORDING_COLUMNS' values
+    recording: tuple[Any, ...] = ()  # values of catalogue.fma_load.RECORDING
     duration: float | None = None
 
     def fingerprint(self) -> str:
