@@ -319,6 +319,10 @@ def test_torrents_json_manifest_csv_and_pack_layout(demo):
                 "bit_rate",
                 "sample_rate",
                 "channels",
+                "artists",
+                "lyricist",
+                "producer",
+                "engineer",
             ]
             rows = list(reader)
         assert sorted(f"{pack}/{row[0]}" for row in rows) == sorted(audio)

@@ -30,7 +30,8 @@ MANIFEST_HEADER = (
     "path,size,md5,sha1,sha256,source,source_id,source_url,title,creator,album,date,"
     "licence_id,licence_url,verdict,isrc,popularity,"
     # Per-recording metadata (0030): in every pack sealed since, after the others.
-    "genre,duration_s,composer,publisher,release_date,track,codec,bit_rate,sample_rate,channels"
+    "genre,duration_s,composer,publisher,release_date,track,codec,bit_rate,sample_rate,channels,"
+    "artists,lyricist,producer,engineer"
 )
 JSON_KEYS = {
     "name", "tier", "btih", "magnet_link", "torrent_path", "torrent_size", "num_files",

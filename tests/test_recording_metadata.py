@@ -120,6 +120,7 @@ def test_ia_file_entries_and_item_metadata_reach_the_catalogue_and_manifest(writ
     assert a["genre"] == "Techno" and a["composer"] == "Ann Composer"
     assert a["publisher"] == "Some Netlabel" and a["release_date"] == "2011-03-04"
     assert a["track"] == "01" and a["duration_s"] == "0.5"
+    assert a["artists"] == "Guest; Item Artist"
     assert by_name["02.mp3"]["genre"] == "Electronic; Ambient"
 
 
@@ -188,6 +189,8 @@ def test_fma_raw_tracks_and_raw_albums_in_the_real_zip_layout(tmp_path, write_ma
     assert row["genre"] == "Hip-Hop; Jazz" and row["duration_s"] == "185"
     assert row["composer"] == "C. Omposer" and row["publisher"] == "Label Records"
     assert row["release_date"] == "2009-05-06" and row["track"] == "7"
+    assert row["lyricist"] == "L. Yricist"
+    assert row["producer"] == "P. Roducer" and row["engineer"] == "E. Ngineer"
 
 
 def test_a_round_one_catalogue_upgrades_in_place_and_keeps_its_data(tmp_path):

@@ -35,7 +35,7 @@ MANIFEST_MAX_BYTES = 256 * 1024**2
 
 def torrent_files(ti: Any) -> dict[str, int]:
     """Path inside the pack folder -> size, pad files left out (they are never on disk)."""
-    fs = ti.files()
+    fs = ti.layout()  # files() is deprecated in libtorrent 2.1
     out = {}
     for i in range(fs.num_files()):
         if fs.file_flags(i) & fs.flag_pad_file:

@@ -66,6 +66,11 @@ METADATA_COLUMNS = (
     "bit_rate",
     "sample_rate",
     "channels",
+    # who made it, as the source or the file's tags name them (lists joined with "; ")
+    "artists",
+    "lyricist",
+    "producer",
+    "engineer",
 )
 # Cover art (issue 18): only in packs that hold an image, after all the others: "audio" or
 # "artwork" per row. A pack without artwork keeps the columns (and bytes) it had.
@@ -202,7 +207,7 @@ def manifest_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None =
     columns = list(columns) if columns is not None else manifest_columns(rows, metadata=False)
     w.writerow(columns)
     for r in rows:
-        cells = dict(r) | {"genre": joined(r.get("genres"))}
+        cells = dict(r) | {"genre": joined(r.get("genres")), "artists": joined(r.get("artists"))}
         w.writerow([_cell(cells.get(c)) for c in columns])
     return buf.getvalue()
 
