@@ -152,7 +152,8 @@ def announce_seeder(tracker_url: str, btih: str, port: int = 51413) -> bool:
             "left": 0,
             "event": "completed",
             "compact": 1,
-        }
+        },
+        quote_via=urllib.parse.quote,  # a 0x20 byte as %20: opentracker reads "+" as itself
     )
     try:
         with urllib.request.urlopen(f"{tracker_url}?{q}", timeout=2) as resp:
