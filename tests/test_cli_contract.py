@@ -323,6 +323,7 @@ def test_torrents_json_manifest_csv_and_pack_layout(demo):
                 "lyricist",
                 "producer",
                 "engineer",
+                "mbid",
             ]
             rows = list(reader)
         assert sorted(f"{pack}/{row[0]}" for row in rows) == sorted(audio)

@@ -31,7 +31,7 @@ MANIFEST_HEADER = (
     "licence_id,licence_url,verdict,isrc,popularity,"
     # Per-recording metadata (0030): in every pack sealed since, after the others.
     "genre,duration_s,composer,publisher,release_date,track,codec,bit_rate,sample_rate,channels,"
-    "artists,lyricist,producer,engineer"
+    "artists,lyricist,producer,engineer,mbid"
 )
 JSON_KEYS = {
     "name", "tier", "btih", "magnet_link", "torrent_path", "torrent_size", "num_files",

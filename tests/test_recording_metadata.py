@@ -270,7 +270,22 @@ def test_sealed_packs_rebuild_with_the_columns_they_were_sealed_with(tmp_path, r
     m.close()
 
 
-def test_check_fills_gaps_from_tags_and_stream_and_notes_disagreements(write_manifest):
+MBID = "b1a9c0e9-d987-4042-ae91-78d6a3267d69"
+
+
+def _with_mbid(flac: bytes, tmp_path: Path) -> bytes:
+    """The FLAC with a MusicBrainz recording id in its Vorbis comments."""
+    from mutagen.flac import FLAC
+
+    path = tmp_path / "mbid.flac"
+    path.write_bytes(flac)
+    f = FLAC(path)
+    f["MUSICBRAINZ_TRACKID"] = MBID
+    f.save()
+    return path.read_bytes()
+
+
+def test_check_fills_gaps_from_tags_and_stream_and_notes_disagreements(write_manifest, tmp_path):
     flac_tags = {
         "genre": "Tag Genre",
         "composer": "Tag Composer",
@@ -289,7 +304,7 @@ def test_check_fills_gaps_from_tags_and_stream_and_notes_disagreements(write_man
             },
             {
                 # The source says nothing of genre, composer, label: the tags fill them.
-                "01.flac": {"data": audio_bytes("flac", 3, 0.5, flac_tags)},
+                "01.flac": {"data": _with_mbid(audio_bytes("flac", 3, 0.5, flac_tags), tmp_path)},
                 # The source names a genre and a composer: kept; the tags' differing genre
                 # is noted in the evidence, the agreeing composer not.
                 "02.mp3": {
@@ -305,7 +320,13 @@ def test_check_fills_gaps_from_tags_and_stream_and_notes_disagreements(write_man
             fetch(m)
             check(m)
             files = {r["name"]: dict(r) for r in m.db.execute("SELECT * FROM files")}
+            pack(m, seal_partial=True)
+            _, packed = _manifest_rows(m.packs_dir)
     one, two = files["01.flac"], files["02.mp3"]
+    # What the tags alone gave reaches MANIFEST.csv too.
+    row = {r["path"].rsplit("/", 1)[-1]: r for r in packed}["01.flac"]
+    assert row["mbid"] == MBID and row["genre"] == "Tag Genre" and row["codec"] == "flac"
+    assert row["composer"] == "Tag Composer" and row["publisher"] == "Tag Label"
     assert json.loads(one["genres"]) == ["Tag Genre"] and one["composer"] == "Tag Composer"
     assert one["track"] == "3" and one["publisher"] == "Tag Label"
     assert one["codec"] == "flac" and one["sample_rate"] == RATE and one["channels"] == 2

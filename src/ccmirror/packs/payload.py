@@ -71,6 +71,7 @@ METADATA_COLUMNS = (
     "lyricist",
     "producer",
     "engineer",
+    "mbid",  # MusicBrainz recording id, from the file's tags
 )
 # Cover art (issue 18): only in packs that hold an image, after all the others: "audio" or
 # "artwork" per row. A pack without artwork keeps the columns (and bytes) it had.
@@ -88,7 +89,7 @@ def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
         " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
         " o.format AS original_format, f.genres, f.duration AS duration_s, f.composer,"
         " f.publisher, f.release_date, f.track, f.codec, f.bit_rate, f.sample_rate,"
-        " f.channels, f.artists, f.lyricist, f.producer, f.engineer, f.kind"
+        " f.channels, f.artists, f.lyricist, f.producer, f.engineer, f.mbid, f.kind"
         " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
         " LEFT JOIN files o ON o.id = f.copy_of"
         " WHERE pf.pack_id = ? ORDER BY pf.path",
