@@ -60,7 +60,8 @@ def apply_artwork_policy(
     params = [fixed, fixed, R_UNSIZED, max_size, r_size(max_size)]
     with transaction(db):
         db.execute("DROP TABLE IF EXISTS temp.artwork_want")
-        # Only the rows that change: the table stays small on a settled catalogue.
+        # Only the rows that change (so the updates need no second test): the table stays
+        # small on a settled catalogue.
         db.execute(
             f"CREATE TEMP TABLE artwork_want AS SELECT * FROM ({want}) WHERE (why IS NOT NULL"
             " AND status != 'fetched' AND reason IS NOT why) OR (why IS NULL AND status ="
@@ -69,12 +70,11 @@ def apply_artwork_policy(
         )
         skipped = db.execute(
             "UPDATE files SET status = 'refused', reason = w.why FROM temp.artwork_want AS w"
-            " WHERE files.id = w.id AND w.why IS NOT NULL AND files.status != 'fetched'"
-            " AND files.reason IS NOT w.why"
+            " WHERE files.id = w.id AND w.why IS NOT NULL"
         ).rowcount
         unskipped = db.execute(
             "UPDATE files SET status = 'pending', reason = NULL FROM temp.artwork_want AS w"
-            " WHERE files.id = w.id AND w.why IS NULL AND files.status = 'refused'"
+            " WHERE files.id = w.id AND w.why IS NULL"
         ).rowcount
         db.execute("DROP TABLE temp.artwork_want")
     return {"skipped": skipped, "unskipped": unskipped, **artwork_summary(db)}
