@@ -76,6 +76,37 @@ def bulk_session(db: sqlite3.Connection) -> Iterator[None]:
         db.execute(f"PRAGMA temp_store = {int(old_temp)}")
 
 
+def range_prefixes(db: sqlite3.Connection, lo: str, hi: str) -> str | None:
+    """The row fingerprints (`items.fingerprint` up to its ':') of the FMA items whose
+    source_id is between `lo` and `hi`, concatenated (None when there is none).
+
+    A batch whose own fingerprints, concatenated, equal this is unchanged, whatever the
+    order SQLite concatenates in: each piece has a fixed width and names its own row
+    (the track id is one of the fields hashed), so equal strings mean every row of the
+    batch has its item's fingerprint and the range holds no other item. A voided (NULL)
+    or foreign fingerprint makes the lengths or the text differ."""
+    return db.execute(
+        "SELECT group_concat(substr(fingerprint, 1, 17), '') FROM items"
+        " WHERE source = 'fma' AND source_id BETWEEN ? AND ?",
+        (lo, hi),
+    ).fetchone()[0]
+
+
+def range_counts(
+    db: sqlite3.Connection, lo: str, hi: str
+) -> list[tuple[str, str | None, int, int]]:
+    """What `unchanged` returns, for every FMA item whose source_id is between `lo` and
+    `hi`: (status, reason, items, bytes of the first files of those that are ok)."""
+    rows = db.execute(
+        "SELECT i.status, i.reason, count(*), coalesce(sum(CASE WHEN i.status = 'ok' THEN"
+        " (SELECT size FROM (SELECT min(id), size FROM files WHERE item_id = i.id)) END), 0)"
+        " FROM items AS i WHERE i.source = 'fma' AND i.source_id BETWEEN ? AND ?"
+        " GROUP BY i.status, i.reason",
+        (lo, hi),
+    )
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
 def stage(db: sqlite3.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
     """(position, source_id, row fingerprint + ':') of each row of the batch."""
     db.execute("DELETE FROM temp.fma_batch")

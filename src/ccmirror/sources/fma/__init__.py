@@ -164,6 +164,8 @@ class _Run:
     def write(self, batch: list[Track]) -> None:
         db, result = self.db, self.result
         raws = [self.raw(t) for t in batch]
+        if self._unchanged_range(batch, raws):
+            return
         with transaction(db):
             fma_load.stage(
                 db, [(n, f"{t.track_id:06d}", raws[n] + ":") for n, t in enumerate(batch)]
@@ -175,6 +177,23 @@ class _Run:
             result["unchanged"] += same
             if same < len(batch):  # else no second join: the common case of a re-harvest
                 self._apply(batch, raws, fma_load.changed(db))
+
+    def _unchanged_range(self, batch: list[Track], raws: list[str]) -> bool:
+        """The common case of a re-harvest, read-only: rows come in track id order, so a
+        batch is one range of `items (source, source_id)`; when the range's stored row
+        fingerprints are exactly the batch's (fma_load.range_prefixes), every row is
+        unchanged and the range's counts are the batch's. Otherwise (a new or changed row,
+        an item the file no longer lists, rows out of order): False, and the batch takes
+        the staged path, which sorts out which rows differ."""
+        lo, hi = f"{batch[0].track_id:06d}", f"{batch[-1].track_id:06d}"
+        if lo > hi:
+            return False
+        if fma_load.range_prefixes(self.db, lo, hi) != ":".join(raws) + ":":
+            return False
+        for status, reason, count, size in fma_load.range_counts(self.db, lo, hi):
+            _count_status(self.result, status, reason, count, size)
+        self.result["unchanged"] += len(batch)
+        return True
 
     def _apply(self, batch: list[Track], raws: list[str], todo: list[fma_load.Known]) -> None:
         db, result, now = self.db, self.result, utcnow()
