@@ -553,8 +553,11 @@ def test_rebuild_refuses_a_changed_pack_and_reports_it(mirror):
     # Only the .torrent was lost: it is rebuilt from the payload, which is intact.
     r = pack(mirror)
     assert r["failed"] == 0 and r["repaired"] == [p["name"]]
-    # The payload is lost too: rebuilt from the changed catalogue, the info-hash would
-    # differ, so nothing is written and the run reports a failure.
+    # The payload is lost too, and the pack was sealed before its generated files were
+    # recorded (packs.sealed; a recorded pack rebuilds them as sealed: test_sealed_rebuild):
+    # rebuilt from the changed catalogue, the info-hash would differ, so nothing is written
+    # and the run reports a failure.
+    shutil.rmtree(mirror.data_dir / "sealed")
     (mirror.data_dir / p["torrent_path"]).unlink()
     shutil.rmtree(mirror.packs_dir / p["name"])
     r = pack(mirror)

@@ -16,6 +16,7 @@ from ccmirror.catalogue.withdrawals import file_pack_paths, withdrawn_files, wit
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import fsync_dir, safe_join
 from ccmirror.mirror import Mirror
+from ccmirror.packs.sealed import forget_generated
 
 __all__ = ["purge_withdrawn"]
 
@@ -33,6 +34,7 @@ def purge_withdrawn(mirror: Mirror) -> int:
             paths.append(_inside(mirror.data_dir, f["store_path"]))
         for p in file_pack_paths(db, f["id"]):
             paths.append(_inside(mirror.packs_dir, f"{p['name']}/{p['path']}"))
+            forget_generated(mirror.data_dir, p["name"])  # its packs are never rebuilt
         for path in paths:
             if path is not None and _unlink(path):
                 per_item[f["item_id"]] = per_item.get(f["item_id"], 0) + 1

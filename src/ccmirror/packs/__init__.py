@@ -49,6 +49,7 @@ from ccmirror.packs.payload import (
 )
 from ccmirror.packs.rebuild import repair_torrents
 from ccmirror.packs.retire import retire_unpublishable
+from ccmirror.packs.sealed import keep_generated
 from ccmirror.packs.torrent import (
     CURRENT_LAYOUT,
     LAYOUT_LT2,
@@ -157,6 +158,8 @@ def seal_pack(
     if built is None:
         return nothing | {"missing": missing}
     links, torrent = built
+    # MANIFEST.csv and ATTRIBUTION.md as sealed, for a rebuild after the payload is lost.
+    keep_generated(mirror.data_dir, mirror.packs_dir / p["name"], p["name"])
     total = sum(r["size"] for r in rows)
     v1, v2 = info_hashes(torrent)
     rel = f"torrents/{p['name']}.torrent"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.errors import UnsafeName
-from ccmirror.fsutil import CHUNK, atomic_write_text, fsync_dir, safe_join
+from ccmirror.fsutil import CHUNK, atomic_write_bytes, fsync_dir, safe_join
 from ccmirror.licence.normalise import licence_info
 from ccmirror.recording import joined
 
@@ -313,10 +313,12 @@ def build_payload(
     mirror_name: str,
     rows: Sequence[dict[str, Any]],
     columns: Sequence[str] | None = None,
+    generated: dict[str, bytes] | None = None,
 ) -> dict[str, int]:
     """Build packs/<name>/ (replacing an unfinished one); return link/reflink/copy counts.
     `columns`: MANIFEST.csv's, as recorded for the pack (None: a pack sealed before they
-    were recorded)."""
+    were recorded). `generated`: MANIFEST.csv and ATTRIBUTION.md as a sealed pack recorded
+    them (`packs.sealed`), written as they are instead of from today's rows."""
     final = packs_dir / name
     build = packs_dir / f".{name}.build"
     if packs_dir.is_relative_to(data_dir):  # a symlinked packs/ must not lead outside
@@ -330,11 +332,18 @@ def build_payload(
         dst = safe_join(build, r["path"])
         dst.parent.mkdir(parents=True, exist_ok=True)
         counts[link_or_copy(src, dst)] += 1
+        if generated is not None:
+            continue
         # The source's own title for the file, else its title tag, else the item's title.
         title = r.get("file_title") or tag_title(src) or r.get("title")
         credited.append(dict(r) | {"title": title})
-    atomic_write_text(build / "MANIFEST.csv", manifest_csv(credited, columns))
-    atomic_write_text(build / "ATTRIBUTION.md", attribution_md(name, mirror_name, credited))
+    if generated is None:
+        generated = {
+            "MANIFEST.csv": manifest_csv(credited, columns).encode("utf-8"),
+            "ATTRIBUTION.md": attribution_md(name, mirror_name, credited).encode("utf-8"),
+        }
+    for fname, data in generated.items():
+        atomic_write_bytes(build / fname, data)
     _remove(final)
     os.rename(build, final)
     fsync_dir(packs_dir)

@@ -23,6 +23,7 @@ from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.mirror import Mirror
 from ccmirror.packs.payload import build_payload, pack_rows
+from ccmirror.packs.sealed import has_record, keep_generated, recorded_generated
 from ccmirror.packs.torrent import LAYOUT_LT2, info_hashes, make_torrent
 
 log = logging.getLogger("ccmirror.packs")
@@ -79,31 +80,63 @@ def rebuild_torrent(mirror: Mirror, row: sqlite3.Row) -> Path:
     """Write the sealed row's .torrent again (and a pack's payload when it is gone);
     raise CCMirrorError when the result would not carry the recorded info-hash."""
     payload = mirror.packs_dir / row["name"]
-    built = False
-    if not payload.is_dir():
-        if row["is_metadata"]:
-            raise CCMirrorError(
-                f"its payload {payload} is gone; 'ccmirror publish' makes a new metadata torrent"
-            )
-        # MANIFEST.csv and ATTRIBUTION.md come from the catalogue: the info-hash check
-        # below catches rows edited since sealing.
-        rows = [dict(r) for r in pack_rows(mirror.db, row["id"])]
-        build_payload(
-            mirror.data_dir, mirror.packs_dir, row["name"], mirror.name, rows, _columns(row)
+    if payload.is_dir():
+        torrent = _checked(mirror, row)
+    elif row["is_metadata"]:
+        raise CCMirrorError(
+            f"its payload {payload} is gone; 'ccmirror publish' makes a new metadata torrent"
         )
-        built = True
+    else:
+        torrent = _from_store(mirror, row)
+    path = torrent_path(mirror, row)
+    atomic_write_bytes(path, torrent)
+    return path
+
+
+def _from_store(mirror: Mirror, row: sqlite3.Row) -> bytes:
+    """The payload made again from the store, then its torrent. MANIFEST.csv and
+    ATTRIBUTION.md as sealed (`packs.sealed`: a harvest may have changed the rows they
+    were made from); without a record, or when the record does not give the sealed
+    info-hash (written by hand, or the pack was re-sealed behind its back), made from the
+    catalogue: the info-hash check catches rows edited since sealing."""
+    payload = mirror.packs_dir / row["name"]
+    rows = [dict(r) for r in pack_rows(mirror.db, row["id"])]
+    recorded = recorded_generated(mirror.data_dir, row["name"])
+    tries = [recorded, None] if recorded is not None else [None]
+    for n, generated in enumerate(tries, start=1):
+        build_payload(
+            mirror.data_dir, mirror.packs_dir, row["name"], mirror.name, rows, _columns(row),
+            generated,
+        )  # fmt: skip
+        try:
+            return _checked(mirror, row)
+        except CCMirrorError:
+            # do not leave a payload that does not match the published torrent
+            shutil.rmtree(payload, ignore_errors=True)
+            if n == len(tries):
+                raise
+    raise CCMirrorError(f"{row['name']}: nothing to rebuild from")  # not reached
+
+
+def _checked(mirror: Mirror, row: sqlite3.Row) -> bytes:
+    """The payload's torrent, made from the recorded inputs; CCMirrorError unless it has
+    the sealed info-hash."""
     torrent = make_torrent(mirror.packs_dir, row["name"], **_inputs(mirror, row))
     v1, v2 = info_hashes(torrent)
     if (v1, v2) != (row["info_hash_v1"], row["info_hash_v2"]):
-        if built:  # do not leave a payload that does not match the published torrent
-            shutil.rmtree(payload, ignore_errors=True)
         raise CCMirrorError(
             f"the rebuilt torrent has info-hash {v1 or v2}, not the sealed"
             f" {row['info_hash_v1'] or row['info_hash_v2']}: its files or catalogue rows changed"
         )
-    path = torrent_path(mirror, row)
-    atomic_write_bytes(path, torrent)
-    return path
+    return torrent
+
+
+def _record_once(mirror: Mirror, row: sqlite3.Row) -> None:
+    """A pack sealed before its generated files were recorded: record them now, from its
+    payload in place beside a sound .torrent (`packs.sealed`)."""
+    if row["is_metadata"] or has_record(mirror.data_dir, row["name"]):
+        return
+    keep_generated(mirror.data_dir, mirror.packs_dir / row["name"], row["name"])
 
 
 def repair_torrents(mirror: Mirror) -> dict[str, Any]:
@@ -119,6 +152,7 @@ def repair_torrents(mirror: Mirror) -> dict[str, Any]:
         payload_gone = not (mirror.packs_dir / row["name"]).is_dir()
         problem = torrent_problem(mirror, row)
         if problem is None and not (payload_gone and not row["is_metadata"]):
+            _record_once(mirror, row)
             continue
         if row["is_metadata"] and payload_gone:
             log.warning(
