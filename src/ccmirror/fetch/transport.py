@@ -174,9 +174,11 @@ def download(
     raise Failed(f"unsupported URL scheme: {scheme or '(none)'}")
 
 
-def _copy(src: BinaryIO, part: Path, stop: threading.Event, progress: Progress) -> Landed:
+def _copy(
+    src: BinaryIO, size: int, part: Path, stop: threading.Event, progress: Progress
+) -> Landed:
     sink = Sink(part)
-    sink.begin(0)
+    sink.begin(0, expect=size)
     try:
         while chunk := src.read(WRITE_SIZE):
             if stop.is_set():
@@ -192,7 +194,7 @@ def _local_copy(url: str, part: Path, stop: threading.Event, progress: Progress)
     path = url2pathname(urlsplit(url).path)
     try:
         with open(path, "rb") as src:
-            return _copy(src, part, stop, progress)
+            return _copy(src, os.fstat(src.fileno()).st_size, part, stop, progress)
     except FileNotFoundError:
         raise Failed("source file missing") from None
     except IsADirectoryError:
@@ -206,7 +208,7 @@ def _zip_copy(url: str, part: Path, stop: threading.Event, progress: Progress) -
     archive, member = url2pathname(parts.path), unquote(parts.fragment)
     try:
         with zipfile.ZipFile(archive) as zf, zf.open(member) as src:
-            return _copy(src, part, stop, progress)
+            return _copy(src, zf.getinfo(member).file_size, part, stop, progress)
     except FileNotFoundError:
         raise Failed("zip archive missing") from None
     except KeyError:
@@ -349,10 +351,11 @@ def _answer(
             part.unlink(missing_ok=True)
             return "bad Content-Range", None
         start = have
-    sink.begin(start)
-    got = _body(r, sink, stop, progress)
     length = r.headers.get("Content-Length")
-    if length and length.isdigit() and got < int(length):
+    known = int(length) if length and length.isdigit() else None
+    sink.begin(start, expect=None if known is None else start + known)
+    got = _body(r, sink, stop, progress)
+    if known is not None and got < known:
         sink.flush()
         return "connection closed mid-body", _backoff(attempt)  # resume from what arrived
     return None
