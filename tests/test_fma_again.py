@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 import ccmirror.catalogue.fma_load as fma_load
 import ccmirror.sources.fma as fma
@@ -119,3 +122,219 @@ def test_a_voided_fingerprint_sends_its_batch_to_the_staged_path(tmp_path, monke
     again = results[1]
     assert again["updated"] == 1 and again["unchanged"] == 11
     assert again["found"] == 12
+
+
+# The whole-input skip (sources/fma/inputs.py, catalogue/harvest_inputs.py, 0065).
+
+IDS = list(range(2, 14))
+
+
+class _Site:
+    """One mirror whose manifest, metadata zip and audio tree tests rewrite in place."""
+
+    def __init__(self, tmp: Path, monkeypatch) -> None:
+        monkeypatch.setattr(fma, "BATCH", 3)
+        self.tmp, self.monkeypatch = tmp, monkeypatch
+        self.tree = tmp / "fma_full"
+        write_audio_tree(self.tree, [2, 3, 4, 7, 8, 11])
+        self.meta = write_metadata_zip(tmp / "fma_metadata.zip", _rows(IDS))
+        self.licence = ""
+
+    def harvest(self, **kw) -> dict:
+        manifest = self.tmp / "m.toml"
+        manifest.write_text(
+            f'[mirror]\nname = "t"\ndata_dir = "{self.tmp / "data"}"\n\n[[source]]\n'
+            f'kind = "fma"\nmetadata = "{self.meta}"\naudio_root = "{self.tree}"\n' + self.licence
+        )
+        with open_mirror(manifest) as m:
+            before = _dump(m)
+            r = harvest(m, **kw)
+            self.changed = _dump(m) != before
+        src = r.pop("sources")[0]
+        if "skipped_pass" in src:
+            r["skipped_pass"] = src["skipped_pass"]
+        return r
+
+    def edit(self, sql: str) -> None:
+        with open_mirror(self.tmp / "m.toml") as m:
+            m.db.execute(sql)
+
+
+def _dump(m) -> list:
+    return [tuple(r) for r in m.db.execute(ITEM_STATE)]
+
+
+def _counts(r: dict) -> dict:
+    return {k: v for k, v in r.items() if k != "skipped_pass"}
+
+
+def test_unchanged_inputs_skip_the_row_pass(tmp_path, monkeypatch):
+    site = _Site(tmp_path, monkeypatch)
+    first = site.harvest()
+    assert first["new"] == 12 and "skipped_pass" not in first
+
+    def no_reading(*a, **k):
+        raise AssertionError("the metadata was read")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fma, "open_raw_tracks", no_reading)
+        again = site.harvest()
+    assert again["skipped_pass"]["since"]
+    assert not site.changed
+    full = site.harvest(full=True)  # every row read: the same counts
+    assert "skipped_pass" not in full and full["unchanged"] == 12
+    assert _counts(again) == full
+    assert not site.changed
+    assert site.harvest()["skipped_pass"]  # --full recorded its pass again
+
+
+def test_a_killed_harvest_leaves_no_record(tmp_path, monkeypatch):
+    """A, then B killed half-way (one batch with a changed row committed), then A again
+    (the same bytes): the record of A was forgotten when B's pass began."""
+    site = _Site(tmp_path, monkeypatch)
+    site.harvest()
+    a = site.meta.read_bytes()
+    write_metadata_zip(site.meta, _rows(IDS + [20, 21], {3: {"track_title": "Moved"}}))
+    real = fma_load.insert_new
+
+    def killed(db, rows, now):
+        real(db, rows, now)
+        raise KeyboardInterrupt  # after its writes, before its commit
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fma_load, "insert_new", killed)
+        with pytest.raises(KeyboardInterrupt):
+            site.harvest()
+    site.meta.write_bytes(a)
+    back = site.harvest()
+    assert "skipped_pass" not in back
+    assert (back["updated"], back["unchanged"], back["new"]) == (1, 11, 0)
+
+
+def test_a_killed_first_harvest_leaves_no_record(tmp_path, monkeypatch):
+    site = _Site(tmp_path, monkeypatch)
+    real = fma_load.insert_new
+    calls = []
+
+    def killed(db, rows, now):
+        calls.append(1)
+        real(db, rows, now)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fma_load, "insert_new", killed)
+        with pytest.raises(KeyboardInterrupt):
+            site.harvest()
+    again = site.harvest()
+    assert "skipped_pass" not in again and (again["new"], again["unchanged"]) == (3, 9)
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        "withdrawal",
+        "UPDATE items SET title = 'edited' WHERE source_id = '000007'",
+        "UPDATE files SET size = 1 WHERE name = '000007.mp3'",  # as a fetch of a URL does
+        "DELETE FROM files WHERE name = '000008.mp3'",
+        "DELETE FROM items WHERE source_id = '000009'",
+    ],
+)
+def test_writes_to_the_items_since_forget_the_record(tmp_path, monkeypatch, write):
+    site = _Site(tmp_path, monkeypatch)
+    site.harvest()
+    if write == "withdrawal":
+        with open_mirror(tmp_path / "m.toml") as m:
+            withdraw(m, "fma:000004", reason="test takedown")
+    else:
+        site.edit(write)
+    after = site.harvest()
+    assert "skipped_pass" not in after
+    # Until a pass finds every row new or unchanged, then the next one skips it with
+    # the counts that pass had.
+    steady = after if after["updated"] == 0 else site.harvest()
+    assert "skipped_pass" not in steady and steady["updated"] == 0
+    skipped = site.harvest()
+    assert skipped["skipped_pass"] and not site.changed
+    assert _counts(skipped) == site.harvest(full=True)  # what reading every row counts
+
+
+def test_writes_elsewhere_keep_the_record(tmp_path, monkeypatch):
+    """What the counts and plans do not read: a fetch of a file whose size was known,
+    an item's tier, another source's items."""
+    site = _Site(tmp_path, monkeypatch)
+    site.harvest()
+    site.edit(
+        "UPDATE files SET status = 'fetched', size = size, fetched_at = '2026' WHERE"
+        " name = '000007.mp3'"
+    )
+    site.edit("UPDATE items SET tier = 1 WHERE source_id = '000007'")
+    site.edit(
+        "INSERT INTO items (source, source_id, title, first_seen, harvested_at)"
+        " VALUES ('ia', 'x1', 'other', '2026', '2026')"
+    )
+    assert site.harvest()["skipped_pass"]
+
+
+def _policy(site):
+    site.licence = '\n[licence]\ndeny = ["CC0-1.0"]\n'
+
+
+def _albums(site):
+    write_metadata_zip(site.meta, _rows(IDS), albums=[{"album_id": "1", "album_producer": "P"}])
+
+
+def _tree(site):
+    write_audio_tree(site.tree, [13])
+
+
+def _audio_size(site):
+    path = site.tree / "000" / "000007.mp3"
+    path.write_bytes(path.read_bytes() + b"\0")
+
+
+def _schema(site):
+    site.edit("INSERT INTO migrations (name, applied_at) VALUES ('9999_test', '2026')")
+
+
+def _metadata(site):
+    write_metadata_zip(site.meta, _rows(IDS, {5: {"track_listens": "9"}}))
+
+
+@pytest.mark.parametrize("change", [_policy, _albums, _tree, _audio_size, _schema, _metadata])
+def test_changed_inputs_are_read_again(tmp_path, monkeypatch, change):
+    site = _Site(tmp_path, monkeypatch)
+    site.harvest()
+    assert site.harvest()["skipped_pass"]
+    change(site)
+    assert "skipped_pass" not in site.harvest()
+
+
+def test_a_pass_that_updated_rows_records_nothing(tmp_path, monkeypatch):
+    site = _Site(tmp_path, monkeypatch)
+    site.harvest()
+    write_metadata_zip(site.meta, _rows(IDS, {5: {"track_listens": "9"}}))
+    assert site.harvest()["updated"] == 1
+    steady = site.harvest()
+    assert "skipped_pass" not in steady and steady["unchanged"] == 12
+    assert _counts(site.harvest()) == steady
+
+
+def test_cli_harvest_json_says_the_pass_was_skipped_and_full_reads(
+    tmp_path, data_dir, write_manifest, cli
+):
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", _rows(IDS))
+    manifest = write_manifest(
+        f'[[source]]\nkind = "fma"\nmetadata = "{meta}"\naudio_base_url = "http://127.0.0.1:9/"\n'
+    )
+    docs = []
+    for args in ([], [], ["--full"]):
+        p = cli("harvest", str(manifest), "--json", *args)
+        assert p.returncode == 0, p.stderr
+        docs.append(json.loads(p.stdout))
+    assert [("skipped_pass" in d["sources"][0]) for d in docs] == [False, True, False]
+    assert docs[1]["found"] == docs[2]["found"] == 12
+    assert docs[1]["unchanged"] == docs[2]["unchanged"] == 12
+    assert {k: v for k, v in docs[1]["sources"][0].items() if k != "skipped_pass"} == docs[2][
+        "sources"
+    ][0]

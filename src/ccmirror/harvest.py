@@ -6,6 +6,7 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
+from ccmirror.catalogue import harvest_inputs
 from ccmirror.errors import SourceUnreachable
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
@@ -20,6 +21,7 @@ def harvest(
     workers: int = 8,
     reporter: Reporter | None = None,
     raise_unreachable: bool = True,
+    full: bool = False,
 ) -> dict[str, Any]:
     """Harvest every source of the manifest, in order; sum their counts.
 
@@ -28,8 +30,12 @@ def harvest(
     per-source dicts are kept under `sources`. A source that cannot be reached
     does not stop the others; it is listed under `unreachable`, and with
     `raise_unreachable` (the `harvest` command) the run then ends in SourceUnreachable.
+    `full`: forget what the sources' last complete harvests read (catalogue.harvest_inputs),
+    so none skips its row pass for inputs unchanged since.
     """
     reporter = reporter or NullReporter()
+    if full:
+        harvest_inputs.forget(mirror.db)
     total: dict[str, Any] = {"sources": [], "refused": {}, "unreachable": [], "warnings": []}
     for source in mirror.manifest.sources:
         where = source.where

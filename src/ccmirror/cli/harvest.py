@@ -67,14 +67,23 @@ def _fetch_table(r: dict[str, Any]) -> str:
     show_default=True,
     help="Item metadata requests in flight at most (16 at most to one host; halved on 429/503).",
 )
+@click.option(
+    "--full",
+    is_flag=True,
+    help="Read every row of an FMA dataset even when its inputs are unchanged since the"
+    " last complete harvest (that pass is otherwise skipped, its counts reported).",
+)
 @lock_option
 @output_options
-def harvest(manifest: str, workers: int) -> None:
+def harvest(manifest: str, workers: int, full: bool) -> None:
     """Discover the manifest's items and files into the catalogue.
 
     Searches each source, reads the metadata of new or changed items (unchanged ones are
     not read again), records dark, empty and refused items (excluded collections, licences
-    the policy does not allow) with their reason. Nothing is downloaded.
+    the policy does not allow) with their reason. Nothing is downloaded. An FMA dataset
+    whose metadata, audio and licence policy are unchanged since its last complete
+    harvest, with nothing written to its items since, is not read again (`skipped_pass`
+    in --json says so); --full reads it anyway.
 
     \b
     Example:
@@ -83,7 +92,9 @@ def harvest(manifest: str, workers: int) -> None:
     from ccmirror.harvest import harvest as run
 
     with mirror_for(manifest, write=True) as mirror:
-        result = run(mirror, workers=workers, reporter=reporter(), raise_unreachable=False)
+        result = run(
+            mirror, workers=workers, reporter=reporter(), raise_unreachable=False, full=full
+        )
     # The document is printed on every exit, a source that never answered included (exit 4).
     unreachable = result.get("unreachable") or []
     if unreachable:

@@ -22,10 +22,11 @@ import logging
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from ccmirror.catalogue import fma_load, transaction, utcnow
+from ccmirror.catalogue import fma_load, harvest_inputs, transaction, utcnow
 from ccmirror.manifest import FMASource
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
+from ccmirror.sources.fma import inputs
 from ccmirror.sources.fma.audio import Audio, AudioIndex
 from ccmirror.sources.fma.metadata import local_metadata, open_raw_tracks, read_albums
 from ccmirror.sources.fma.plan import (
@@ -70,6 +71,12 @@ def harvest_source(
         audio.kind,
         audio.checksums,
     )
+    key = inputs.input_key(mirror, source, path, audio, FINGERPRINT_VERSION)
+    done = inputs.skipped(mirror, key)
+    if done is not None:
+        log.info("FMA: %s", done["skipped_pass"]["why"])
+        return done
+    harvest_inputs.forget(mirror.db, SOURCE)  # from here until the record: none
     stats = ReadStats()
     # Every harvester's keys (found ... refused), then FMA's own.
     result: dict[str, Any] = harvest_counts() | {"bytes": 0}
@@ -112,6 +119,8 @@ def harvest_source(
         result["empty"],
         stats.malformed,
     )
+    if result["updated"] == 0 and (run is None or run.refreshed == 0):
+        harvest_inputs.record(mirror.db, SOURCE, key, inputs.steady(result))
     return result
 
 
@@ -148,6 +157,7 @@ class _Run:
         self.key = hashlib.blake2b(salt.encode(), digest_size=32).digest()
         self.i_album = columns["album_id"]
         self.i_file = columns["track_file"]
+        self.refreshed = 0  # items whose fingerprint alone moved
 
     def raw(self, t: Track) -> str:
         """16 hex digits over everything a plan depends on: the row, its album's row, the
@@ -224,6 +234,7 @@ class _Run:
             else:
                 changes.append((p, old.item_id))
         fma_load.refresh(db, refresh)
+        self.refreshed += len(refresh)
         if new:
             result["new"] += len(new)
             fma_load.insert_new(db, [_rows(p) for p in new], now)

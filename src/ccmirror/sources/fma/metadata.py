@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import email.utils
+import hashlib
 import io
 import json
 import logging
@@ -190,6 +191,31 @@ def _album_rows(reader: csv.DictReader) -> dict[str, dict[str, str]]:
         if any(facts.values()):
             out[album_id] = facts
     return out
+
+
+def identity(path: Path) -> str:
+    """What the harvest reads of the metadata, identified without reading it: in a zip,
+    raw_tracks.csv's and raw_albums.csv's entries in its central directory (name,
+    CRC-32 and size of the content, compressed size, method, date); a bare CSV, a digest
+    of its bytes (blake2b). Part of the whole-input skip's key."""
+    try:
+        if not zipfile.is_zipfile(path):
+            with open(path, "rb") as f:
+                return "csv:" + hashlib.file_digest(f, "blake2b").hexdigest()
+        with zipfile.ZipFile(path) as zf:
+            parts = []
+            for name in (MEMBER, ALBUMS_MEMBER):
+                member = _find_member(zf, name)
+                i = zf.getinfo(member) if member is not None else None
+                parts.append(
+                    None
+                    if i is None
+                    else (i.filename, i.CRC, i.file_size, i.compress_size, i.compress_type)
+                    + (i.date_time,)
+                )
+            return "zip:" + repr(parts)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise UsageError(f"cannot read FMA metadata {path}: {e}") from None
 
 
 def _find_member(zf: zipfile.ZipFile, member: str = MEMBER) -> str | None:
