@@ -107,6 +107,11 @@ def range_counts(
     return [tuple(r) for r in rows]  # type: ignore[misc]
 
 
+def source_is_empty(db: sqlite3.Connection) -> bool:
+    """No item of the FMA source in the catalogue (a first harvest)."""
+    return db.execute("SELECT 1 FROM items WHERE source = 'fma' LIMIT 1").fetchone() is None
+
+
 def stage(db: sqlite3.Connection, rows: Sequence[tuple[int, str, str]]) -> None:
     """(position, source_id, row fingerprint + ':') of each row of the batch."""
     db.execute("DELETE FROM temp.fma_batch")

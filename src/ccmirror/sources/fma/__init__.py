@@ -35,6 +35,7 @@ from ccmirror.sources.fma.plan import (
     Planner,
     album_facts,
     estimate_size,
+    fingerprint,
     source_id,
 )
 from ccmirror.sources.fma.rows import Columns, ReadStats, Track, read_tracks
@@ -93,9 +94,10 @@ def harvest_source(
                     source.max_items, tracks, key=lambda t: (t.listens, -t.track_id)
                 )
             run = None
+            fresh = fma_load.source_is_empty(mirror.db)
             for batch in _batches(tracks):
                 if run is None:
-                    run = _Run(mirror, columns[0], audio, albums, salt, result)
+                    run = _Run(mirror, columns[0], audio, albums, salt, result, fresh)
                 run.write(batch)
                 reporter.advance(len(batch))
     finally:
@@ -146,8 +148,12 @@ class _Run:
         albums: dict[str, dict[str, str]],
         salt: str,
         result: dict[str, Any],
+        fresh: bool = False,
     ) -> None:
         self.db = mirror.db
+        # The source held no item when the harvest began: every row is new (ids are
+        # read once), so batches skip the staging and compare and go straight in.
+        self.fresh = fresh
         self.audio = audio
         self.result = result
         self.planner = Planner(
@@ -177,6 +183,9 @@ class _Run:
         if self._unchanged_range(batch, raws):
             return
         with transaction(db):
+            if self.fresh:
+                self._insert(batch, raws)
+                return
             fma_load.stage(
                 db, [(n, f"{t.track_id:06d}", raws[n] + ":") for n, t in enumerate(batch)]
             )
@@ -249,6 +258,47 @@ class _Run:
             )
             if a is not None:
                 fma_load.set_recording(db, item_id, a.name, p.recording, p.duration)
+
+    def _insert(self, batch: list[Track], raws: list[str]) -> None:
+        """A batch of rows all new: planned straight into `insert_new`'s tuples and
+        counted as `_count` counts a `Planned` (the values `_apply` and `_rows` make)."""
+        lookup, values, i_file, result = (
+            self.audio.lookup,
+            self.planner.values,
+            self.i_file,
+            self.result,
+        )
+        rows = []
+        ok = files = size = 0
+        for t, raw in zip(batch, raws, strict=True):
+            found, missing = lookup(t.track_id, t.fields[i_file].strip())
+            sized = found is not None and found.size is not None
+            item, est, recording, seconds = values(t, found, missing, sized)
+            status, reason = item[_STATUS], item[_STATUS + 1]
+            if status == "ok":
+                ok += 1
+            else:
+                _count_status(result, status, reason, 1, 0)
+            if found is None:
+                audio = file = None
+            else:
+                audio = (found.name, found.url, found.size, found.sha1, found.format)
+                if status == "ok":
+                    files += 1
+                    size += found.size or 0
+                    state, why = "pending", None
+                else:
+                    state, why = "refused", f"item {status}: {reason}"
+                file = (found.name, found.size, est, found.sha1, found.format, found.url)
+                file = (*file, state, why, *recording, seconds)
+            rows.append(((f"{t.track_id:06d}", *item, fingerprint(raw, item, audio, est)), file))
+        _count_status(result, "ok", None, ok, size)
+        result["new"] += len(rows)
+        result["files"] += files
+        fma_load.insert_new(self.db, rows, utcnow())
+
+
+_STATUS = ITEM_COLUMNS.index("status")
 
 
 def _values(p: Planned) -> tuple[Any, ...]:

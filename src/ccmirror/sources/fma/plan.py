@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
+from operator import itemgetter
 from typing import Any
 
 from ccmirror.catalogue.fma_load import ITEM_WRITE
@@ -47,15 +48,11 @@ class Planned:
     duration: float | None = None
 
     def fingerprint(self) -> str:
-        """What `items.fingerprint` records: the row's fingerprint, then the plan's (the
-        repr of the values written: str, int, float and None only, so it is exact)."""
-        item = self.item
-        values = [item[c] for c in ITEM_COLUMNS]
-        values[_POPULARITY] = float(item["popularity"] or 0)
+        """What `items.fingerprint` records (`fingerprint`)."""
         a = self.audio
         audio = (a.name, a.url, a.size, a.sha1, a.format) if a else None
-        text = repr((values, audio, self.est_size)).encode("utf-8", "surrogatepass")
-        return f"{self.raw}:{hashlib.blake2b(text, digest_size=8).hexdigest()}"
+        values = [self.item[c] for c in ITEM_COLUMNS]
+        return fingerprint(self.raw, values, audio, self.est_size)
 
 
 class _Memo:
@@ -127,7 +124,10 @@ def _artists(creator: str | None) -> str | None:
 
 
 class Planner:
-    """Makes a `Planned` of a track; one per harvest (it holds the memos)."""
+    """Makes the catalogue values of a track; one per harvest (it holds the memos).
+
+    `values` is the one mapping of a row to its item, file and recording values: the
+    first load writes its tuples as they are, `plan` wraps them in a `Planned`."""
 
     def __init__(
         self, columns: Columns, config: LicenceConfig, albums: dict[str, dict[str, Any]]
@@ -142,113 +142,155 @@ class Planner:
         self.estimate = _Memo(estimate_size)
         self.artists = _Memo(_artists)
         self.at = {name: columns[name] for name in _USED}
+        self.pick = itemgetter(*(columns[name] for name in _USED))
 
     def declared(self, t: Track) -> Declared:
         f, at = t.fields, self.at
         return self.gate(f[at["license_url"]].strip(), _text(f[at["license_title"]]) or "")
 
     def plan(self, t: Track, found: Audio | None, missing: str | None, raw: str) -> Planned:
-        f, at = t.fields, self.at
-        url = f[at["license_url"]].strip()
-        title = _text(f[at["license_title"]]) or ""
-        declared: Declared = self.gate(url, title)
+        sized = found is not None and found.size is not None
+        values, est, recording, seconds = self.values(t, found, missing, sized)
+        return Planned(
+            source_id(t.track_id),
+            dict(zip(ITEM_COLUMNS, values, strict=True)),
+            found,
+            est,
+            raw,
+            recording,
+            seconds,
+        )
+
+    def values(
+        self, t: Track, found: object, missing: str | None, sized: bool
+    ) -> tuple[tuple[Any, ...], int | None, tuple[Any, ...], float | None]:
+        """(item values in ITEM_COLUMNS order, est_size, recording values, duration) of
+        a track whose audio is `found` (None: there is none, for the reason `missing`);
+        `sized`: that audio's size is known (no estimate)."""
+        (
+            album_id,
+            album_title,
+            album_url,
+            artist_id,
+            artist_name,
+            artist_url,
+            licence_title,
+            licence_url,
+            bit_rate,
+            composer,
+            copyright_c,
+            copyright_p,
+            created,
+            recorded,
+            length,
+            track_file,
+            genres,
+            lyricist,
+            number,
+            publisher,
+            title,
+            track_url,
+        ) = self.pick(t.fields)
+        url = licence_url.strip()
+        ltitle = _text(licence_title) or ""
+        declared: Declared = self.gate(url, ltitle)
         if not declared.allowed:
             status, reason = "refused", declared.reason or "licence not allowed"
         elif found is None:
             status, reason = "empty", missing
         else:
             status, reason = "ok", None
-        extra = self._extra(t)
-        created = extra.get("date_created")
-        recorded = extra.get("date_recorded")
-        creator = _text(f[at["artist_name"]])
-        item = {
-            "title": _text(f[at["track_title"]]),
-            "creator": creator,
-            "album": _text(f[at["album_title"]]),
-            "date": (recorded or created or "")[:10] or None,
-            "source_url": f[at["track_url"]].strip() or None,
-            "licence_url": url or None,
-            "licence_title": title or None,
-            "declared_licence_id": declared.licence_id,
-            "popularity": float(t.listens),
-            "extra": extra_json(extra),
-            "status": status,
-            "reason": reason,
-        }
+        album_id = album_id.strip()
+        album = self.albums.get(album_id) or _NO_ALBUM
+        length = length.strip()
+        seconds = self.seconds(length)
+        created = self.stamp(created.strip())
+        recorded = self.stamp(recorded.strip())
+        composer = _text(composer)
+        publisher = _text(publisher)
+        genres = self.genres(genres.strip())
+        lyricist = lyricist.strip() or None
+        number = number.strip()
+        number = int(number) if number.isdecimal() else None
+        producer, engineer = album.get("producer"), album.get("engineer")
+        release = album.get("release_date")
+        # extra: json.dumps(its non-None values, sort_keys=True, ensure_ascii=False),
+        # written out key by key in sorted order (str and int values only).
+        parts = []
+        if album_id.isdecimal():
+            parts.append('"album_id": ' + str(int(album_id)))
+        _put(parts, '"album_url": ', album_url.strip() or None)
+        artist_id = artist_id.strip()
+        if artist_id.isdecimal():
+            parts.append('"artist_id": ' + str(int(artist_id)))
+        _put(parts, '"artist_url": ', artist_url.strip() or None)
+        _put(parts, '"composer": ', composer)
+        _put(parts, '"copyright_c": ', _text(copyright_c))
+        _put(parts, '"copyright_p": ', _text(copyright_p))
+        _put(parts, '"date_created": ', created)
+        _put(parts, '"date_recorded": ', recorded)
+        if seconds is not None:
+            parts.append('"duration": ' + str(seconds))
+        _put(parts, '"engineer": ', engineer)
+        parts.append('"favorites": ' + str(t.favorites))
+        _put(parts, '"genres": ', genres)
+        parts.append('"interest": ' + str(t.interest))
+        _put(parts, '"lyricist": ', lyricist)
+        _put(parts, '"producer": ', producer)
+        _put(parts, '"publisher": ', publisher)
+        _put(parts, '"release_date": ', release)
+        _put(parts, '"track_file": ', track_file.strip() or None)
+        parts.append('"track_id": ' + str(t.track_id))
+        if number is not None:
+            parts.append('"track_number": ' + str(number))
+        creator = _text(artist_name)
+        item = (
+            _text(title),
+            creator,
+            _text(album_title),
+            (recorded or created or "")[:10] or None,
+            track_url.strip() or None,
+            url or None,
+            ltitle or None,
+            declared.licence_id,
+            float(t.listens),
+            "{" + ", ".join(parts) + "}",
+            status,
+            reason,
+        )
         est = None
-        if found is not None and found.size is None:
-            est = self.estimate(f[at["track_bit_rate"]].strip(), f[at["track_duration"]].strip())
-        number = extra.get("track_number")
+        if found is not None and not sized:
+            est = self.estimate(bit_rate.strip(), length)
         recording = (
             self.artists(creator),
             str(number) if number is not None else None,
-            extra.get("genres"),
-            extra.get("composer"),
-            extra.get("lyricist"),
-            extra.get("producer"),
-            extra.get("engineer"),
-            extra.get("publisher"),
-            self.day(extra.get("release_date")),
+            genres,
+            composer,
+            lyricist,
+            producer,
+            engineer,
+            publisher,
+            self.day(release),
         )
-        seconds = extra.get("duration")
-        return Planned(
-            source_id(t.track_id),
-            item,
-            found,
-            est,
-            raw,
-            recording,
-            float(seconds) if seconds else None,
-        )
-
-    def _extra(self, t: Track) -> dict[str, Any]:
-        f, at = t.fields, self.at
-        extra = {
-            "track_id": t.track_id,
-            "favorites": t.favorites,
-            "interest": t.interest,
-            "artist_id": _int(f[at["artist_id"]].strip()),
-            "artist_url": f[at["artist_url"]].strip() or None,
-            "album_id": _int(f[at["album_id"]].strip()),
-            "album_url": f[at["album_url"]].strip() or None,
-            "copyright_c": _text(f[at["track_copyright_c"]]),
-            "copyright_p": _text(f[at["track_copyright_p"]]),
-            "composer": _text(f[at["track_composer"]]),
-            "publisher": _text(f[at["track_publisher"]]),
-            "track_number": _int(f[at["track_number"]].strip()),
-            "duration": self.seconds(f[at["track_duration"]].strip()),
-            "date_created": self.stamp(f[at["track_date_created"]].strip()),
-            "date_recorded": self.stamp(f[at["track_date_recorded"]].strip()),
-            "track_file": f[at["track_file"]].strip() or None,
-            "lyricist": f[at["track_lyricist"]].strip() or None,
-            "genres": self.genres(f[at["track_genres"]].strip()),
-        }
-        album = self.albums.get(f[at["album_id"]].strip())
-        if album:
-            extra.update(album)
-        return extra
+        return item, est, recording, float(seconds) if seconds else None
 
 
-def extra_json(extra: dict[str, Any]) -> str:
-    """`json.dumps(extra without its None values, sort_keys=True, ensure_ascii=False)`,
-    written out for the keys a plan makes (str and int values): a third of its cost."""
-    if extra.keys() - _EXTRA_ORDER:
-        kept = {k: v for k, v in extra.items() if v is not None}
-        return json.dumps(kept, sort_keys=True, ensure_ascii=False)
-    parts = []
-    for k in _EXTRA_KEYS:
-        v = extra.get(k)
-        if v is None:
-            continue
-        if v.__class__ is str:
-            parts.append(f'"{k}": {encode_basestring(v)}')
-        elif v.__class__ is int:
-            parts.append(f'"{k}": {v}')
-        else:
-            kept = {k: v for k, v in extra.items() if v is not None}
-            return json.dumps(kept, sort_keys=True, ensure_ascii=False)
-    return "{" + ", ".join(parts) + "}"
+_NO_ALBUM: dict[str, Any] = {}
+
+
+def _put(parts: list[str], key: str, value: str | None) -> None:
+    if value is not None:
+        parts.append(key + encode_basestring(value))
+
+
+def fingerprint(raw: str, values: Sequence[Any], audio: object, est_size: int | None) -> str:
+    """What `items.fingerprint` records: the row's fingerprint `raw`, then the plan's (the
+    repr of the values written: str, int, float and None only, so it is exact).
+    `values`: ITEM_COLUMNS order; `audio`: (name, url, size, sha1, format) or None."""
+    values = list(values)
+    values[_POPULARITY] = float(values[_POPULARITY] or 0)
+    text = repr((values, audio, est_size)).encode("utf-8", "surrogatepass")
+    return f"{raw}:{hashlib.blake2b(text, digest_size=8).hexdigest()}"
 
 
 _USED = (
@@ -275,27 +317,3 @@ _USED = (
     "track_title",
     "track_url",
 )
-_EXTRA_KEYS = (
-    "album_id",
-    "album_url",
-    "artist_id",
-    "artist_url",
-    "composer",
-    "copyright_c",
-    "copyright_p",
-    "date_created",
-    "date_recorded",
-    "duration",
-    "engineer",
-    "favorites",
-    "genres",
-    "interest",
-    "lyricist",
-    "producer",
-    "publisher",
-    "release_date",
-    "track_file",
-    "track_id",
-    "track_number",
-)
-_EXTRA_ORDER = frozenset(_EXTRA_KEYS)
