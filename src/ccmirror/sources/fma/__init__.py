@@ -180,12 +180,13 @@ class _Run:
     def write(self, batch: list[Track]) -> None:
         db, result = self.db, self.result
         raws = [self.raw(t) for t in batch]
+        if self.fresh:
+            with transaction(db):
+                self._insert(batch, raws)
+            return
         if self._unchanged_range(batch, raws):
             return
         with transaction(db):
-            if self.fresh:
-                self._insert(batch, raws)
-                return
             fma_load.stage(
                 db, [(n, f"{t.track_id:06d}", raws[n] + ":") for n, t in enumerate(batch)]
             )
