@@ -168,3 +168,35 @@ def test_the_catalogue_imports_no_stage():
         if name.startswith("ccmirror.catalogue"):
             outside = {m for m in _imports(name, path, known) if not m.startswith(name[:18])}
             assert outside <= below, (name, outside - below)
+
+
+def test_the_read_only_commands_load_no_heavy_module(tmp_path):
+    # search, status, tiers and plan are interactive: their start-up is part of their
+    # time. Each runs in a fresh interpreter; what it loaded is listed at exit.
+    from ccmirror.mirror import open_mirror
+    from packhelpers import add_item, write_manifest
+
+    manifest = str(write_manifest(tmp_path))
+    m = open_mirror(manifest)
+    add_item(m, "ia", "x1", popularity=3, title="Quiet Piece")
+    m.close()
+    heavy = {
+        "libtorrent", "internetarchive", "requests", "jinja2", "mutagen", "tqdm", "numpy",
+        "soundfile", "urllib3", "importlib.resources", "zipfile", "tempfile",
+    }  # fmt: skip
+    for args in (
+        ["search", manifest, "quiet", "--json"],
+        ["status", manifest, "--json"],
+        ["tiers", manifest, "--json"],
+        ["plan", manifest, "--budget", "1GB", "--json"],
+    ):
+        code = (
+            "import atexit, sys\n"
+            f"atexit.register(lambda: print(sorted({heavy!r} & set(sys.modules)),"
+            " file=sys.stderr))\n"
+            "from ccmirror.cli import main\n"
+            f"main({args!r})\n"
+        )
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip().splitlines()[-1] == "[]", (args[0], r.stderr)

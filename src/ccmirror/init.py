@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ def template_text(source: str) -> str:
     """The shipped manifest for a source kind ("ia" or "fma")."""
     if source not in TEMPLATES:
         raise UsageError(f"init: --source must be one of {', '.join(TEMPLATES)}, not {source!r}")
+    from importlib import resources  # here: the read-only commands' start-up stays light
+
     ref = resources.files("ccmirror") / "data" / "manifests" / TEMPLATES[source]
     return ref.read_text(encoding="utf-8")
 

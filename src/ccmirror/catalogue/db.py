@@ -12,8 +12,8 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import ensure_data_dir
@@ -26,9 +26,20 @@ def utcnow() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _folder() -> Any:
+    """The migrations folder: a directory beside this module (no importlib.resources, whose
+    imports cost every command's start-up), or the package's resource when installed
+    without one (a zip)."""
+    here = Path(__file__).with_name("migrations")
+    if here.is_dir():
+        return here
+    from importlib import resources
+
+    return resources.files("ccmirror.catalogue") / "migrations"
+
+
 def _migrations() -> list[tuple[str, str]]:
-    folder = resources.files("ccmirror.catalogue") / "migrations"
-    found = [(p.name.removesuffix(".sql"), p.read_text("utf-8")) for p in folder.iterdir()]
+    found = [(p.name.removesuffix(".sql"), p.read_text("utf-8")) for p in _folder().iterdir()]
     return sorted((name, sql) for name, sql in found if not name.startswith("."))
 
 

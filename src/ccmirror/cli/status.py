@@ -103,10 +103,11 @@ def status(manifest: str) -> None:
       ccmirror status manifests/netlabels.toml --json
     """
     from ccmirror.budget import status as mirror_status  # here: `--help` stays light
-    from ccmirror.follow import follow_status
 
     with mirror_for(manifest, write=False) as mirror:
         if mirror.manifest.is_follower:
+            from ccmirror.follow import follow_status  # a follower's only: libtorrent's side
+
             emit(follow_status(mirror), _follow_table)
             return
         emit(mirror_status(mirror), lambda r: _table(r, manifest))
