@@ -215,3 +215,35 @@ def test_withdraw_ids_and_errors(tmp_path):
     assert json.loads(r.stdout)["id"] == "fma:same"
     r = run_cli("withdraw", str(manifest), "ia:same")
     assert r.returncode == 2 and "--reason" in r.stderr
+
+
+def test_a_word_no_other_term_extends_is_searched_exactly_with_the_same_hits(tmp_path):
+    # `_match` makes a word's prefix phrase an exact one only when the index holds no
+    # longer term starting with it: the rows and their bm25 scores stay those of the
+    # prefix query (the order among equally popular items depends on the scores).
+    from ccmirror.search import _match
+
+    m = make_mirror(tmp_path)
+    for n, title in enumerate(["Track One", "Tracks Two", "Track Three", "Trackless", "Drum"]):
+        add_item(m, "fma", str(n), popularity=7, title=f"{title} {'long ' * n}words")
+    db = m.db
+    assert _match(db, "items_fts", "track") == '"track"*'  # tracks, trackless extend it
+    assert _match(db, "items_fts", "three words") == '"three" "words"'
+    assert _match(db, "items_fts", "thr wor") == '"thr"* "wor"*'
+    assert _match(db, "items_fts", "Drum") == '"Drum"'
+    assert _match(db, "items_fts", "café") == '"café"*'  # not ASCII: left to the tokenizer
+    for text in ("track", "words", "three words", "long words", "drum", "t", "zzz"):
+        got = _match(db, "items_fts", text)
+        sql = "SELECT rowid, bm25(items_fts) FROM items_fts WHERE items_fts MATCH ? ORDER BY rowid"
+        assert (
+            db.execute(sql, (got,)).fetchall() == db.execute(sql, (fts_query(text),)).fetchall()
+        ), text
+    hits = search(m, "words")["hits"]
+    assert [h["title"].split()[0] for h in hits] == [
+        "Track",
+        "Tracks",
+        "Track",
+        "Trackless",
+        "Drum",
+    ]
+    m.close()

@@ -12,6 +12,7 @@ import json
 import sqlite3
 from typing import Any
 
+from ccmirror.catalogue.vocab import sole_term
 from ccmirror.errors import CCMirrorError, UsageError
 from ccmirror.mirror import Mirror
 
@@ -24,6 +25,22 @@ def fts_query(text: str) -> str:
     return " ".join('"' + w.replace('"', '""') + '"*' for w in words)
 
 
+def _match(db: sqlite3.Connection, table: str, text: str) -> str:
+    """`fts_query(text)` for `table`, each word whose prefix phrase would match exactly
+    what the word alone matches (`catalogue.vocab.sole_term`) made an exact phrase: the
+    same rows and scores, without merging a common word's postings up front. Only words
+    of ASCII letters and digits (one token, lower-cased, whatever the tokenizer)."""
+    words = fts_query(text).split(" ")
+    out = []
+    for w in words:
+        bare = w[1:-2]
+        if bare.isascii() and bare.isalnum() and sole_term(db, table, bare.lower()):
+            out.append(w[:-1])
+        else:
+            out.append(w)
+    return " ".join(out)
+
+
 def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
     """Items matching every word of `query`, most popular first (text relevance breaks
     ties: bm25 over such short fields says little); each with its licence, verdicts, tier
@@ -31,8 +48,9 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
     if limit < 1:
         raise UsageError("--limit must be at least 1")
     db = mirror.db
-    match = fts_query(query)
+    fts_query(query)  # a query with no word fails here, before the index is read
     try:
+        items_match, files_match = (_match(db, t, query) for t in ("items_fts", "files_fts"))
         # An item matches by its own index row, or by one of its files' names or titles.
         # One statement: the matches are gathered once (MATERIALIZED), counted, and only
         # (id, score, popularity) of each is sorted; whole rows are read for the shown ones.
@@ -47,11 +65,11 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
             " SELECT i.*, top.score AS score, (SELECT count(*) FROM best) AS total"
             " FROM top JOIN items AS i ON i.id = top.id"
             " ORDER BY top.popularity DESC, top.score, top.id",
-            (match, match, limit),
+            (items_match, files_match, limit),
         ).fetchall()
         total = rows[0]["total"] if rows else 0
     except sqlite3.OperationalError as e:
-        if "no such table" in str(e):
+        if "no such table" in str(e) or "no such fts5 table" in str(e):
             # A read-only open never migrates: an old catalogue has no search index yet.
             raise CCMirrorError(
                 "the catalogue has no search index yet: run any writing command once"
