@@ -511,3 +511,28 @@ echo $? > '{out}/2.rc'
     assert (out / "2.rc").read_text().strip() == "0", (out / "2.err").read_text()
     second = json.loads((out / "2.json").read_text())
     assert second["status"] == ["fetched"] * 6 and second["bad"] == []
+
+
+def test_a_slow_catalogue_writer_lets_no_more_files_try_a_host_given_up(
+    write_manifest, monkeypatch
+):
+    # On a loaded machine the run's thread (it writes the catalogue) may lag far behind the
+    # download threads: the host is still given up after 5 files in a row, and then only
+    # the other download already in flight (2 workers) may fail as well.
+    ia = IAServer().start()
+    path = _harvested(ia, write_manifest, n=16, kinds=("mp3",))
+    ia.stop()
+    record = fetch_module._record
+
+    def slow_record(*args, **kwargs):
+        time.sleep(0.3)  # a busy machine's catalogue writer; nothing is timed
+        return record(*args, **kwargs)
+
+    monkeypatch.setattr(fetch_module, "_record", slow_record)
+    with open_mirror(path) as mirror:
+        with pytest.raises(SourceUnreachable):
+            fetch(mirror, workers=2)
+        statuses = [f["status"] for f in _files(mirror).values()]
+    after = fetch_module.UNREACHABLE_AFTER
+    assert after <= statuses.count("failed") <= after + 1
+    assert statuses.count("pending") == 16 - statuses.count("failed")

@@ -28,8 +28,9 @@ import errno
 import logging
 import sqlite3
 import threading
-from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -41,7 +42,7 @@ from ccmirror.catalogue.states import file_attempted
 from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.plan import FetchPlan, FetchTask, backoff_delay, plan_fetch
-from ccmirror.fetch.polite import Gate, GivenUp, InFlight
+from ccmirror.fetch.polite import Gate, GivenUp, InFlight, Unreachable
 from ccmirror.fetch.record import Recorder
 from ccmirror.fetch.result import FetchResult
 from ccmirror.fetch.transport import Failed, Stopped, download
@@ -68,6 +69,7 @@ class _Net:
 
     gate: Gate
     inflight: InFlight
+    hosts: Unreachable  # given up for the run
 
 
 @dataclass
@@ -123,13 +125,27 @@ def _run_one(
     task: FetchTask,
     stop: threading.Event,
     reporter: Reporter,
-    down: set[str],
     net: _Net,
 ) -> _Outcome:
     try:
-        return _one(mirror, task, stop, reporter, down, net)
+        outcome = _one(mirror, task, stop, reporter, net)
     finally:
         net.inflight.skip(task.ticket, task.source)  # no download needed (or failed early)
+    if outcome.status in ("fetched", "failed") and not outcome.unreachable:
+        net.hosts.answered(urlsplit(task.url).netloc)
+    return outcome
+
+
+@contextmanager
+def _counted(place: AbstractContextManager[object], net: _Net, url: str) -> Iterator[None]:
+    """`place`, with a download that never got an answer counted before it lets go."""
+    with place:
+        try:
+            yield
+        except Failed as e:
+            if e.unreachable:
+                net.hosts.missed(urlsplit(url).netloc, e.cause, _origin(url))
+            raise
 
 
 def _one(
@@ -137,12 +153,11 @@ def _one(
     task: FetchTask,
     stop: threading.Event,
     reporter: Reporter,
-    down: set[str],
     net: _Net,
 ) -> _Outcome:
     part = task.dest.with_name(task.dest.name + ".part")
     host = urlsplit(task.url).netloc
-    if host in down:
+    if host in net.hosts:
         return _Outcome(task, "skipped", "host unreachable")
     try:
         task.dest.parent.mkdir(parents=True, exist_ok=True)
@@ -156,7 +171,8 @@ def _one(
             # Hashed while the bytes streamed in: the .part is not read again.
             # In plan order for the first try; a second try of a bad file goes straight on.
             ticket = task.ticket if attempt == 1 else None
-            place = net.inflight.place(ticket, stop, lambda: host not in down, task.source)
+            place = net.inflight.place(ticket, stop, lambda: host not in net.hosts, task.source)
+            place = _counted(place, net, task.url)
             landed = download(task.url, part, task.size, stop, reporter.advance, net.gate, place)
             size, hashes = landed.size, landed.hashes
             bad = _mismatch(task, size, hashes)
@@ -248,9 +264,10 @@ def run_fetch(
             f"fetch stopped: {run.disk_full} under {mirror.store_dir} after {result.fetched}"
             f" files; {left} wait for the next run (free space, or pass --max-bytes)"
         )
-    if run.down and not result.fetched:
+    down = run.net.hosts
+    if down.down and not result.fetched:
         origins = {urlsplit(t.url).netloc: _origin(t.url) for t in plan.tasks}
-        hosts = "; ".join(f"{origins[h]} ({run.why[h]})" for h in sorted(run.down))
+        hosts = "; ".join(f"{origins[h]} ({down.why[h]})" for h in sorted(down.down))
         raise SourceUnreachable(
             f"cannot reach {hosts}: nothing fetched,"
             f" {result.skipped_unreachable} files left pending"
@@ -279,10 +296,7 @@ class _Run:
         self.reporter, self.result = reporter, result
         self.stop = threading.Event()
         self.disk_full: str | None = None
-        self.down: set[str] = set()  # hosts given up on for this run
-        self.why: dict[str, str] = {}  # host -> why it does not answer
-        self.misses: Counter[str] = Counter()  # consecutive unanswered files per host
-        self.net = _Net(Gate(workers), InFlight(workers, lanes))
+        self.net = _Net(Gate(workers), InFlight(workers, lanes), Unreachable(UNREACHABLE_AFTER))
         self.recorder = Recorder(mirror.db)  # fetched rows in batches (record.py)
 
     def download_all(self) -> None:
@@ -306,7 +320,6 @@ class _Run:
                             task,
                             self.stop,
                             self.reporter,
-                            self.down,
                             self.net,
                         )
                     )
@@ -336,17 +349,6 @@ class _Run:
             self.stop.set()
             return
         _record(self.mirror, self.recorder, outcome, self.result)
-        host = urlsplit(outcome.task.url).netloc
-        self.misses[host] = self.misses[host] + 1 if outcome.unreachable else 0
-        if outcome.unreachable:
-            self.why[host] = outcome.cause or "no answer"
-        if self.misses[host] >= UNREACHABLE_AFTER and host not in self.down:
-            log.warning(
-                "fetch: cannot reach %s (%s); its files wait for the next run",
-                _origin(outcome.task.url),
-                self.why[host],
-            )
-            self.down.add(host)
 
 
 def downloads_per_source(mirror: Mirror, workers: int | None = None) -> dict[str, int]:

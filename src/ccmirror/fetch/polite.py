@@ -3,16 +3,18 @@
 Each host starts at `ceiling` requests in flight (MAX_PER_HOST at most). A 429 or 503 halves
 its limit and holds every request to it until the pause is over (its Retry-After, else the
 caller's backoff); each run of `limit` answers without one raises the limit by one again,
-back up to the ceiling. Giving up on a host that keeps failing is the fetch loop's job.
+back up to the ceiling. `Unreachable` gives up, for the run, a host that keeps not answering.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 
+log = logging.getLogger("ccmirror.fetch")
 MAX_PER_HOST = 16  # never more requests than this in flight to one host
 
 
@@ -176,3 +178,36 @@ class InFlight:
                 self._active -= 1
                 lane.active -= 1
                 self._cond.notify_all()
+
+
+class Unreachable:
+    """Hosts given up for this run: `after` files in a row never got one answer from them.
+
+    The download threads count as each file ends, a miss before its download lets go of
+    its place in flight: the download next in line for that place already sees its host
+    given up, however far the catalogue writer (the run's thread) is behind."""
+
+    def __init__(self, after: int) -> None:
+        self.after = after
+        self.down: set[str] = set()
+        self.why: dict[str, str] = {}  # host -> why it does not answer
+        self._misses: dict[str, int] = {}  # consecutive unanswered files per host
+        self._lock = threading.Lock()
+
+    def __contains__(self, host: object) -> bool:
+        return host in self.down
+
+    def missed(self, host: str, cause: str, origin: str) -> None:
+        """A file that never got an answer from `host` (at `origin`, for the log)."""
+        with self._lock:
+            self.why[host] = cause
+            self._misses[host] = self._misses.get(host, 0) + 1
+            if self._misses[host] < self.after or host in self.down:
+                return
+            self.down.add(host)
+        log.warning("fetch: cannot reach %s (%s); its files wait for the next run", origin, cause)
+
+    def answered(self, host: str) -> None:
+        """A file that got an answer (fetched, or failed for a reason the host gave)."""
+        with self._lock:
+            self._misses[host] = 0
