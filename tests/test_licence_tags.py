@@ -364,3 +364,72 @@ def test_mp4_and_asf_tag_objects():
     r = TagReport()
     _read_pairs(r, a.items(), "ASF")
     assert ids(r) == {"CC-BY-SA-4.0"} and r.isrc == "USRC17607839"
+
+
+def test_the_class_picked_without_scoring_is_the_one_mutagen_file_picks(tmp_path, monkeypatch):
+    # Every format class mutagen.File may choose records that it was chosen (and loads
+    # nothing): the choice is mutagen's own, whatever its list of formats.
+    import mutagen
+
+    from ccmirror.licence.sniff import pick
+
+    class Chosen(Exception):
+        pass
+
+    def classes(root):
+        for sub in root.__subclasses__():
+            yield sub
+            yield from classes(sub)
+
+    mutagen.File(make(tmp_path / "warm.mp3"))  # every format module imported
+    for kind in set(classes(mutagen.FileType)):
+        monkeypatch.setattr(kind, "__init__", lambda self, *a, k=kind, **kw: (_ for _ in ()).throw(Chosen(k)))  # fmt: skip
+
+    def chosen(path: Path):
+        try:
+            mutagen.File(path)
+        except Chosen as e:
+            return e.args[0]
+        return None
+
+    starts = [b"ID3\x04", b"\xff\xfb\x90", b"\xff\xf3", b"fLaC", b"RIFF\x10\0\0\0WAVEfmt ", b"FORM\0\0\0\x10AIFF",
+              b"OggS\0\x02" + bytes(22), b"wvpk", b"MAC ", b"TTA1", b"\0\0\0\x20ftypM4A ", b"APETAGEX", b"", b"xxxx"]  # fmt: skip
+    markers = [
+        b"\x01vorbis",
+        b"OpusHead",
+        b"\x80theora",
+        b"Speex   ",
+        b"FLAC",
+        b"fLaC",
+        b"ftyp",
+        b"mp4",
+        b"ADIF",
+    ]
+    exts = [".mp3", ".MP3", ".flac", ".ogg", ".oga", ".opus", ".wav", ".wave", ".aif", ".aiff", ".aifc",
+            ".m4a", ".tta", ".ape", ".aac", ".mp2", ".bin", ""]  # fmt: skip
+    rnd = random.Random(17)
+    seen = set()
+    for i in range(1500):
+        head = rnd.choice(starts)
+        for m in rnd.sample(markers, rnd.choice((0, 0, 1, 1, 2))):
+            head += bytes(rnd.randrange(4)) + m
+        if rnd.random() < 0.1:
+            head = head[:8] + b"WAVE" + head[12:]
+        body = head.ljust(128 + rnd.randrange(200), b"\0")
+        if rnd.random() < 0.2:
+            body += b"APETAGEX" + bytes(24)
+        path = tmp_path / f"f{i}{rnd.choice(exts)}"
+        path.write_bytes(body)
+        got = pick(str(path), body[:128])
+        if got is not None:
+            assert got is chosen(path), (path.name, body[:40])
+            seen.add(got.__name__)
+    for kind in KINDS:  # real files: each of the formats check meets most is picked
+        monkeypatch.undo()
+        path = make(tmp_path / "real" / f"a.{kind}")
+        for k in set(classes(mutagen.FileType)):
+            monkeypatch.setattr(k, "__init__", lambda self, *a, k=k, **kw: (_ for _ in ()).throw(Chosen(k)))  # fmt: skip
+        got = pick(str(path), path.read_bytes()[:128])
+        assert got is not None and got is chosen(path), kind
+        seen.add(got.__name__)
+    assert seen == {"MP3", "FLAC", "WAVE", "AIFF", "OggVorbis", "OggOpus"}

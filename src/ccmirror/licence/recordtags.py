@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
+from ccmirror.licence.sniff import classes
+
 # Field -> tag names per convention (lower case for Vorbis/APE/ASF pairs).
 _ID3 = {
     "genres": "TCON",
@@ -69,17 +71,15 @@ def _texts(value: Any) -> list[str]:
     return [text] if text else []
 
 
-def _tag_values(f: Any) -> dict[str, list[str]]:
-    from mutagen.id3 import ID3
-    from mutagen.mp4 import MP4Tags
-
+def _tag_values(f: Any, items: Any = None) -> dict[str, list[str]]:
+    m = classes()
     tags, out = f.tags, {}
     if tags is None:
         return {}
-    if isinstance(tags, ID3):
+    if isinstance(tags, m.ID3):
         for field, fid in _ID3.items():
             out[field] = [t for frame in tags.getall(fid) for t in _texts(frame)]
-    elif isinstance(tags, MP4Tags):
+    elif isinstance(tags, m.MP4Tags):
         for field, key in _MP4.items():
             out[field] = _texts(tags.get(key))
         trkn = tags.get("trkn")
@@ -87,35 +87,36 @@ def _tag_values(f: Any) -> dict[str, list[str]]:
             out["track"] = [f"{trkn[0][0]}/{trkn[0][1]}" if trkn[0][1] else str(trkn[0][0])]
     elif hasattr(tags, "items"):
         pairs: dict[str, list[str]] = {}
-        for key, value in tags.items():
+        for key, value in tags.items() if items is None else items:
             pairs.setdefault(str(key).lower(), []).extend(_texts(value))
         for field, names in _PAIRS.items():
             out[field] = next((pairs[n] for n in names if pairs.get(n)), [])
     return {k: v for k, v in out.items() if v}
 
 
-def _pictures(f: Any) -> int:
-    from mutagen.id3 import ID3
-    from mutagen.mp4 import MP4Tags
-
+def _pictures(f: Any, items: Any = None) -> int:
+    m = classes()
     n = len(getattr(f, "pictures", None) or [])  # FLAC picture blocks
     tags = f.tags
-    if isinstance(tags, ID3):
+    if isinstance(tags, m.ID3):
         n += len(tags.getall("APIC"))
-    elif isinstance(tags, MP4Tags):
+    elif isinstance(tags, m.MP4Tags):
         n += len(tags.get("covr") or [])
+    elif isinstance(tags, m.VCommentDict) and items is not None:  # the names are lower case
+        n += len(next((v for k, v in items if k == "metadata_block_picture"), None) or [])
     elif tags is not None and hasattr(tags, "get"):
         with contextlib.suppress(KeyError, TypeError, ValueError):
             n += len(tags.get("metadata_block_picture") or [])
     return n
 
 
-def recording_facts(f: Any) -> tuple[dict[str, Any], int]:
+def recording_facts(f: Any, items: Any = None) -> tuple[dict[str, Any], int]:
     """(facts, embedded picture count) of a parsed mutagen file. Lists stay lists; the
-    other tag fields are their first value; stream numbers are ints (length a float)."""
+    other tag fields are their first value; stream numbers are ints (length a float).
+    `items`: `f.tags.items()` where the caller has them already."""
     facts: dict[str, Any] = {}
     try:
-        for field, values in _tag_values(f).items():
+        for field, values in _tag_values(f, items).items():
             facts[field] = values if field in LIST_FIELDS else values[0]
     except Exception:  # a damaged tag block: the stream facts may still be read
         facts = {}
@@ -134,7 +135,7 @@ def recording_facts(f: Any) -> tuple[dict[str, Any], int]:
     if isinstance(length, int | float) and length > 0:
         facts["duration"] = round(float(length), 3)
     try:
-        pictures = _pictures(f)
+        pictures = _pictures(f, items)
     except Exception:
         pictures = 0
     return facts, pictures

@@ -13,10 +13,11 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from ccmirror.licence.normalise import Licence, find_licences, rights_reserved
 from ccmirror.licence.recordtags import recording_facts
+from ccmirror.licence.sniff import classes, parse
 
 log = logging.getLogger("ccmirror.licence")
 
@@ -25,6 +26,9 @@ _RIGHTS_KEYS = {"tcop", "wcop", "user", "license", "licence", "copyright", "cprt
 # Other tags are kept when their name says rights/licence, or their value states one.
 _RIGHTSY_NAME = re.compile(r"licen[cs]e|copyright|rights|terms|usage", re.IGNORECASE)
 _VERIFY_RE = re.compile(r"\bverify\s+at\s+(\S+)", re.IGNORECASE)
+# find_licences finds nothing in a text without a version ("4.0") or a creativecommons.org
+# URL: a title or an artist name is not searched through.
+_MAY_STATE = re.compile(r"\d\.\d|creativecommons\.org", re.IGNORECASE)
 _MBID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _MBID_NAMES = {"musicbrainz_trackid", "musicbrainz track id", "musicbrainz recording id"}
 _MBID_NAMES |= {"musicbrainz/track id", "musicbrainz_recordingid"}
@@ -77,7 +81,8 @@ def _statements(text: str) -> tuple[tuple[Licence, ...], bool, str | None]:
     after "verify at". Pure, and cached: the files of one release repeat the same
     copyright and licence lines, each read once per worker."""
     m = _VERIFY_RE.search(text)
-    return tuple(find_licences(text)), rights_reserved(text), m.group(1) if m else None
+    lics = tuple(find_licences(text)) if _MAY_STATE.search(text) else ()
+    return lics, rights_reserved(text), m.group(1) if m else None
 
 
 def _text(value: Any) -> str:
@@ -140,38 +145,45 @@ def _read_mp4(report: TagReport, tags: Any) -> None:
             report.add("MP4:comment", value)
 
 
-def _check_container(path: str, kind: str) -> str | None:
+_OGG = ("OggVorbis", "OggOpus", "OggFLAC", "OggSpeex", "OggTheora")
+
+
+def _check_container(path: str, kind: str, fh: BinaryIO | None = None) -> str | None:
     """Cut-off files that still decode: a RIFF/FORM size past the end, an Ogg stream
-    without its final page."""
-    with open(path, "rb") as fh:
-        size = fh.seek(0, os.SEEK_END)
-        if kind in ("WAVE", "AIFF"):
-            fh.seek(0)
-            head = fh.read(12)
-            if len(head) < 12:
-                return "audio truncated: no header"
-            declared = int.from_bytes(head[4:8], "little" if kind == "WAVE" else "big") + 8
-            if head[:4] in (b"RIFF", b"FORM") and declared > size:
-                return f"audio truncated: {size} of {declared} bytes"
-        elif kind in ("OggVorbis", "OggOpus", "OggFLAC", "OggSpeex", "OggTheora"):
-            fh.seek(max(0, size - 65536))
-            tail = fh.read()
-            at = tail.rfind(b"OggS")
-            if at < 0 or len(tail) - at < 27:
-                return "audio truncated: no final Ogg page"
-            page = tail[at:]
-            nseg = page[26]
-            segs = page[27 : 27 + nseg]
-            if len(segs) < nseg or len(page) < 27 + nseg + sum(segs) or not page[5] & 0x04:
-                return "audio truncated: Ogg stream has no end"
+    without its final page. `fh`: the file already open."""
+    if kind not in ("WAVE", "AIFF") and kind not in _OGG:
+        return None
+    if fh is None:
+        with open(path, "rb") as own:
+            return _check_container(path, kind, own)
+    size = fh.seek(0, os.SEEK_END)
+    if kind in ("WAVE", "AIFF"):
+        fh.seek(0)
+        head = fh.read(12)
+        if len(head) < 12:
+            return "audio truncated: no header"
+        declared = int.from_bytes(head[4:8], "little" if kind == "WAVE" else "big") + 8
+        if head[:4] in (b"RIFF", b"FORM") and declared > size:
+            return f"audio truncated: {size} of {declared} bytes"
+        return None
+    fh.seek(max(0, size - 65536))
+    tail = fh.read()
+    at = tail.rfind(b"OggS")
+    if at < 0 or len(tail) - at < 27:
+        return "audio truncated: no final Ogg page"
+    page = tail[at:]
+    nseg = page[26]
+    segs = page[27 : 27 + nseg]
+    if len(segs) < nseg or len(page) < 27 + nseg + sum(segs) or not page[5] & 0x04:
+        return "audio truncated: Ogg stream has no end"
     return None
 
 
-def _check_audio(path: str, kind: str) -> str | None:
+def _check_audio(path: str, kind: str, fh: BinaryIO | None = None) -> str | None:
     """Decode the whole file once; None when it is whole, else what is wrong."""
     if kind not in _DECODABLE:
         return None
-    cut = _check_container(path, kind)
+    cut = _check_container(path, kind, fh)
     if cut:
         return cut
     from ccmirror.licence.decode import decode
@@ -214,12 +226,23 @@ def read_tags(path: str | os.PathLike[str], *, verify_audio: bool = True) -> Tag
 
 
 def _read_regular(path: str, verify_audio: bool) -> TagReport:
-    """`read_tags` of a path known to be a regular file."""
-    import mutagen
+    """`read_tags` of a path known to be a regular file: opened once, for mutagen, the APEv2
+    probe and the container check alike."""
+    try:
+        fh: BinaryIO | None = open(path, "rb")  # noqa: SIM115 - closed below
+    except OSError:
+        fh = None  # mutagen.File gives the error it always gave
+    try:
+        return _read_open(path, fh, verify_audio)
+    finally:
+        if fh is not None:
+            fh.close()
 
+
+def _read_open(path: str, fh: BinaryIO | None, verify_audio: bool) -> TagReport:
     report = TagReport()
     try:
-        f = mutagen.File(path)
+        f = parse(fh, path) if fh is not None else classes().File(path)
     except Exception as e:  # mutagen raises many types on damaged files
         report.error = f"mutagen cannot parse: {type(e).__name__}: {str(e)[:120]}"
         return report
@@ -229,38 +252,52 @@ def _read_regular(path: str, verify_audio: bool) -> TagReport:
     kind = type(f).__name__
     report.format = kind
     try:
-        _read_tags(report, f, path)
+        pairs = _read_tags(report, f, path, fh)
     except Exception as e:  # a damaged tag block that parsed lazily
         log.debug("tags of %s: %s", path, e, exc_info=True)
         report.error = f"tags unreadable: {type(e).__name__}: {str(e)[:120]}"
         return report
-    report.recording, report.pictures = recording_facts(f)
+    report.recording, report.pictures = recording_facts(f, pairs)
     if verify_audio:
-        report.error = _check_audio(path, kind)
+        report.error = _check_audio(path, kind, fh)
     return report
 
 
-def _read_tags(report: TagReport, f: Any, path: str) -> None:
-    from mutagen.apev2 import APENoHeaderError, APEv2
-    from mutagen.asf import ASFTags
-    from mutagen.id3 import ID3
-    from mutagen.mp4 import MP4Tags
+def _vorbis_items(tags: Any) -> list[tuple[str, list[Any]]]:
+    """`tags.items()` of Vorbis comments in one pass (mutagen's scans the comments once per
+    name): each lower-case name with its values in file order, names as they first appear
+    (mutagen's order is a set's, which differs from one process to the next)."""
+    grouped: dict[str, list[Any]] = {}
+    for key, value in tags:
+        grouped.setdefault(key.lower(), []).append(value)
+    return list(grouped.items())
 
-    tags = f.tags
-    if isinstance(tags, ID3):
+
+def _read_tags(
+    report: TagReport, f: Any, path: str, fh: BinaryIO | None = None
+) -> list[tuple[str, Any]] | None:
+    """Read the evidence of `f`'s tags into `report`; returns the name/value pairs of
+    Vorbis/APEv2/ASF tags (None for ID3 and MP4), which `recording_facts` reads too."""
+    m = classes()
+    tags, pairs = f.tags, None
+    if isinstance(tags, m.ID3):
         _read_id3(report, tags)
-    elif isinstance(tags, MP4Tags):
+    elif isinstance(tags, m.MP4Tags):
         _read_mp4(report, tags)
-    elif isinstance(tags, ASFTags):
-        _read_pairs(report, tags.items(), "ASF")
-    elif isinstance(tags, APEv2):
-        _read_pairs(report, tags.items(), "APEv2")
-    elif tags is not None and hasattr(tags, "items"):  # Vorbis comments (FLAC, Ogg, Opus)
-        _read_pairs(report, tags.items(), "Vorbis")
-    ape_beside = type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, APEv2)
-    if ape_beside and _may_carry_ape(path):  # most carry none: three small reads say so
-        with contextlib.suppress(APENoHeaderError):  # beside ID3 (common on MP3)
-            _read_pairs(report, APEv2(path).items(), "APEv2")
+    elif isinstance(tags, m.ASFTags):
+        _read_pairs(report, pairs := tags.items(), "ASF")
+    elif isinstance(tags, m.APEv2):
+        _read_pairs(report, pairs := tags.items(), "APEv2")
+    elif isinstance(tags, m.VCommentDict):  # Vorbis comments (FLAC, Ogg, Opus)
+        _read_pairs(report, pairs := _vorbis_items(tags), "Vorbis")
+    elif tags is not None and hasattr(tags, "items"):
+        _read_pairs(report, pairs := tags.items(), "Vorbis")
+    ape_beside = type(f).__name__ in ("MP3", "WAVE", "AIFF") and not isinstance(tags, m.APEv2)
+    # Most carry none: three small reads say so.
+    if ape_beside and (_ape_probe(fh) if fh is not None else _may_carry_ape(path)):
+        with contextlib.suppress(m.APENoHeaderError):  # beside ID3 (common on MP3)
+            _read_pairs(report, m.APEv2(path).items(), "APEv2")
+    return pairs
 
 
 def _may_carry_ape(path: str) -> bool:
@@ -269,20 +306,28 @@ def _may_carry_ape(path: str) -> bool:
     end, maybe after Lyrics3), and at the start; in a file under 32 bytes nowhere."""
     try:
         with open(path, "rb", buffering=0) as fh:
-            size = fh.seek(0, os.SEEK_END)
-            if size < 32:
-                return False
-            fh.seek(size - 32)
-            if fh.read(8) == b"APETAGEX":
-                return True
-            if size >= 128:
-                fh.seek(size - 128)
-                if fh.read(3) == b"TAG":
-                    return True  # an ID3v1 tag: mutagen looks behind it
-            fh.seek(0)
-            return fh.read(8) == b"APETAGEX"
+            return _ape_probe(fh)
     except OSError:
         return True  # mutagen's reader gives the answer (and the error) it always gave
+
+
+def _ape_probe(fh: BinaryIO) -> bool:
+    """`_may_carry_ape` of an open file."""
+    try:
+        size = fh.seek(0, os.SEEK_END)
+        if size < 32:
+            return False
+        fh.seek(size - 32)
+        if fh.read(8) == b"APETAGEX":
+            return True
+        if size >= 128:
+            fh.seek(size - 128)
+            if fh.read(3) == b"TAG":
+                return True  # an ID3v1 tag: mutagen looks behind it
+        fh.seek(0)
+        return fh.read(8) == b"APETAGEX"
+    except OSError:
+        return True
 
 
 def read_tags_apart(path: str | os.PathLike[str]) -> TagReport:
