@@ -78,7 +78,8 @@ def _tag_values(f: Any, items: Any = None) -> dict[str, list[str]]:
         return {}
     if isinstance(tags, m.ID3):
         for field, fid in _ID3.items():
-            out[field] = [t for frame in tags.getall(fid) for t in _texts(frame)]
+            frames = tags.getall(fid) if items is None else items.get(fid, ())
+            out[field] = [t for frame in frames for t in _texts(frame)]
     elif isinstance(tags, m.MP4Tags):
         for field, key in _MP4.items():
             out[field] = _texts(tags.get(key))
@@ -99,7 +100,7 @@ def _pictures(f: Any, items: Any = None) -> int:
     n = len(getattr(f, "pictures", None) or [])  # FLAC picture blocks
     tags = f.tags
     if isinstance(tags, m.ID3):
-        n += len(tags.getall("APIC"))
+        n += len(tags.getall("APIC") if items is None else items.get("APIC", ()))
     elif isinstance(tags, m.MP4Tags):
         n += len(tags.get("covr") or [])
     elif isinstance(tags, m.VCommentDict) and items is not None:  # the names are lower case
@@ -113,7 +114,7 @@ def _pictures(f: Any, items: Any = None) -> int:
 def recording_facts(f: Any, items: Any = None) -> tuple[dict[str, Any], int]:
     """(facts, embedded picture count) of a parsed mutagen file. Lists stay lists; the
     other tag fields are their first value; stream numbers are ints (length a float).
-    `items`: `f.tags.items()` where the caller has them already."""
+    `items`: `f.tags.items()` (ID3: the frames by id) where the caller has them already."""
     facts: dict[str, Any] = {}
     try:
         for field, values in _tag_values(f, items).items():

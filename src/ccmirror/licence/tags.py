@@ -96,9 +96,12 @@ def _text(value: Any) -> str:
     return str(value).strip("\x00 ") if value is not None else ""
 
 
-def _read_id3(report: TagReport, tags: Any) -> None:
+def _read_id3(report: TagReport, tags: Any) -> dict[str, list[Any]]:
+    """Returns the frames by id (what `tags.getall(id)` gives, in one pass)."""
+    frames: dict[str, list[Any]] = {}
     for frame in tags.values():
         fid = frame.FrameID
+        frames.setdefault(fid, []).append(frame)
         if fid == "TCOP" or fid == "USER":
             report.add(fid, frame.text, always=True)
         elif fid == "WCOP":
@@ -117,6 +120,7 @@ def _read_id3(report: TagReport, tags: Any) -> None:
             report.set_id("isrc", frame.text[0] if frame.text else "")
         elif fid == "UFID" and frame.owner == "http://musicbrainz.org":
             report.set_id("musicbrainz_trackid", frame.data)
+    return frames
 
 
 def _read_pairs(report: TagReport, pairs: Any, prefix: str) -> None:
@@ -273,15 +277,14 @@ def _vorbis_items(tags: Any) -> list[tuple[str, list[Any]]]:
     return list(grouped.items())
 
 
-def _read_tags(
-    report: TagReport, f: Any, path: str, fh: BinaryIO | None = None
-) -> list[tuple[str, Any]] | None:
+def _read_tags(report: TagReport, f: Any, path: str, fh: BinaryIO | None = None) -> Any:
     """Read the evidence of `f`'s tags into `report`; returns the name/value pairs of
-    Vorbis/APEv2/ASF tags (None for ID3 and MP4), which `recording_facts` reads too."""
+    Vorbis/APEv2/ASF tags or ID3's frames by id (None for MP4), which `recording_facts`
+    reads too."""
     m = classes()
     tags, pairs = f.tags, None
     if isinstance(tags, m.ID3):
-        _read_id3(report, tags)
+        pairs = _read_id3(report, tags)
     elif isinstance(tags, m.MP4Tags):
         _read_mp4(report, tags)
     elif isinstance(tags, m.ASFTags):
