@@ -136,3 +136,30 @@ def test_eviction_order_least_listening_per_byte_first(tmp_path):
     assert got == [r["id"] for r in want]
     assert covered_share(m) >= 0.0
     m.close()
+
+
+def test_status_counts_match_plain_group_bys(tmp_path):
+    from ccmirror.catalogue.queries import status_counts
+
+    m = _catalogue(tmp_path, 7)
+    with transaction(m.db):
+        m.db.execute("UPDATE items SET reason = 'licence never allowed' WHERE id % 2 = 0")
+        m.db.execute("UPDATE items SET status = 'dark' WHERE id % 29 = 0")
+        m.db.execute("UPDATE files SET status = 'refused' WHERE id % 11 = 0")
+    db = m.db
+    got = status_counts(db)
+    items = dict(db.execute("SELECT status, count(*) FROM items GROUP BY status").fetchall())
+    assert got["items"] == items and list(got["items"]) == sorted(items)
+    files = {
+        s: {"files": n, "bytes": b}
+        for s, n, b in db.execute(
+            "SELECT status, count(*), coalesce(sum(size), 0) FROM files GROUP BY status"
+        )
+    }
+    assert got["files"] == files and len(files) == 4
+    refused = db.execute(
+        "SELECT coalesce(reason, '?'), count(*) FROM items WHERE status = 'refused'"
+        " GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    assert list(got["refused"].items()) == [tuple(r) for r in refused] and len(refused) == 2
+    m.close()

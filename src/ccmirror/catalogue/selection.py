@@ -100,7 +100,8 @@ def sums(
             [],
         )
 
-    for (_, tier), v in part_sums(db, rk, file_select, f"{ITEM_FILES} AND {cond}", cp).items():
+    body = f"{ITEM_FILES} AND {cond}"
+    for (_, tier), v in part_sums(db, rk, file_select, body, cp, split=True).items():
         split(tier, v[1:], ("files", "bytes", "original_bytes", "est_bytes"))
     return {k: v for k, v in out.items() if v["items"]}
 
@@ -127,33 +128,39 @@ def _cut_rows(
     and run (bytes of the items up to this one, most listening per byte first)."""
     share, sp = rk.share_sql()
     cond, cp = sz.wanted()
-    # The tier's items from the ranking's index (its runs, and the items pinned to it),
-    # in id order so their files are read in index order (a scan of the wide items table
-    # with the tier expression per row cost twice as much).
-    runs = [p for p in parts(rk) if p.tier == tier]
-    members = " OR ".join([f"({p.cond})" for p in runs] + ["i.tier = ?"])
-    mp = [*(x for p in runs for x in p.params), tier]
+    sealed = _sealed(db, "i", sealed_first)
+    # The tier's items from the ranking's index (each range of its runs, and the items
+    # pinned to it from items_pinned), in id order so their files are read in index order
+    # (one OR of the ranges read the whole index; a scan of the wide items table with the
+    # tier expression per row cost twice as much).
+    runs = [p for p in parts(rk, split=True) if p.tier == tier]
+    arms = [(p.index, p.cond, p.params) for p in runs]
+    arms.append(("items_pinned", "i.tier IS NOT NULL AND i.tier = ?", (tier,)))
+    members = " UNION ALL ".join(
+        f"SELECT i.id, {share} AS share FROM items AS i INDEXED BY {index}"
+        f" WHERE i.status = 'ok' AND {cond} AND NOT {sealed}"
+        for index, cond, _ in arms
+    )
+    mp = [x for _, _, params in arms for x in (*sp, *params)]
     compact = tier in sz.compact_tiers
     files = (
         "1 - coalesce(f.compact IN ('copied', 'derivative'), 0)" if compact else "f.copy_of IS NULL"
     )
     size = sz.kept_sql if compact else sz.original_sql
-    sealed = _sealed(db, "i", sealed_first)
     items = (
         f"SELECT r.id, r.share, coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {files} END), 0)"
         f" AS files, coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {size} END), 0) AS bytes,"
         f" coalesce(sum(CASE WHEN f.id IS NULL THEN 0 ELSE {sz.original_sql} END), 0)"
         " AS original_bytes, coalesce(sum(CASE WHEN f.id IS NULL OR f.copy_of IS NOT NULL"
         f" THEN 0 ELSE {FILE_EST} END), 0) AS est_bytes"
-        f" FROM (SELECT i.id, {share} AS share FROM items AS i INDEXED BY items_rank_ok"
-        f" WHERE i.status = 'ok' AND ({members}) AND NOT {sealed} ORDER BY i.id) AS r"
+        f" FROM ({members} ORDER BY 1) AS r"
         f" LEFT JOIN files AS f ON f.item_id = r.id AND {cond} GROUP BY r.id"
     )
     return (
         f"WITH c AS ({items}), w AS MATERIALIZED (SELECT c.*, {DENSITY} AS dens,"
         f" sum(bytes) OVER (ORDER BY {DENSITY} DESC, id ROWS UNBOUNDED PRECEDING) AS run"
         " FROM c)",
-        [*sp, *mp, *cp],
+        [*mp, *cp],
     )
 
 

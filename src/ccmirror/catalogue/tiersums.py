@@ -30,50 +30,78 @@ from ccmirror.catalogue.tiers import (
 
 @dataclass(frozen=True)
 class Part:
-    """Unpinned items of one source and tier (`tier` set), or every pinned item (None)."""
+    """Unpinned items of one source and tier (`tier` set) in one plain range of
+    items_rank_ok, or every pinned item (None), read from items_pinned (0070)."""
 
     source: str | None
     tier: int | None
     cond: str
     params: tuple[Any, ...]
+    index: str = "items_rank_ok"
 
 
-def _before(a: str, bound: tuple[float, int]) -> tuple[str, list[Any]]:
-    """Ranked before `bound` ((popularity, id) of an item); `>=` gives the index range."""
-    p, x = bound
-    return (
-        f"{a}.popularity >= ? AND ({a}.popularity > ? OR ({a}.popularity = ? AND {a}.id < ?))",
-        [p, p, p, x],
-    )
+def _ranges(
+    a: str, start: tuple[float, int] | None, end: tuple[float, int] | None
+) -> list[tuple[str, list[Any]]]:
+    """The items ranked from `start` (included) to `end` (excluded), boundaries being
+    (popularity, id) of an item (None: the ranking's start or end), as plain ranges of
+    the index (popularity descending, then id): no OR for SQLite to test on every entry."""
+    if start is not None and end is not None and start[0] == end[0]:
+        return [
+            (f"{a}.popularity = ? AND {a}.id >= ? AND {a}.id < ?", [start[0], start[1], end[1]])
+        ]
+    out: list[tuple[str, list[Any]]] = []
+    if start is not None:
+        out.append((f"{a}.popularity = ? AND {a}.id >= ?", [start[0], start[1]]))
+    middle, mp = [], []
+    if start is not None:
+        middle.append(f"{a}.popularity < ?")
+        mp.append(start[0])
+    if end is not None:
+        middle.append(f"{a}.popularity > ?")
+        mp.append(end[0])
+    out.append((" AND ".join(middle) or "1", mp))
+    if end is not None:
+        out.append((f"{a}.popularity = ? AND {a}.id < ?", [end[0], end[1]]))
+    return out
 
 
-def _not_before(a: str, bound: tuple[float, int]) -> tuple[str, list[Any]]:
-    p, x = bound
-    return (
-        f"{a}.popularity <= ? AND ({a}.popularity < ? OR ({a}.popularity = ? AND {a}.id >= ?))",
-        [p, p, p, x],
-    )
+def _run(
+    a: str, start: tuple[float, int] | None, end: tuple[float, int] | None
+) -> tuple[str, list[Any]]:
+    """The same items as one index range with the boundaries tested on every entry: a
+    float sum over it adds in the one order the old per-tier sums did (shares)."""
+    cond: list[str] = []
+    params: list[Any] = []
+    if start is not None:
+        p, x = start
+        cond.append(f"{a}.popularity <= ? AND ({a}.popularity < ? OR ({a}.popularity = ?"
+                    f" AND {a}.id >= ?))")  # fmt: skip
+        params += [p, p, p, x]
+    if end is not None:
+        p, x = end
+        cond.append(f"{a}.popularity >= ? AND ({a}.popularity > ? OR ({a}.popularity = ?"
+                    f" AND {a}.id < ?))")  # fmt: skip
+        params += [p, p, p, x]
+    return " AND ".join(cond) or "1", params
 
 
-def parts(rk: Ranking, a: str = "i") -> list[Part]:
-    """The ranking's runs (what `Ranking.tier_sql` decides, as ranges), then the pinned."""
+def parts(rk: Ranking, a: str = "i", split: bool = False) -> list[Part]:
+    """The ranking's runs (what `Ranking.tier_sql` decides), then the pinned items.
+    `split`: each run as up to three plain index ranges (for sums of integers, which do
+    not depend on the order they add in); else one range per run."""
     out: list[Part] = []
     for s in rk.sources:
-        prev: tuple[float, int] | None = None
+        bounds: list[tuple[float, int] | None] = [None, *s.boundaries, None]
         for k in range(len(s.boundaries) + 1):
-            cond, params = [f"{a}.source = ?", f"{a}.tier IS NULL"], [s.source]
-            if prev is not None:
-                c, p = _not_before(a, prev)
-                cond.append(c)
-                params += p
-            if k < len(s.boundaries):
-                c, p = _before(a, s.boundaries[k])
-                cond.append(c)
-                params += p
-                prev = s.boundaries[k]
-            out.append(Part(s.source, k + 1 if k < len(s.boundaries) else s.rest,
-                            " AND ".join(cond), tuple(params)))  # fmt: skip
-    out.append(Part(None, None, f"{a}.tier IS NOT NULL", ()))
+            tier = k + 1 if k < len(s.boundaries) else s.rest
+            ranges = _ranges(a, bounds[k], bounds[k + 1]) if split else [
+                _run(a, bounds[k], bounds[k + 1])
+            ]  # fmt: skip
+            for cond, params in ranges:
+                out.append(Part(s.source, tier, f"{a}.source = ? AND {a}.tier IS NULL AND {cond}",
+                                (s.source, *params)))  # fmt: skip
+    out.append(Part(None, None, f"{a}.tier IS NOT NULL", (), "items_pinned"))
     return out
 
 
@@ -88,15 +116,17 @@ def part_sums(
     params: Sequence[Any] = (),
     group: str = "",
     a: str = "i",
+    split: bool = False,
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(source, tier[, group value]) -> [rows, *aggregates]: `SELECT count(*), <select>
     <body> AND <part>` for every part (or `<part>` where `body` says `{part}`, before
-    any parameter of its own). `select(tier)` gets the part's tier as SQL (a
+    any parameter of its own; `{index}` in `body`: the index the part reads). `select(tier)` gets the part's tier as SQL (a
     number, or `i.tier` for the pinned part) and returns the aggregates and their
     parameters; `body` is `FROM ... WHERE ...` over items aliased `a`; `group`: one more
-    grouping column (few values, e.g. a verdict). NULL sums count as 0."""
+    grouping column (few values, e.g. a verdict); `split`: see `parts` (only for sums
+    of integers). NULL sums count as 0."""
     out: dict[tuple[Any, ...], list[Any]] = {}
-    for part in parts(rk, a):
+    for part in parts(rk, a, split):
         tier = str(part.tier) if part.tier is not None else f"{a}.tier"
         sel, sp = select(tier)
         keys = [] if part.source is not None else [f"{a}.source", f"{a}.tier"]
@@ -104,10 +134,11 @@ def part_sums(
             keys.append(group)
         head = "".join(f"{k}, " for k in keys)
         tail = f" GROUP BY {', '.join(keys)}" if keys else ""
-        if "{part}" in body:  # the part's parameters come before the body's own
-            where, bound = body.replace("{part}", part.cond), [*sp, *part.params, *params]
+        text = body.replace("{index}", part.index)
+        if "{part}" in text:  # the part's parameters come before the body's own
+            where, bound = text.replace("{part}", part.cond), [*sp, *part.params, *params]
         else:
-            where, bound = f"{body} AND {part.cond}", [*sp, *params, *part.params]
+            where, bound = f"{text} AND {part.cond}", [*sp, *params, *part.params]
         for row in db.execute(f"SELECT {head}count(*), {sel} {where}{tail}", bound):
             values = list(row)
             if part.source is not None:
@@ -123,12 +154,12 @@ def part_sums(
 
 
 # Items of a ranked source, read from the ranking's index alone.
-ITEMS = "FROM items AS i INDEXED BY items_rank_ok WHERE i.status = 'ok'"
+ITEMS = "FROM items AS i INDEXED BY {index} WHERE i.status = 'ok'"
 # Their files, from files_item_sums (0055: every column read), looked up in item id order:
 # a run's items sorted by id first (cheap: index entries) make the lookups sequential,
 # a third cheaper than in the ranking's order.
 ITEM_FILES = (
-    "FROM (SELECT i.id, i.source, i.tier FROM items AS i INDEXED BY items_rank_ok"
+    "FROM (SELECT i.id, i.source, i.tier FROM items AS i INDEXED BY {index}"
     " WHERE i.status = 'ok' AND {part} ORDER BY i.id) AS i"
     " JOIN files AS f ON f.item_id = i.id WHERE 1"
 )
@@ -172,7 +203,7 @@ def file_sums(
 
     out = []
     for (source, tier), v in sorted(
-        part_sums(db, rk, select, f"{ITEM_FILES} AND {cond}", cp).items()
+        part_sums(db, rk, select, f"{ITEM_FILES} AND {cond}", cp, split=True).items()
     ):
         out.append(
             {
@@ -251,7 +282,7 @@ def tier_file_rows(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
         " coalesce(sum(CASE WHEN f.verdict IS ? AND f.status = 'fetched' THEN f.size END), 0)"
     ] * len(verdicts)
     params = [v for v in verdicts for _ in range(3)]
-    got = part_sums(db, rk, lambda _t: (", ".join(cols), params), ITEM_FILES)
+    got = part_sums(db, rk, lambda _t: (", ".join(cols), params), ITEM_FILES, split=True)
     out: dict[tuple[int, str | None], dict[str, Any]] = {}
     for (_, tier), values in sorted(got.items()):
         for k, verdict in enumerate(verdicts):
