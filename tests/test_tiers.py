@@ -202,3 +202,38 @@ def test_sql_ranking_matches_the_item_by_item_rule(tmp_path_factory, items, shar
         assert got[item_id][0] == tier, (item_id, got[item_id], tier)
         assert abs(got[item_id][1] - share) < 1e-12
     db.close()
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    items=st.lists(
+        st.tuples(
+            st.sampled_from(["ia", "fma"]),
+            st.one_of(st.integers(0, 6), st.integers(-3, 10_000), st.just(7)),
+            st.one_of(st.none(), st.none(), st.none(), st.integers(1, 5)),
+            st.sampled_from(["ok", "ok", "ok", "refused"]),
+        ),
+        max_size=80,
+    ),
+    shares=st.sampled_from([(0.5, 0.9, 0.99, 1.0), (0.3, 1.0), (1.0,), (0.5, 0.8), (0.1, 0.2)]),
+)
+def test_run_counts_and_shares_are_the_sums_sqlite_gives(tmp_path_factory, items, shares):
+    """Items and share per run from the ranking's counts (`run_items`) equal, to the last
+    bit, SQLite's count(*) and sum() over each run of the index plus the pinned items."""
+    from ccmirror.catalogue import connect
+    from ccmirror.catalogue.runitems import run_items
+    from ccmirror.catalogue.tiers import ranking
+    from ccmirror.catalogue.tiersums import ITEMS, part_sums
+
+    db = connect(tmp_path_factory.mktemp("runs") / "c.sqlite")
+    with transaction(db):
+        db.executemany(
+            "INSERT INTO items (source, source_id, popularity, tier, status, first_seen,"
+            " harvested_at) VALUES (?, ?, ?, ?, ?, 'x', 'x')",
+            [(src, str(n), pop, pin, status) for n, (src, pop, pin, status) in enumerate(items)],
+        )
+    rk = ranking(db, shares)
+    share, sp = rk.share_sql()
+    want = part_sums(db, rk, lambda _t: (f"sum({share})", sp), ITEMS)
+    assert run_items(db, rk) == want
+    db.close()

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ccmirror.catalogue.runitems import run_items
 from ccmirror.catalogue.tiers import FILE_EST, Ranking, verdict_filter
 from ccmirror.catalogue.tiersums import ITEM_FILES, ITEMS, part_sums, parts
 
@@ -67,7 +68,10 @@ def sums(
     share, sp = rk.share_sql()
     sealed = _sealed(db, "i", sealed_first)
     shares = sp * (1 if sealed == "0" else 2)
-    items = part_sums(db, rk, lambda _t: (_with_sealed([share, "1"], sealed), shares), ITEMS)
+    if sealed == "0":  # nothing sealed: the ranking's counts say it (`runitems`)
+        items = {k: [n, sh, n] for k, (n, sh) in run_items(db, rk).items()}
+    else:
+        items = part_sums(db, rk, lambda _t: (_with_sealed([share, "1"], sealed), shares), ITEMS)
     out: dict[tuple[int, int], dict[str, Any]] = {}
 
     def split(tier: int, values: list[Any], names: tuple[str, ...]) -> None:

@@ -40,6 +40,10 @@ class SourceRanking:
     # Where tiers 2, 3, ... start: (popularity, id) of the first item of the next tier.
     boundaries: list[tuple[float, int]] = field(default_factory=list)
     rest: int = 1  # the tier of items past the last boundary
+    # (popularity, items) per distinct popularity, most popular first, and each
+    # boundary's place among its equals by id: the runs' item counts without a read.
+    groups: list[tuple[float, int]] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -116,7 +120,7 @@ def _rank_source(db: sqlite3.Connection, source: str, shares: Sequence[float]) -
     total = 0.0
     for g in groups:
         total += g[2]
-    sr = SourceRanking(source, total)
+    sr = SourceRanking(source, total, groups=[(g[0], g[1]) for g in groups])
     if total <= 0:
         return sr  # no popularity at all: one tier
     thresholds = [s - EPS for s in shares]
@@ -137,6 +141,7 @@ def _rank_source(db: sqlite3.Connection, source: str, shares: Sequence[float]) -
             (source, pop, j),
         ).fetchone()
         sr.boundaries.append((pop, item_id))
+        sr.offsets.append(j)
     sr.rest = last_tier(shares) if k == len(shares) else k + 1
     return sr
 

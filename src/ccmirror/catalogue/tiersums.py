@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ccmirror.catalogue.runitems import run_items
 from ccmirror.catalogue.tiers import (
     FILE_BYTES,
     FILE_EST,
@@ -117,6 +118,7 @@ def part_sums(
     group: str = "",
     a: str = "i",
     split: bool = False,
+    pinned_only: bool = False,
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(source, tier[, group value]) -> [rows, *aggregates]: `SELECT count(*), <select>
     <body> AND <part>` for every part (or `<part>` where `body` says `{part}`, before
@@ -124,9 +126,9 @@ def part_sums(
     number, or `i.tier` for the pinned part) and returns the aggregates and their
     parameters; `body` is `FROM ... WHERE ...` over items aliased `a`; `group`: one more
     grouping column (few values, e.g. a verdict); `split`: see `parts` (only for sums
-    of integers). NULL sums count as 0."""
+    of integers); `pinned_only`: the pinned part alone. NULL sums count as 0."""
     out: dict[tuple[Any, ...], list[Any]] = {}
-    for part in parts(rk, a, split):
+    for part in parts(rk, a, split)[-1:] if pinned_only else parts(rk, a, split):
         tier = str(part.tier) if part.tier is not None else f"{a}.tier"
         sel, sp = select(tier)
         keys = [] if part.source is not None else [f"{a}.source", f"{a}.tier"]
@@ -166,9 +168,9 @@ ITEM_FILES = (
 
 
 def item_sums(db: sqlite3.Connection, rk: Ranking) -> list[dict[str, Any]]:
-    """Per source and tier: items and their exact share (the index alone is read)."""
-    share, sp = rk.share_sql()
-    got = part_sums(db, rk, lambda _t: (f"sum({share})", sp), ITEMS)
+    """Per source and tier: items and their exact share (`runitems.run_items`: from the
+    ranking's counts, the pinned items from their index)."""
+    got = run_items(db, rk)
     return [
         {"source": k[0], "tier": k[1], "items": v[0], "share": v[1]} for k, v in sorted(got.items())
     ]
