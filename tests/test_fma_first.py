@@ -3,15 +3,23 @@ tuples, no staging or compare) makes exactly the catalogue the staged path makes
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import ccmirror.catalogue.fma_load as fma_load
 import ccmirror.sources.fma as fma
+from ccmirror.errors import UsageError
 from ccmirror.harvest import harvest
 from ccmirror.mirror import open_mirror
+from ccmirror.sources.fma import first
 from fmahelpers import (
     BY_4,
     CC0,
@@ -82,9 +90,15 @@ def _dump(m) -> dict:
     }
 
 
-@pytest.mark.parametrize("audio", ["http", "tree"])
-def test_first_load_equals_the_staged_path(tmp_path, monkeypatch, audio):
+@pytest.mark.parametrize(("audio", "child"), [("http", False), ("tree", False), ("tree", True)])
+def test_first_load_equals_the_staged_path(tmp_path, monkeypatch, audio, child):
+    """The first load, in this process or planned by a child process (first.py), makes
+    the staged path's catalogue and counts."""
     monkeypatch.setattr(fma, "BATCH", 4)
+    monkeypatch.setattr(first, "CHILD_BYTES", 0 if child else 1 << 60)
+    children = []
+    real_run_child = first.run_child
+    monkeypatch.setattr(first, "run_child", lambda *a: children.append(1) or real_run_child(*a))
     meta = write_metadata_zip(tmp_path / "fma_metadata.zip", _rows(), albums=ALBUMS)
     if audio == "tree":
         tree = tmp_path / "fma_full"
@@ -100,6 +114,7 @@ def test_first_load_equals_the_staged_path(tmp_path, monkeypatch, audio):
             result = harvest(m)
             got[name] = (result, _dump(m))
     fresh, staged = got["fresh"], got["staged"]
+    assert children == ([1] if child else [])
     assert fresh[0]["new"] == 24 and fresh[0]["malformed"] == 4 and fresh[0]["duplicates"] == 1
     assert fresh[0] == staged[0]
     assert fresh[1] == staged[1]
@@ -131,3 +146,81 @@ def test_a_source_holding_items_takes_the_staged_path(tmp_path, monkeypatch):
         assert not inserted and (again["new"], again["found"]) == (1, 2)
         status = dict(m.db.execute("SELECT source_id, status FROM items").fetchall())
         assert status == {"000002": "withdrawn", "000003": "ok"}
+
+
+def test_the_childs_errors_are_raised_here(tmp_path, monkeypatch):
+    monkeypatch.setattr(first, "CHILD_BYTES", 0)
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", [], text="a,b\n1,2\n")
+    path = _manifest(tmp_path, "m", meta, 'audio_base_url = "http://127.0.0.1:9/"')
+    with open_mirror(path) as m, pytest.raises(UsageError) as e:
+        harvest(m)
+    assert "not raw_tracks.csv" in str(e.value) and e.value.exit_code == 2
+
+
+KILLED_RUN = """
+import sys
+import ccmirror.sources.fma as fma
+from ccmirror.sources.fma import first
+first.CHILD_BYTES, fma.BATCH = 0, 500
+from ccmirror.cli import main
+sys.argv[0] = "ccmirror"
+main()
+"""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(c) for c in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return True
+    return state == "Z"
+
+
+def test_a_killed_first_harvest_takes_its_child_and_the_next_one_completes(tmp_path):
+    """SIGKILL to a first harvest mid-way: its planning child dies with it (no orphan),
+    the batches it committed stay, and the next harvest adds exactly the rest."""
+    rows = [track_row(n, licence=CC0 if n % 4 else FMA_LIMITED) for n in range(2, 40_002)]
+    meta = write_metadata_zip(tmp_path / "fma_metadata.zip", rows)
+    path = _manifest(tmp_path, "m", meta, 'audio_base_url = "http://127.0.0.1:9/"')
+    db_path = tmp_path / "m" / "catalogue.sqlite"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, "harvest", str(path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    committed = 0
+    while not committed and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+        if db_path.exists():
+            with contextlib.suppress(sqlite3.Error):
+                ro = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=0.1)
+                with contextlib.closing(ro):
+                    committed = ro.execute("SELECT count(*) FROM items").fetchone()[0]
+    children = _children(proc.pid)
+    assert proc.poll() is None and committed and children  # mid-way, its child planning
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while not all(_gone(c) for c in children) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(_gone(c) for c in children)
+    with open_mirror(path) as m:
+        done = m.db.execute("SELECT count(*) FROM items").fetchone()[0]
+        assert 0 < done < 40_000
+        again = harvest(m)
+        assert (again["new"], again["unchanged"], again["found"]) == (40_000 - done, done, 40_000)
+        db = m.db
+        assert db.execute("SELECT count(*) FROM items_fts").fetchone()[0] == 40_000
+        assert db.execute("SELECT count(*) FROM files_fts").fetchone()[0] == 40_000
+        assert db.execute("SELECT count(*) FROM bulk_load").fetchone()[0] == 0
+        refused = db.execute("SELECT count(*) FROM items WHERE status = 'refused'").fetchone()[0]
+        assert refused == 10_000

@@ -19,14 +19,16 @@ from __future__ import annotations
 import hashlib
 import heapq
 import logging
+import sqlite3
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue import fma_load, harvest_inputs, transaction, utcnow
-from ccmirror.manifest import FMASource
+from ccmirror.manifest import FMASource, LicenceConfig
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.sources.fma import inputs
+from ccmirror.sources.fma import first, inputs
 from ccmirror.sources.fma.audio import Audio, AudioIndex
 from ccmirror.sources.fma.metadata import local_metadata, open_raw_tracks, read_albums
 from ccmirror.sources.fma.plan import (
@@ -85,21 +87,16 @@ def harvest_source(
     salt = repr((mirror.manifest.licence, FINGERPRINT_VERSION, audio.kind, audio.base_url))
     reporter.start("fma", None, "tracks")
     try:
-        with open_raw_tracks(path) as (name, text), fma_load.bulk_session(mirror.db):
-            columns: list[Columns] = []
-            tracks: Iterable[Track] = read_tracks(name, text, stats, columns)
-            if source.max_items:
-                # The most listened tracks first, as an operator with a quota expects.
-                tracks = heapq.nlargest(
-                    source.max_items, tracks, key=lambda t: (t.listens, -t.track_id)
-                )
-            run = None
+        refreshed = 0  # a first load refreshes no fingerprint
+        with fma_load.bulk_session(mirror.db):
             fresh = fma_load.source_is_empty(mirror.db)
-            for batch in _batches(tracks):
-                if run is None:
-                    run = _Run(mirror, columns[0], audio, albums, salt, result, fresh)
-                run.write(batch)
-                reporter.advance(len(batch))
+            if fresh and not source.max_items and first.worth_a_child(path):
+                job = first.Job(path, mirror.manifest.licence, audio, albums, salt, BATCH)
+                stats = first.run_child(_plan_batches, job, first.Writer(mirror, result, reporter))
+            else:
+                refreshed = _harvest_here(
+                    mirror, source, path, (audio, albums, salt), stats, result, fresh, reporter
+                )
     finally:
         reporter.finish()
     result.update(
@@ -121,16 +118,62 @@ def harvest_source(
         result["empty"],
         stats.malformed,
     )
-    if result["updated"] == 0 and (run is None or run.refreshed == 0):
+    if result["updated"] == 0 and refreshed == 0:
         harvest_inputs.record(mirror.db, SOURCE, key, inputs.steady(result))
     return result
 
 
-def _batches(tracks: Iterable[Track]) -> Iterator[list[Track]]:
+def _harvest_here(
+    mirror: Mirror,
+    source: FMASource,
+    path: Path,
+    found: tuple[AudioIndex, dict[str, dict[str, str]], str],
+    stats: ReadStats,
+    result: dict[str, Any],
+    fresh: bool,
+    reporter: Reporter,
+) -> int:
+    """Read, plan and write every batch in this process; returns how many items only
+    had their fingerprint refreshed."""
+    audio, albums, salt = found
+    with open_raw_tracks(path) as (name, text):
+        columns: list[Columns] = []
+        tracks: Iterable[Track] = read_tracks(name, text, stats, columns)
+        if source.max_items:
+            # The most listened tracks first, as an operator with a quota expects.
+            tracks = heapq.nlargest(
+                source.max_items, tracks, key=lambda t: (t.listens, -t.track_id)
+            )
+        run = None
+        for batch in _batches(tracks, BATCH):
+            if run is None:
+                licence = mirror.manifest.licence
+                run = _Run(mirror.db, licence, columns[0], audio, albums, salt, result, fresh)
+            run.write(batch)
+            reporter.advance(len(batch))
+    return run.refreshed if run is not None else 0
+
+
+def _plan_batches(job: first.Job, send: first.Send) -> ReadStats:
+    """The child's work: every batch of a first load as (insert tuples, counts)."""
+    stats = ReadStats()
+    with open_raw_tracks(job.path) as (name, text):
+        columns: list[Columns] = []
+        run = None
+        for batch in _batches(read_tracks(name, text, stats, columns), job.batch):
+            if run is None:
+                run = _Run(None, job.licence, columns[0], job.audio, job.albums, job.salt, {}, True)
+            run.result = harvest_counts() | {"bytes": 0}
+            rows = run.new_rows(batch, [run.raw(t) for t in batch])
+            send((rows, run.result))
+    return stats
+
+
+def _batches(tracks: Iterable[Track], size: int) -> Iterator[list[Track]]:
     batch: list[Track] = []
     for p in tracks:
         batch.append(p)
-        if len(batch) >= BATCH:
+        if len(batch) >= size:
             yield batch
             batch = []
     if batch:
@@ -142,7 +185,8 @@ class _Run:
 
     def __init__(
         self,
-        mirror: Mirror,
+        db: sqlite3.Connection | None,
+        licence: LicenceConfig,
         columns: Columns,
         audio: AudioIndex,
         albums: dict[str, dict[str, str]],
@@ -150,15 +194,13 @@ class _Run:
         result: dict[str, Any],
         fresh: bool = False,
     ) -> None:
-        self.db = mirror.db
+        self.db = db
         # The source held no item when the harvest began: every row is new (ids are
         # read once), so batches skip the staging and compare and go straight in.
         self.fresh = fresh
         self.audio = audio
         self.result = result
-        self.planner = Planner(
-            columns, mirror.manifest.licence, {k: album_facts(v) for k, v in albums.items()}
-        )
+        self.planner = Planner(columns, licence, {k: album_facts(v) for k, v in albums.items()})
         self.album_keys = {k: repr(sorted(v.items())) for k, v in albums.items()}
         self.key = hashlib.blake2b(salt.encode(), digest_size=32).digest()
         self.i_album = columns["album_id"]
@@ -261,7 +303,10 @@ class _Run:
                 fma_load.set_recording(db, item_id, a.name, p.recording, p.duration)
 
     def _insert(self, batch: list[Track], raws: list[str]) -> None:
-        """A batch of rows all new: planned straight into `insert_new`'s tuples and
+        fma_load.insert_new(self.db, self.new_rows(batch, raws), utcnow())
+
+    def new_rows(self, batch: list[Track], raws: list[str]) -> list[Any]:
+        """A batch of rows all new, planned straight into `insert_new`'s tuples and
         counted as `_count` counts a `Planned` (the values `_apply` and `_rows` make)."""
         lookup, values, i_file, result = (
             self.audio.lookup,
@@ -296,7 +341,7 @@ class _Run:
         _count_status(result, "ok", None, ok, size)
         result["new"] += len(rows)
         result["files"] += files
-        fma_load.insert_new(self.db, rows, utcnow())
+        return rows
 
 
 _STATUS = ITEM_COLUMNS.index("status")
