@@ -15,7 +15,8 @@ tag conventions, a few conflicts and damaged files) and prints files per second 
     .venv/bin/python bench/licence.py [--files 2000] [--seconds 0.2] [--keep DIR]
 
 Fair by construction: the same files, read once before the rounds so that every loop finds
-them in the page cache; each of --rounds rounds runs the four loops one after the other
+them in the page cache, and one untimed pass of each side (caches of the process and the
+workers warm on both sides); each of --rounds rounds runs the four loops one after the other
 (interleaved: a busy machine slows whichever runs then) and prints each with its files/s
 (wall) and the CPU seconds it used (ours: this process and the worker processes, from
 /proc/<pid>/task/*/schedstat in ns), the load average when the round began, then the min
@@ -219,6 +220,9 @@ def main() -> None:
         n = len(paths)
         _warm(paths)
         decode.call(os.path.abspath, paths[0], "")  # workers up, as in a run already going
+        with _quiet_fd2():  # one untimed pass of each loop: both sides start warm
+            _plain(paths, full=True)
+            _ours_tags(paths, full=True)
         print(f"cores                  {os.cpu_count()} (workers {WORKERS})")
         rows = []
         for i in range(args.rounds):  # interleaved: a busy machine slows whichever runs then

@@ -55,6 +55,9 @@ LIST_FIELDS = ("genres", "artists")
 
 
 def _texts(value: Any) -> list[str]:
+    if type(value) is str:  # the common case first: what the last line does to a str
+        text = value.strip("\x00 ")
+        return [text] if text else []
     if value is None:
         return []
     if isinstance(value, list | tuple):
@@ -91,7 +94,10 @@ def _tag_values(f: Any, items: Any = None) -> dict[str, list[str]]:
         for key, value in tags.items() if items is None else items:
             pairs.setdefault(str(key).lower(), []).extend(_texts(value))
         for field, names in _PAIRS.items():
-            out[field] = next((pairs[n] for n in names if pairs.get(n)), [])
+            for name in names:  # the first name that has a value
+                if pairs.get(name):
+                    out[field] = pairs[name]
+                    break
     return {k: v for k, v in out.items() if v}
 
 

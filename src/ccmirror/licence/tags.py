@@ -87,6 +87,8 @@ def _statements(text: str) -> tuple[tuple[Licence, ...], bool, str | None]:
 
 def _text(value: Any) -> str:
     """A tag value as one string (lists joined, bytes decoded)."""
+    if type(value) is str:  # the common case first: what the last line does to a str
+        return value.strip("\x00 ")
     if isinstance(value, list | tuple):
         return " / ".join(t for t in (_text(v) for v in value) if t)
     if isinstance(value, bytes):
@@ -320,13 +322,12 @@ def _ape_probe(fh: BinaryIO) -> bool:
         size = fh.seek(0, os.SEEK_END)
         if size < 32:
             return False
-        fh.seek(size - 32)
-        if fh.read(8) == b"APETAGEX":
+        fh.seek(max(0, size - 128))
+        tail = fh.read(128)  # the last 128 bytes (or all of a smaller file), one read
+        if tail[-32:-24] == b"APETAGEX":
             return True
-        if size >= 128:
-            fh.seek(size - 128)
-            if fh.read(3) == b"TAG":
-                return True  # an ID3v1 tag: mutagen looks behind it
+        if size >= 128 and tail[:3] == b"TAG":
+            return True  # an ID3v1 tag: mutagen looks behind it
         fh.seek(0)
         return fh.read(8) == b"APETAGEX"
     except OSError:
