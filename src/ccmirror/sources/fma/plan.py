@@ -167,39 +167,14 @@ class Planner:
         """(item values in ITEM_COLUMNS order, est_size, recording values, duration) of
         a track whose audio is `found` (None: there is none, for the reason `missing`);
         `sized`: that audio's size is known (no estimate)."""
-        (
-            album_id,
-            album_title,
-            album_url,
-            artist_id,
-            artist_name,
-            artist_url,
-            licence_title,
-            licence_url,
-            bit_rate,
-            composer,
-            copyright_c,
-            copyright_p,
-            created,
-            recorded,
-            length,
-            track_file,
-            genres,
-            lyricist,
-            number,
-            publisher,
-            title,
-            track_url,
-        ) = self.pick(t.fields)
+        (album_id, album_title, album_url, artist_id, artist_name, artist_url, licence_title,
+            licence_url, bit_rate, composer, copyright_c, copyright_p, created, recorded,
+            length, track_file, genres, lyricist, number, publisher, title, track_url,
+        ) = self.pick(t.fields)  # fmt: skip
         url = licence_url.strip()
         ltitle = _text(licence_title) or ""
         declared: Declared = self.gate(url, ltitle)
-        if not declared.allowed:
-            status, reason = "refused", declared.reason or "licence not allowed"
-        elif found is None:
-            status, reason = "empty", missing
-        else:
-            status, reason = "ok", None
+        status, reason = _status(declared, found, missing)
         album_id = album_id.strip()
         album = self.albums.get(album_id) or _NO_ALBUM
         length = length.strip()
@@ -214,35 +189,12 @@ class Planner:
         number = int(number) if number.isdecimal() else None
         producer, engineer = album.get("producer"), album.get("engineer")
         release = album.get("release_date")
-        # extra: json.dumps(its non-None values, sort_keys=True, ensure_ascii=False),
-        # written out key by key in sorted order (str and int values only).
-        parts = []
-        if album_id.isdecimal():
-            parts.append('"album_id": ' + str(int(album_id)))
-        _put(parts, '"album_url": ', album_url.strip() or None)
         artist_id = artist_id.strip()
-        if artist_id.isdecimal():
-            parts.append('"artist_id": ' + str(int(artist_id)))
-        _put(parts, '"artist_url": ', artist_url.strip() or None)
-        _put(parts, '"composer": ', composer)
-        _put(parts, '"copyright_c": ', _text(copyright_c))
-        _put(parts, '"copyright_p": ', _text(copyright_p))
-        _put(parts, '"date_created": ', created)
-        _put(parts, '"date_recorded": ', recorded)
-        if seconds is not None:
-            parts.append('"duration": ' + str(seconds))
-        _put(parts, '"engineer": ', engineer)
-        parts.append('"favorites": ' + str(t.favorites))
-        _put(parts, '"genres": ', genres)
-        parts.append('"interest": ' + str(t.interest))
-        _put(parts, '"lyricist": ', lyricist)
-        _put(parts, '"producer": ', producer)
-        _put(parts, '"publisher": ', publisher)
-        _put(parts, '"release_date": ', release)
-        _put(parts, '"track_file": ', track_file.strip() or None)
-        parts.append('"track_id": ' + str(t.track_id))
-        if number is not None:
-            parts.append('"track_number": ' + str(number))
+        extra = _extra(
+            t, album_id, album_url, artist_id, artist_url, composer, copyright_c, copyright_p,
+            created, recorded, seconds, engineer, genres, lyricist, producer, publisher,
+            release, track_file, number,
+        )  # fmt: skip
         creator = _text(artist_name)
         item = (
             _text(title),
@@ -254,7 +206,7 @@ class Planner:
             ltitle or None,
             declared.licence_id,
             float(t.listens),
-            "{" + ", ".join(parts) + "}",
+            extra,
             status,
             reason,
         )
@@ -276,6 +228,53 @@ class Planner:
 
 
 _NO_ALBUM: dict[str, Any] = {}
+
+
+def _status(declared: Declared, found: object, missing: str | None) -> tuple[str, str | None]:
+    """An item's status and reason: the licence first, then whether audio was found."""
+    if not declared.allowed:
+        return "refused", declared.reason or "licence not allowed"
+    if found is None:
+        return "empty", missing
+    return "ok", None
+
+
+def _extra(
+    t: Track, album_id: str, album_url: str, artist_id: str, artist_url: str,
+    composer: str | None, copyright_c: str, copyright_p: str, created: str | None,
+    recorded: str | None, seconds: int | None, engineer: str | None, genres: str | None,
+    lyricist: str | None, producer: str | None, publisher: str | None, release: str | None,
+    track_file: str, number: int | None,
+) -> str:  # fmt: skip
+    """items.extra: json.dumps(its non-None values, sort_keys=True, ensure_ascii=False),
+    written out key by key in sorted order (str and int values only)."""
+    parts = []
+    if album_id.isdecimal():
+        parts.append('"album_id": ' + str(int(album_id)))
+    _put(parts, '"album_url": ', album_url.strip() or None)
+    if artist_id.isdecimal():
+        parts.append('"artist_id": ' + str(int(artist_id)))
+    _put(parts, '"artist_url": ', artist_url.strip() or None)
+    _put(parts, '"composer": ', composer)
+    _put(parts, '"copyright_c": ', _text(copyright_c))
+    _put(parts, '"copyright_p": ', _text(copyright_p))
+    _put(parts, '"date_created": ', created)
+    _put(parts, '"date_recorded": ', recorded)
+    if seconds is not None:
+        parts.append('"duration": ' + str(seconds))
+    _put(parts, '"engineer": ', engineer)
+    parts.append('"favorites": ' + str(t.favorites))
+    _put(parts, '"genres": ', genres)
+    parts.append('"interest": ' + str(t.interest))
+    _put(parts, '"lyricist": ', lyricist)
+    _put(parts, '"producer": ', producer)
+    _put(parts, '"publisher": ', publisher)
+    _put(parts, '"release_date": ', release)
+    _put(parts, '"track_file": ', track_file.strip() or None)
+    parts.append('"track_id": ' + str(t.track_id))
+    if number is not None:
+        parts.append('"track_number": ' + str(number))
+    return "{" + ", ".join(parts) + "}"
 
 
 def _put(parts: list[str], key: str, value: str | None) -> None:
