@@ -163,3 +163,31 @@ def test_status_counts_match_plain_group_bys(tmp_path):
     ).fetchall()
     assert list(got["refused"].items()) == [tuple(r) for r in refused] and len(refused) == 2
     m.close()
+
+
+def test_a_tier_guessed_too_big_is_still_taken_whole(tmp_path):
+    # select() reads a tier by its fill when the bytes per item of the tiers before it
+    # say it will not fit: here the most popular items are huge and the next many small,
+    # so at the first budget the guess is wrong for tier 2 (read by its fill, it fits
+    # whole) and the fill of a later tier is the cut.
+    m = make_mirror(tmp_path, shares=(0.3, 0.7, 0.9))
+    now = utcnow()
+    with transaction(m.db):
+        for n in range(60):
+            pop, size = (1000, 10**9) if n < 2 else (30, 1000) if n < 40 else (20, 10**6)
+            item = m.db.execute(
+                "INSERT INTO items (source, source_id, popularity, status, first_seen,"
+                " harvested_at) VALUES ('fma', ?, ?, 'ok', ?, ?)",
+                (f"s{n}", pop, now, now),
+            ).lastrowid
+            m.db.execute(
+                "INSERT INTO files (item_id, name, est_size, url) VALUES (?, 'a.mp3', ?, 'x')",
+                (item, size),
+            )
+    items = ranked(m)
+    assert sorted({it.tier for it in items}) == [1, 2, 3, 4]
+    for budget in (2 * 10**9 + 38 * 1000 + 5 * 10**6, 2 * 10**9 + 10**4):
+        sel = select(m, budget)
+        chosen, used, cut = _reference_fill(items, budget)
+        assert (sel.cut_tier, sel.chosen, sel.bytes) == (cut, chosen, used), budget
+    m.close()

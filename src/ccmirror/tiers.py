@@ -329,7 +329,7 @@ def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selecti
         raise ValueError("budget must not be negative")
     db, sz = mirror.db, _sizing(mirror)
     rk = ranking(db, mirror.manifest.tiers.shares)
-    parts = selection_sums(db, rk, sz, sealed_first)
+    parts, fills = selection_sums(db, rk, sz, sealed_first, budget)
     tiers = sorted({k for k, _ in parts})
     rows = {k: _plan_row(k, parts.get((k, 1)), parts.get((k, 0))) for k in tiers}
     fixed = sum(p["bytes"] for (_, sealed), p in parts.items() if sealed)
@@ -347,7 +347,7 @@ def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selecti
             continue
         if cut is None:
             cut = k
-            fill = cut_fill(db, rk, sz, sealed_first, k, budget - used)
+            fill = fills.get(k) or cut_fill(db, rk, sz, sealed_first, k, budget - used)
             _take(rows[k], fill.figures)
     for row in rows.values():
         n = row["items"]

@@ -61,10 +61,14 @@ def _with_sealed(exprs: list[str], sealed: str) -> str:
 
 
 def sums(
-    db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool
-) -> dict[tuple[int, int], dict[str, Any]]:
+    db: sqlite3.Connection, rk: Ranking, sz: Sizing, sealed_first: bool, budget: int | None = None
+) -> tuple[dict[tuple[int, int], dict[str, Any]], dict[int, CutFill]]:
     """(tier, sealed) -> items, share, files, bytes, original_bytes, est_bytes. Summed per
-    run of the ranking (`catalogue.tiersums`): no sort of the catalogue."""
+    run of the ranking (`catalogue.tiersums`): no sort of the catalogue. With a `budget`
+    and nothing sealed, a tier that the bytes per item of the tiers before it say will
+    not fit is read by its fill (`cut_fill`, which sums the whole tier too) instead of
+    being summed first and read again to fill it: the fills made so are returned
+    (tier -> CutFill; a guess that was wrong costs time, never a figure)."""
     share, sp = rk.share_sql()
     sealed = _sealed(db, "i", sealed_first)
     shares = sp * (1 if sealed == "0" else 2)
@@ -104,10 +108,28 @@ def sums(
             [],
         )
 
-    body = f"{ITEM_FILES} AND {cond}"
-    for (_, tier), v in part_sums(db, rk, file_select, body, cp, split=True).items():
-        split(tier, v[1:], ("files", "bytes", "original_bytes", "est_bytes"))
-    return {k: v for k, v in out.items() if v["items"]}
+    body, names = f"{ITEM_FILES} AND {cond}", ("files", "bytes", "original_bytes", "est_bytes")
+    if budget is None or sealed != "0":
+        for (_, tier), v in part_sums(db, rk, file_select, body, cp, split=True).items():
+            split(tier, v[1:], names)
+        return {k: v for k, v in out.items() if v["items"]}, {}
+    fills: dict[int, CutFill] = {}
+    pinned = part_sums(db, rk, file_select, body, cp, pinned_only=True)
+    used, cut, seen_items, seen_bytes = 0, False, 0, 0
+    for tier in sorted(k for k, flag in out if not flag and out[(k, flag)]["items"]):
+        n = out[(tier, 0)]["items"]
+        if not cut and seen_bytes and used + n * seen_bytes / seen_items > budget:
+            fills[tier] = fill = cut_fill(db, rk, sz, sealed_first, tier, budget - used)
+            split(tier, [fill.whole[k] for k in names], names)
+        else:
+            got = part_sums(db, rk, file_select, body, cp, split=True, tier=tier)
+            for (_, t), v in [*got.items(), *((k, v) for k, v in pinned.items() if k[1] == tier)]:
+                split(t, v[1:], names)
+        size = out[(tier, 0)]["bytes"]
+        cut = cut or used + size > budget
+        used += 0 if cut else size
+        seen_items, seen_bytes = seen_items + n, seen_bytes + size
+    return {k: v for k, v in out.items() if v["items"]}, fills
 
 
 FIGURES = ("items", "files", "bytes", "original_bytes", "est_bytes")
@@ -122,6 +144,7 @@ class CutFill:
     prefix: int
     figures: dict[str, Any]
     extra: list[int]
+    whole: dict[str, int]  # files, bytes, original_bytes, est_bytes of the whole tier
 
 
 def _cut_rows(
@@ -179,16 +202,20 @@ def cut_fill(
         f"{head}, p AS (SELECT count(*) AS n, total(share) AS share,"
         " coalesce(sum(files), 0) AS files, coalesce(sum(bytes), 0) AS bytes,"
         " coalesce(sum(original_bytes), 0) AS original_bytes,"
-        " coalesce(sum(est_bytes), 0) AS est_bytes FROM w WHERE run <= ?)"
-        " SELECT 0, n, share, files, bytes, original_bytes, est_bytes, NULL FROM p"
+        " coalesce(sum(est_bytes), 0) AS est_bytes FROM w WHERE run <= ?),"
+        f" t AS (SELECT {', '.join(f'coalesce(sum({k}), 0)' for k in FIGURES[1:])} FROM w)"
+        " SELECT 0, n, share, files, bytes, original_bytes, est_bytes, NULL, t.* FROM p, t"
         " UNION ALL SELECT 1, w.id, w.share, w.files, w.bytes, w.original_bytes, w.est_bytes,"
-        " w.dens FROM w, p WHERE w.run > ? AND w.bytes <= ? - p.bytes ORDER BY 1, 8 DESC, 2",
+        " w.dens, NULL, NULL, NULL, NULL FROM w, p WHERE w.run > ? AND w.bytes <= ? - p.bytes"
+        " ORDER BY 1, 8 DESC, 2",
         [*params, room, room, room],
     )
-    _, n, *sums = next(rows)[:7]
+    first = next(rows)
+    _, n, *sums = first[:7]
+    whole = dict(zip(FIGURES[1:], first[8:], strict=True))
     figures = dict(zip(("share", *FIGURES[1:]), sums, strict=True)) | {"items": n}
     left, extra = room - figures["bytes"], []
-    for _, item_id, share, files, size, original, est, _ in rows:
+    for _, item_id, share, files, size, original, est, *_ in rows:
         if size <= left:
             extra.append(item_id)
             left -= size
@@ -200,7 +227,7 @@ def cut_fill(
             figures["est_bytes"] += est
         elif left <= 0:
             break
-    return CutFill(n, figures, extra)
+    return CutFill(n, figures, extra, whole)
 
 
 def cut_prefix_ids(

@@ -119,6 +119,7 @@ def part_sums(
     a: str = "i",
     split: bool = False,
     pinned_only: bool = False,
+    tier: int | None = None,
 ) -> dict[tuple[Any, ...], list[Any]]:
     """(source, tier[, group value]) -> [rows, *aggregates]: `SELECT count(*), <select>
     <body> AND <part>` for every part (or `<part>` where `body` says `{part}`, before
@@ -126,9 +127,13 @@ def part_sums(
     number, or `i.tier` for the pinned part) and returns the aggregates and their
     parameters; `body` is `FROM ... WHERE ...` over items aliased `a`; `group`: one more
     grouping column (few values, e.g. a verdict); `split`: see `parts` (only for sums
-    of integers); `pinned_only`: the pinned part alone. NULL sums count as 0."""
+    of integers); `pinned_only`: the pinned part alone; `tier`: the runs of that tier
+    alone (no pinned part). NULL sums count as 0."""
     out: dict[tuple[Any, ...], list[Any]] = {}
-    for part in parts(rk, a, split)[-1:] if pinned_only else parts(rk, a, split):
+    chosen = parts(rk, a, split)
+    if pinned_only or tier is not None:
+        chosen = chosen[-1:] if pinned_only else [p for p in chosen[:-1] if p.tier == tier]
+    for part in chosen:
         tier = str(part.tier) if part.tier is not None else f"{a}.tier"
         sel, sp = select(tier)
         keys = [] if part.source is not None else [f"{a}.source", f"{a}.tier"]
