@@ -9,16 +9,13 @@ A metadata URL is first downloaded (atomically, conditionally) into
 from __future__ import annotations
 
 import csv
-import email.utils
 import hashlib
 import io
 import json
 import logging
 import os
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,6 +46,9 @@ def local_metadata(metadata: str, data_dir: Path) -> Path:
 
 def download_metadata(url: str, folder: Path) -> Path:
     """Download `url` into `folder` atomically; a conditional GET skips an unchanged file."""
+    # Here: a harvest of a local file does not load the HTTP client.
+    from urllib.error import HTTPError, URLError
+
     name = urllib.parse.unquote(Path(urllib.parse.urlsplit(url).path).name) or "fma_metadata.zip"
     try:
         safe_relpath(name)
@@ -74,16 +74,16 @@ def download_metadata(url: str, folder: Path) -> Path:
             time.sleep(min(4.0, 0.5 * 2**attempt))
         try:
             return _get(url, headers, final, sidecar)
-        except urllib.error.HTTPError as e:
+        except HTTPError as e:
             if e.code == 304:
                 log.info("FMA metadata %s unchanged since the last download", url)
                 return final
             last = e
             if e.code < 500 and e.code != 429:
                 break
-        except (urllib.error.URLError, OSError) as e:
+        except (URLError, OSError) as e:
             last = e
-    if isinstance(last, urllib.error.HTTPError):
+    if isinstance(last, HTTPError):
         why: object = f"HTTP {last.code} {last.reason}"
     else:
         why = getattr(last, "reason", None) or last
@@ -91,9 +91,12 @@ def download_metadata(url: str, folder: Path) -> Path:
 
 
 def _get(url: str, headers: dict[str, str], final: Path, sidecar: Path) -> Path:
+    from email.utils import formatdate
+    from urllib.request import Request, urlopen
+
     part = final.with_name(final.name + ".part")
-    req = urllib.request.Request(url, headers=headers)
-    with urllib.request.urlopen(req, timeout=HTTP_TIMEOUT) as resp:
+    req = Request(url, headers=headers)
+    with urlopen(req, timeout=HTTP_TIMEOUT) as resp:
         expected = resp.headers.get("Content-Length")
         got = 0
         with open(part, "wb") as out:
@@ -114,7 +117,7 @@ def _get(url: str, headers: dict[str, str], final: Path, sidecar: Path) -> Path:
             "url": url,
             "etag": etag,
             "last_modified": modified,
-            "downloaded_at": email.utils.formatdate(usegmt=True),
+            "downloaded_at": formatdate(usegmt=True),
             "size": got,
         },
     )
