@@ -30,6 +30,19 @@ def budget_selection(mirror: Mirror) -> Selection | None:
     return None if budget is None else select(mirror, budget)
 
 
+def held_sql(sel: Selection, col: str = "i.id") -> str:
+    """SQL: the item id `col` is one the selection holds. The held ids go once into a TEMP
+    table of the connection (`Selection.held_ids`, streamed: no set of every id), so
+    callers filter in SQL; a later selection on the connection fills it afresh."""
+    db = sel.db
+    db.execute("DROP TABLE IF EXISTS temp.budget_held")
+    db.execute("CREATE TEMP TABLE budget_held (id INTEGER PRIMARY KEY)")
+    db.executemany(
+        "INSERT OR IGNORE INTO temp.budget_held VALUES (?)", ((i,) for i in sel.held_ids())
+    )
+    return f"{col} IN (SELECT id FROM temp.budget_held)"
+
+
 def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
     """When the store plus `need` (what this run would fetch) passes the budget, files of
     items the selection no longer holds leave the store, least listening per byte first,

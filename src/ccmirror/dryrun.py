@@ -12,8 +12,10 @@ import sqlite3
 from typing import Any
 
 from ccmirror import catalogue
-from ccmirror.catalogue.compact import item_file_names
-from ccmirror.catalogue.queries import compact_candidates, files_to_judge, pending_files
+from ccmirror.catalogue.assign import waiting_tiers
+from ccmirror.catalogue.compact import CompactItems, item_file_names
+from ccmirror.catalogue.queries import compact_candidates, files_to_judge
+from ccmirror.catalogue.tiers import ranking
 from ccmirror.compact.run import compact_items, compact_todo, plan_derivatives, plan_release
 from ccmirror.errors import EXIT_OK
 from ccmirror.fetch.plan import plan_fetch
@@ -25,7 +27,6 @@ from ccmirror.mirror import Mirror
 from ccmirror.packs import PackPlan, plan_pack
 from ccmirror.packs.retire import plan_retire
 from ccmirror.publish.fingerprint import STATE_FILE, publish_fingerprint, read_state
-from ccmirror.tiers import rank_items
 
 __all__ = ["plan_sync", "policy_of", "sync_dry_run"]
 
@@ -110,14 +111,11 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
     stages["compact"] = _compact_dict(mirror, in_compact, set(derived), predicted)
 
     taken = set(incoming) | {r.file_id for r in fetch_plan.refusals} | set(derived)
-    tier_of = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
-    waiting = {tier_of[r["item_id"]] for r in pending_files(mirror.db) if r["id"] not in taken}
-    pack_plan = plan_pack(
-        mirror,
-        seal_when_complete=True,
-        predicted=predicted,
-        pending=waiting & set(tier_of.values()),
+    # Tiers with a pending file this run's fetch does not bring (SQL, no object per item).
+    waiting = waiting_tiers(
+        mirror.db, ranking(mirror.db, mirror.manifest.tiers.shares), taken=taken
     )
+    pack_plan = plan_pack(mirror, seal_when_complete=True, predicted=predicted, pending=waiting)
     stages["pack"] = _pack_dict(mirror, pack_plan)
     retire = plan_retire(mirror)
     stages["pack"]["obsoleted"] = len(retire.obsolete)
@@ -132,13 +130,13 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
 
     state = read_state(mirror.data_dir / STATE_FILE)
     changed = state.get("published") != publish_fingerprint(mirror)
-    work = bool(fetch_plan.tasks or to_check or pack_plan.assign.entries or pack_plan.seal)
+    work = bool(fetch_plan.tasks or to_check or pack_plan.assign.files or pack_plan.seal)
     published = (mirror.public_dir / "torrents.json").exists()
     stages["publish"] = {"would_publish": bool(work or changed or not published), "ok": True}
     return result
 
 
-def _planned_derivatives(mirror: Mirror, in_compact: dict[int, int]) -> dict[int, sqlite3.Row]:
+def _planned_derivatives(mirror: Mirror, in_compact: CompactItems) -> dict[int, sqlite3.Row]:
     """The originals whose smaller derivative the fetch stage's start (compact's
     `prepare`) chooses: the item has no file of the derivative's name yet."""
     return {
@@ -149,7 +147,7 @@ def _planned_derivatives(mirror: Mirror, in_compact: dict[int, int]) -> dict[int
 
 
 def _compact_dict(
-    mirror: Mirror, in_compact: dict[int, int], derived: set[int], predicted: list[sqlite3.Row]
+    mirror: Mirror, in_compact: CompactItems, derived: set[int], predicted: list[sqlite3.Row]
 ) -> dict[str, Any]:
     """The compact stage's keys, predicted: which originals it decides (those judged
     publishable already, and `predicted`: those the check is expected to pass), which it
@@ -216,8 +214,8 @@ def _pack_dict(mirror: Mirror, plan: PackPlan) -> dict[str, Any]:
             per_tier[key] = per_tier.get(key, 0) + 1
     slots = {s.name for s in plan.assign.slots if s.files or s.pack_id is not None}
     return {
-        "assigned_files": len(plan.assign.entries),
-        "assigned_items": len(plan.assign.items),
+        "assigned_files": plan.assign.files,
+        "assigned_items": plan.assign.item_count,
         "sealed": sealed,
         "open": sorted(n for n in slots if n not in plan.seal),
         "failed": 0,
@@ -227,8 +225,8 @@ def _pack_dict(mirror: Mirror, plan: PackPlan) -> dict[str, Any]:
             publishable_verdicts(mirror.manifest.licence.require_embedded)
         ),
         # Earlier dry-run keys, kept (additive).
-        "files_to_pack": len(plan.assign.entries),
-        "bytes_to_pack": sum(e[3] for e in plan.assign.entries),
+        "files_to_pack": plan.assign.files,
+        "bytes_to_pack": plan.assign.bytes,
         "open_packs": sorted(s.name for s in plan.assign.slots if s.pack_id is not None),
         "would_seal_packs_estimate": len(sealed),
         "would_seal_per_tier": per_tier,

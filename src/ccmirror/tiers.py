@@ -15,6 +15,7 @@ popularity: every source weighs the same in the mirror-wide figures.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -262,22 +263,19 @@ class Selection:
     def total_items(self) -> int:
         return sum(t["tier_items"] for t in self.tiers)
 
-    @property
-    def picked(self) -> set[int]:
-        """Ids of the items of the cut tier the budget holds (read when asked for)."""
-        if self.cut is None or self.cut_tier is None:
-            return set()
-        lead = cut_prefix_ids(
-            self.db, self.ranking, self.sizing, self.sealed_first, self.cut_tier, self.cut.prefix
-        )
-        return set(lead) | set(self.cut.extra)
+    def held_ids(self) -> Iterator[int]:
+        """Ids of the items the budget holds, streamed from cursors (one may repeat)."""
+        yield from held_items(self.db, self.ranking, self.sealed_first, self.cut_tier)
+        if self.cut is not None and self.cut_tier is not None:
+            sel = (self.db, self.ranking, self.sizing, self.sealed_first, self.cut_tier)
+            yield from cut_prefix_ids(*sel, self.cut.prefix)
+            yield from self.cut.extra
 
     @property
     def chosen(self) -> set[int]:
-        """Ids of the items the budget holds (built once, from cursors)."""
+        """Ids of the items the budget holds (built once, from `held_ids`)."""
         if self._chosen is None:
-            held = set(held_items(self.db, self.ranking, self.sealed_first, self.cut_tier))
-            self._chosen = held | self.picked
+            self._chosen = set(self.held_ids())
         return self._chosen
 
 

@@ -7,7 +7,10 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ccmirror.catalogue.tiers import Ranking
+
 __all__ = [
+    "CompactItems",
     "copy_candidates",
     "copy_recorded",
     "derivative_candidates",
@@ -32,7 +35,62 @@ def _marks(values: Sequence[Any]) -> str:
     return ",".join("?" * len(values))
 
 
-def tiers_pinned(db: sqlite3.Connection, tiers: dict[int, int], item_ids: Iterable[int]) -> None:
+class CompactItems:
+    """The ok items whose tier is compact (item id -> tier, as `in`, `[]` and truth ask
+    it), answered by SQL over the ranking's tier expression: one probe per question, no
+    dict of every item of the compact tiers."""
+
+    def __init__(self, db: sqlite3.Connection, rk: Ranking, quality: Sequence[str]) -> None:
+        """`quality`: per tier, as `[tiers] quality` gives it (tiers past the list take
+        its last entry: `TiersConfig.quality_of`)."""
+        self.db, self.quality = db, tuple(quality)
+        self._tier, self._params = rk.tier_sql()
+        listed = [k for k, q in enumerate(self.quality, start=1) if q == "compact"]
+        self.tiers = tuple(listed)
+        past = (
+            f" OR t > {len(self.quality)}" if self.quality and self.quality[-1] == "compact" else ""
+        )
+        self._in = f"(t IN ({','.join(map(str, listed))}){past})"
+        self._any: bool | None = None
+
+    def _compact(self, tier: int) -> bool:
+        q = self.quality
+        return bool(q) and tier >= 1 and q[min(tier, len(q)) - 1] == "compact"
+
+    def get(self, item_id: int) -> int | None:
+        if not self.tiers:
+            return None
+        row = self.db.execute(
+            f"SELECT {self._tier} FROM items AS i WHERE i.id = ? AND i.status = 'ok'",
+            [*self._params, item_id],
+        ).fetchone()
+        return row[0] if row is not None and self._compact(row[0]) else None
+
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, int) and self.get(item_id) is not None
+
+    def __getitem__(self, item_id: int) -> int:
+        tier = self.get(item_id)
+        if tier is None:
+            raise KeyError(item_id)
+        return tier
+
+    def __bool__(self) -> bool:
+        if self._any is None:
+            self._any = bool(self.tiers) and (
+                self.db.execute(
+                    f"SELECT 1 FROM (SELECT {self._tier} AS t FROM items AS i"
+                    f" WHERE i.status = 'ok') WHERE {self._in} LIMIT 1",
+                    self._params,
+                ).fetchone()
+                is not None
+            )
+        return self._any
+
+
+def tiers_pinned(
+    db: sqlite3.Connection, tiers: CompactItems | dict[int, int], item_ids: Iterable[int]
+) -> None:
     """Items keep their tier (item id -> tier), as packed ones do."""
     db.executemany(
         "UPDATE items SET tier = ? WHERE id = ? AND tier IS NULL",

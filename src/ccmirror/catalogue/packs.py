@@ -14,11 +14,9 @@ from typing import Any
 from ccmirror.catalogue.db import utcnow
 
 __all__ = [
-    "file_items_of_pack",
     "files_out_of_pack",
     "fix_torrent_inputs",
     "hashes_recorded",
-    "items_waiting",
     "live_popularity",
     "live_sealed_packs",
     "live_torrents",
@@ -26,10 +24,10 @@ __all__ = [
     "open_pack_totals",
     "open_packs_listed",
     "pack_by_id",
+    "pack_file_shares",
     "pack_licence_counts",
     "pack_obsoleted",
     "pack_sealed",
-    "publishable_per_item",
     "sealed_copies_of",
     "sealed_packs_listed",
     "seedable_packs",
@@ -75,26 +73,21 @@ def open_packs_listed(db: sqlite3.Connection) -> list[dict[str, Any]]:
     ]
 
 
-def items_waiting(db: sqlite3.Connection) -> Iterable[int]:
-    """Ids of ok items with a file still waiting for fetch or check (derivatives aside)."""
-    return (
-        r[0]
-        for r in db.execute(
-            "SELECT DISTINCT f.item_id FROM files f JOIN items i ON i.id = f.item_id"
-            " WHERE i.status = 'ok' AND f.compact IS NOT 'derivative' AND (f.status = 'pending'"
-            " OR (f.status = 'fetched' AND f.verdict IS NULL))"
-        )
-    )
-
-
-def publishable_per_item(db: sqlite3.Connection, verdicts: Sequence[str]) -> dict[int, int]:
-    """Item id -> how many of its fetched files have one of `verdicts`."""
+def pack_file_shares(
+    db: sqlite3.Connection, pack_id: int, share: str, params: Sequence[Any], verdicts: Sequence[str]
+) -> dict[int, float]:
+    """File id -> its item's share (`share`: SQL over items `i`, with `params`) divided by
+    how many of the item's fetched files in the store have one of `verdicts` (at least 1),
+    for the files of one pack whose item is 'ok'."""
     marks = ",".join("?" * len(verdicts))
     return dict(
         db.execute(
-            "SELECT item_id, count(*) FROM files WHERE status = 'fetched'"
-            f" AND store_path IS NOT NULL AND verdict IN ({marks}) GROUP BY item_id",
-            tuple(verdicts),
+            f"SELECT f.id, {share} / max(1, (SELECT count(*) FROM files AS g"
+            " WHERE g.item_id = i.id AND g.status = 'fetched' AND g.store_path IS NOT NULL"
+            f" AND g.verdict IN ({marks}))) FROM pack_files AS pf JOIN files AS f"
+            " ON f.id = pf.file_id JOIN items AS i ON i.id = f.item_id"
+            " WHERE pf.pack_id = ? AND i.status = 'ok'",
+            [*params, *verdicts, pack_id],
         ).fetchall()
     )
 
@@ -125,17 +118,6 @@ def hashes_recorded(db: sqlite3.Connection, hashes: Iterable[tuple[int, str, str
         if algo not in _HASHES:  # a column name in SQL: only these three
             raise ValueError(f"not a checksum column: {algo!r}")
         db.execute(f"UPDATE files SET {algo} = ? WHERE id = ?", (hexd, fid))
-
-
-def file_items_of_pack(db: sqlite3.Connection, pack_id: int) -> dict[int, int]:
-    """File id -> item id, for the files of one pack."""
-    return dict(
-        db.execute(
-            "SELECT f.id, f.item_id FROM pack_files pf JOIN files f ON f.id = pf.file_id"
-            " WHERE pf.pack_id = ?",
-            (pack_id,),
-        ).fetchall()
-    )
 
 
 def files_out_of_pack(db: sqlite3.Connection, pack_id: int, file_ids: Iterable[int]) -> None:

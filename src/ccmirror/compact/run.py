@@ -30,6 +30,7 @@ from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
 from ccmirror.catalogue.compact import (
+    CompactItems,
     copy_candidates,
     copy_recorded,
     derivative_candidates,
@@ -44,6 +45,7 @@ from ccmirror.catalogue.compact import (
     unjudged_copies,
 )
 from ccmirror.catalogue.states import file_left_store
+from ccmirror.catalogue.tiers import Ranking, ranking
 from ccmirror.compact.comments import copy_comments
 from ccmirror.compact.encoder import Encoder, find_encoder, transcode
 from ccmirror.errors import UnsafeName
@@ -55,7 +57,6 @@ from ccmirror.licence.policy import NO_FORMAT_SHIFT, permits_format_shift
 from ccmirror.manifest import Manifest
 from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
-from ccmirror.tiers import rank_items
 
 __all__ = [
     "compact",
@@ -83,19 +84,16 @@ def need_encoder(manifest: Manifest) -> Encoder | None:
     return find_encoder() if manifest.tiers.compact_tiers else None
 
 
-def compact_items(db: sqlite3.Connection, manifest: Manifest) -> dict[int, int]:
-    """Item id -> tier, for the ok items whose tier is compact."""
+def compact_items(db: sqlite3.Connection, manifest: Manifest) -> CompactItems:
+    """Item id -> tier, for the ok items whose tier is compact (SQL probes over the
+    ranking: `catalogue.compact.CompactItems`)."""
     tiers = manifest.tiers
     if not tiers.compact_tiers:
-        return {}
-    return {
-        it.id: it.tier
-        for it in rank_items(db, tiers.shares)
-        if tiers.quality_of(it.tier) == "compact"
-    }
+        return CompactItems(db, Ranking(tiers.shares, [], 0), ())
+    return CompactItems(db, ranking(db, tiers.shares), tiers.quality)
 
 
-def _pin(db: sqlite3.Connection, tiers: dict[int, int], item_ids: set[int]) -> None:
+def _pin(db: sqlite3.Connection, tiers: CompactItems, item_ids: set[int]) -> None:
     """An item given a compact copy keeps its tier, as a packed one does: its original may
     have left the store, so it must not drift into a tier of originals."""
     tiers_pinned(db, tiers, item_ids)
@@ -116,7 +114,7 @@ def _abandon_derivatives(db: sqlite3.Connection) -> int:
     return len(rows)
 
 
-def plan_derivatives(db: sqlite3.Connection, items: dict[int, int]) -> dict[int, sqlite3.Row]:
+def plan_derivatives(db: sqlite3.Connection, items: CompactItems) -> dict[int, sqlite3.Row]:
     """Original id -> the smallest of its derivatives that `prepare` would choose (of the
     items `items`); reads only."""
     best: dict[int, sqlite3.Row] = {}
@@ -126,7 +124,7 @@ def plan_derivatives(db: sqlite3.Connection, items: dict[int, int]) -> dict[int,
     return best
 
 
-def prepare(mirror: Mirror, items: dict[int, int] | None = None) -> dict[str, int]:
+def prepare(mirror: Mirror, items: CompactItems | None = None) -> dict[str, int]:
     """Choose the source's derivative over the original where it is smaller: a copy row
     to fetch (verified by IA's checksums), the original marked not to be fetched. A
     derivative given up (see `_abandon_derivatives`) is not chosen again."""
@@ -251,7 +249,7 @@ class _Run:
         self.counts["original_bytes"] += r["size"] or 0
 
 
-def compact_todo(mirror: Mirror, items: dict[int, int]) -> list[dict[str, Any]]:
+def compact_todo(mirror: Mirror, items: CompactItems) -> list[dict[str, Any]]:
     """The originals a compact run decides (item id -> tier `items`), each with its copy's
     name; reads only."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)

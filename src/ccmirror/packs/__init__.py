@@ -19,22 +19,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ccmirror import __version__
-from ccmirror.budget import budget_selection
+from ccmirror.budget import budget_selection, held_sql
 from ccmirror.catalogue import transaction
+from ccmirror.catalogue.assign import waiting_tiers
 from ccmirror.catalogue.packs import (
-    file_items_of_pack,
     files_out_of_pack,
     fix_torrent_inputs,
     hashes_recorded,
-    items_waiting,
     open_pack_ids,
     open_pack_totals,
     open_packs_listed,
     pack_by_id,
+    pack_file_shares,
     pack_sealed,
-    publishable_per_item,
 )
 from ccmirror.catalogue.states import files_back_to_pending
+from ccmirror.catalogue.tiers import Ranking, ranking
 from ccmirror.errors import CCMirrorError, UnsafeName
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
@@ -60,7 +60,6 @@ from ccmirror.packs.torrent import (
 )
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.quarantine import quarantine
-from ccmirror.tiers import rank_items
 
 log = logging.getLogger("ccmirror.packs")
 
@@ -69,12 +68,10 @@ __all__ = ["PackPlan", "pack", "plan_pack", "seal_pack"]
 
 def _pending_tiers(mirror: Mirror) -> set[int]:
     """Tiers that still have files waiting for fetch or check (under a budget, of the items
-    its selection holds: the others wait for no one)."""
-    ranking = {it.id: it.tier for it in rank_items(mirror.db, mirror.manifest.tiers.shares)}
+    its selection holds: the others wait for no one). In SQL: no object per item."""
     held = budget_selection(mirror)
-    if held is not None:
-        ranking = {i: t for i, t in ranking.items() if i in held.chosen}
-    return {ranking[i] for i in items_waiting(mirror.db) if i in ranking}
+    rk = held.ranking if held is not None else ranking(mirror.db, mirror.manifest.tiers.shares)
+    return waiting_tiers(mirror.db, rk, held_sql(held) if held is not None else None)
 
 
 @dataclass
@@ -103,8 +100,7 @@ def plan_pack(
         if slot.files:
             entry = packs.setdefault(slot.name, [slot.tier, slot.seq, 0, 0])
             entry[2] += slot.files
-    for n, _fid, _path, size in plan.assign.entries:
-        packs[plan.assign.slots[n].name][3] += size
+            entry[3] += slot.added
     newest: dict[int, int] = {}
     for tier, seq, _n, _b in packs.values():
         newest[tier] = max(newest.get(tier, 0), seq)
@@ -120,12 +116,13 @@ def plan_pack(
     return plan
 
 
-def _share_basis(mirror: Mirror) -> dict[int, float]:
-    """Each item's share of the mirror's listening, spread evenly over its files."""
-    ranking = rank_items(mirror.db, mirror.manifest.tiers.shares)
+def _file_shares(mirror: Mirror, pack_id: int, rk: Ranking | None) -> dict[int, float]:
+    """File id -> its item's share of the mirror's listening spread evenly over the item's
+    publishable files, for one pack's files (SQL: nothing read for items of other packs)."""
+    rk = rk or ranking(mirror.db, mirror.manifest.tiers.shares)
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    counts = publishable_per_item(mirror.db, allowed)
-    return {it.id: it.share / max(1, counts.get(it.id, 1)) for it in ranking}
+    share, params = rk.share_sql()
+    return pack_file_shares(mirror.db, pack_id, share, params, allowed)
 
 
 def seal_pack(
@@ -134,10 +131,10 @@ def seal_pack(
     *,
     reporter: Reporter | None = None,
     workers: int | None = None,
-    basis: dict[int, float] | None = None,
+    rk: Ranking | None = None,
 ) -> dict[str, Any]:
-    """Build the payload and torrent of one open pack and seal it. `basis` (item id ->
-    share per file, from `_share_basis`) saves re-ranking when sealing many packs."""
+    """Build the payload and torrent of one open pack and seal it. `rk` (the ranking)
+    saves re-ranking when sealing many packs."""
     db = mirror.db
     reporter = reporter or NullReporter()
     workers = workers or os.cpu_count() or 1
@@ -166,9 +163,8 @@ def seal_pack(
     atomic_write_bytes(mirror.data_dir / rel, torrent)
     # Counted on disk: hybrid/v2 torrents also list pad files, which are not content.
     on_disk = payload_files(mirror.packs_dir, p["name"])
-    basis = basis if basis is not None else _share_basis(mirror)
-    item_of = file_items_of_pack(db, pack_id)
-    popularity = sum(basis.get(item_of[r["file_id"]], 0.0) for r in rows)
+    shares = _file_shares(mirror, pack_id, rk)
+    popularity = sum(shares.get(r["file_id"], 0.0) for r in rows)
     with transaction(db):
         pack_sealed(
             db,
@@ -349,9 +345,9 @@ def pack(
     repair = repair_torrents(mirror)
     sealed, missing = [], 0
     ids = open_pack_ids(mirror.db)
-    basis = _share_basis(mirror) if plan.seal else {}
+    rk = ranking(mirror.db, mirror.manifest.tiers.shares) if plan.seal else None
     for name in plan.seal:
-        done = seal_pack(mirror, ids[name], reporter=reporter, basis=basis)
+        done = seal_pack(mirror, ids[name], reporter=reporter, rk=rk)
         missing += done.pop("missing")
         if done.pop("sealed"):
             sealed.append(done)

@@ -9,7 +9,6 @@ All open packs of a tier but the newest are full; `__init__` seals them.
 from __future__ import annotations
 
 import heapq
-import json
 import logging
 import os
 import sqlite3
@@ -17,7 +16,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue import transaction
+from ccmirror.catalogue.assign import (
+    assigned,
+    candidates,
+    entries_added,
+    items_added,
+    next_seq,
+    open_pack_of_tier,
+    pack_bytes,
+    plan_tables,
+    planned_entries,
+    ranks_of,
+)
 from ccmirror.catalogue.tiers import Ranking, ranking
 from ccmirror.errors import UnsafeName
 from ccmirror.licence import publishable_verdicts
@@ -39,24 +50,10 @@ def in_quality(quality: str, copy_of: int | None, compact: str | None) -> bool:
 
 
 def _candidates(mirror: Mirror, rk: Ranking) -> Iterator[sqlite3.Row]:
-    """Publishable unpacked files in the store with their item's tier and share, in the
-    order packs are filled: by tier, most listened item first (ties by id), files by
-    name. Streamed: the sort is SQLite's, not a list of every ranked item."""
+    """Publishable unpacked files in the store, in the order packs are filled (SQL:
+    `catalogue.assign.candidates`)."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(allowed))
-    tier, tp = rk.tier_sql()
-    share, sp = rk.share_sql()
-    yield from mirror.db.execute(
-        "SELECT f.id, f.item_id, f.name, f.size, f.store_path, f.copy_of, f.compact,"
-        f" i.source, i.source_id, {tier} AS tier, {share} AS share"
-        " FROM files f JOIN items i ON i.id = f.item_id"
-        f" WHERE f.status = 'fetched' AND i.status = 'ok' AND f.verdict IN ({marks})"
-        " AND f.store_path IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pack_files pf"
-        " JOIN packs p ON p.id = pf.pack_id WHERE pf.file_id = f.id AND p.obsolete = 0)"
-        # Cover images fetched before [torrents] artwork was turned off stay out.
-        " AND (f.kind = 'audio' OR ?) ORDER BY tier, share DESC, f.item_id, f.name",
-        [*tp, *sp, *allowed, mirror.manifest.torrents.artwork],
-    )
+    return candidates(mirror.db, rk, allowed, mirror.manifest.torrents.artwork)
 
 
 def _ranked_predicted(
@@ -67,17 +64,7 @@ def _ranked_predicted(
     rows = list(predicted)
     if not rows:
         return []
-    tier, tp = rk.tier_sql()
-    share, sp = rk.share_sql()
-    ids = json.dumps(sorted({r["item_id"] for r in rows}))
-    rank = {
-        r[0]: (r[1], r[2])
-        for r in mirror.db.execute(
-            f"SELECT i.id, {tier}, {share} FROM items AS i WHERE i.status = 'ok'"
-            " AND i.id IN (SELECT value FROM json_each(?))",
-            [*tp, *sp, ids],
-        )
-    }
+    rank = ranks_of(mirror.db, rk, (r["item_id"] for r in rows))
     out = []
     for r in rows:
         t, s = rank.get(r["item_id"], (None, 0.0))
@@ -96,16 +83,50 @@ class Slot:
     pack_id: int | None  # None: the run creates it
     used: int = 0  # audio bytes in it (before and after the plan's files)
     files: int = 0  # files the plan adds
+    added: int = 0  # bytes of the files the plan adds
 
 
 @dataclass
 class AssignPlan:
-    """Which unpacked files go into which pack; `entries` is (slot, file id, path, size)."""
+    """Which unpacked files go into which pack. Its places (slot, file id, path, size) and
+    items (item id, tier) are kept in its connection's TEMP tables (`catalogue.assign`),
+    not in lists: `entries()` reads them back in plan order; `files`, `bytes` and
+    `item_count` are their totals. A connection holds its latest plan only."""
 
     slots: list[Slot] = field(default_factory=list)
-    entries: list[tuple[int, int, str, int]] = field(default_factory=list)
-    items: list[tuple[int, int]] = field(default_factory=list)  # (item id, tier)
     missing: int = 0
+    files: int = 0
+    bytes: int = 0
+    item_count: int = 0
+    db: sqlite3.Connection | None = None
+    _pending: list[tuple[int, int, str, int]] = field(default_factory=list)
+    _items: list[tuple[int, int]] = field(default_factory=list)
+
+    def add(self, slot: int, file_id: int, path: str, size: int) -> None:
+        self._pending.append((slot, file_id, path, size))
+        self.files += 1
+        self.bytes += size
+        if len(self._pending) >= FLUSH:
+            self.flush()
+
+    def add_item(self, item_id: int, tier: int) -> None:
+        self._items.append((item_id, tier))
+        self.item_count += 1
+
+    def flush(self) -> None:
+        if self.db is not None:
+            entries_added(self.db, self._pending)
+            items_added(self.db, self._items)
+        self._pending, self._items = [], []
+
+    def entries(self) -> Iterator[tuple[int, int, str, int]]:
+        """(slot, file id, path, size) of every place, in plan order."""
+        self.flush()
+        if self.db is not None:
+            yield from planned_entries(self.db)
+
+
+FLUSH = 1000  # places buffered before they go to the plan's TEMP table
 
 
 class _Open:
@@ -113,22 +134,11 @@ class _Open:
 
     def __init__(self, db: sqlite3.Connection, plan: AssignPlan, mirror_name: str, tier: int):
         self.plan, self.mirror_name, self.tier = plan, mirror_name, tier
-        r = db.execute(
-            "SELECT id, seq, name FROM packs WHERE tier = ? AND status = 'open' AND is_metadata = 0"
-            " AND obsolete = 0 ORDER BY seq DESC LIMIT 1",
-            (tier,),
-        ).fetchone()
-        self.next_seq = db.execute(
-            "SELECT coalesce(max(seq), 0) + 1 FROM packs WHERE tier = ? AND is_metadata = 0",
-            (tier,),
-        ).fetchone()[0]
+        r = open_pack_of_tier(db, tier)
+        self.next_seq = next_seq(db, tier)
         self.slot: int | None = None
         if r:
-            used = db.execute(
-                "SELECT coalesce(sum(f.size), 0) FROM pack_files pf JOIN files f"
-                " ON f.id = pf.file_id WHERE pf.pack_id = ?",
-                (r["id"],),
-            ).fetchone()[0]
+            used = pack_bytes(db, r["id"])
             plan.slots.append(Slot(tier, r["seq"], r["name"], r["id"], used))
             self.slot = len(plan.slots) - 1
 
@@ -151,8 +161,9 @@ class _Open:
         if self.slot is None:
             self.new()
         slot = self.plan.slots[self.slot]
-        self.plan.entries.append((self.slot, file_id, path, size))
+        self.plan.add(self.slot, file_id, path, size)
         slot.used += size
+        slot.added += size
         slot.files += 1
 
 
@@ -184,7 +195,8 @@ def plan_assign(mirror: Mirror, predicted: Iterable[sqlite3.Row] = ()) -> Assign
     cap = mirror.manifest.torrents.pack_size
     rk = ranking(db, mirror.manifest.tiers.shares)
     tiers = mirror.manifest.tiers
-    plan = AssignPlan()
+    plan = AssignPlan(db=db)
+    plan_tables(db)
     stored = (
         ((r["tier"], -r["share"], r["item_id"], r["name"]), r, True)
         for r in _candidates(mirror, rk)
@@ -207,6 +219,7 @@ def plan_assign(mirror: Mirror, predicted: Iterable[sqlite3.Row] = ()) -> Assign
         entries.append((r["id"], f"{r['source']}/{r['source_id']}/{r['name']}", size))
     if item is not None:
         _place(db, plan, opened, mirror.name, cap, item, entries)
+    plan.flush()
     return plan
 
 
@@ -237,34 +250,20 @@ def _place(
         if op.used and op.used + size > cap:
             op.new()
         op.add(file_id, path, size)
-    plan.items.append((item_id, tier))
+    plan.add_item(item_id, tier)
 
 
 def run_assign(mirror: Mirror, plan: AssignPlan) -> dict[str, Any]:
-    """Record `plan` in one transaction: its new packs, its files' places."""
-    db = mirror.db
-    ids: dict[int, int] = {}
-    with transaction(db):
-        for n, slot in enumerate(plan.slots):
-            if slot.pack_id is not None:
-                ids[n] = slot.pack_id
-            elif slot.files:
-                ids[n] = db.execute(
-                    "INSERT INTO packs (name, tier, seq, status, created_at)"
-                    " VALUES (?, ?, ?, 'open', ?)",
-                    (slot.name, slot.tier, slot.seq, utcnow()),
-                ).lastrowid
-        for n, file_id, path, size in plan.entries:
-            db.execute(
-                "INSERT INTO pack_files (pack_id, file_id, path) VALUES (?, ?, ?)",
-                (ids[n], file_id, path),
-            )
-            db.execute("UPDATE files SET size = ? WHERE id = ? AND size IS NULL", (size, file_id))
-        for item_id, tier in plan.items:
-            db.execute("UPDATE items SET tier = ? WHERE id = ? AND tier IS NULL", (tier, item_id))
+    """Record `plan` in one transaction: its new packs, its files' places (set-based, from
+    the plan's TEMP tables)."""
+    plan.flush()
+    slots = [(n, s.pack_id, s.name, s.tier, s.seq) for n, s in enumerate(plan.slots) if s.files]
+    if plan.files:
+        with transaction(mirror.db):
+            assigned(mirror.db, slots)
     return {
-        "assigned_files": len(plan.entries),
-        "assigned_items": len(plan.items),
+        "assigned_files": plan.files,
+        "assigned_items": plan.item_count,
         "missing": plan.missing,
     }
 
