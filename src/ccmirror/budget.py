@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ccmirror.catalogue.budget import covered_share_sum, held_table
 from ccmirror.catalogue.queries import mirror_status, store_bytes
 from ccmirror.catalogue.selection import eviction_order
 from ccmirror.catalogue.states import file_evicted
@@ -34,13 +35,7 @@ def held_sql(sel: Selection, col: str = "i.id") -> str:
     """SQL: the item id `col` is one the selection holds. The held ids go once into a TEMP
     table of the connection (`Selection.held_ids`, streamed: no set of every id), so
     callers filter in SQL; a later selection on the connection fills it afresh."""
-    db = sel.db
-    db.execute("DROP TABLE IF EXISTS temp.budget_held")
-    db.execute("CREATE TEMP TABLE budget_held (id INTEGER PRIMARY KEY)")
-    db.executemany(
-        "INSERT OR IGNORE INTO temp.budget_held VALUES (?)", ((i,) for i in sel.held_ids())
-    )
-    return f"{col} IN (SELECT id FROM temp.budget_held)"
+    return held_table(sel.db, sel.held_ids(), col)
 
 
 def make_room(mirror: Mirror, sel: Selection, need: int) -> dict[str, int]:
@@ -105,19 +100,9 @@ def covered_share(mirror: Mirror, rk: Ranking | None = None) -> float:
     fetched, and at least one is publishable. One aggregate query driven by the fetched
     files (no object per item, nothing read for items with nothing fetched)."""
     allowed = publishable_verdicts(mirror.manifest.licence.require_embedded)
-    marks = ",".join("?" * len(allowed))
     rk = rk or ranking(mirror.db, mirror.manifest.tiers.shares)
     share, params = rk.share_sql()
-    (total,) = mirror.db.execute(
-        f"SELECT coalesce(sum({share}), 0.0) FROM items AS i WHERE i.status = 'ok' AND i.id IN"
-        " (SELECT f.item_id FROM files f WHERE f.status = 'fetched'"
-        f"  AND f.verdict IN ({marks})"
-        "  AND (f.store_path IS NOT NULL OR f.compact IN ('copied', 'derivative')))"
-        " AND NOT EXISTS (SELECT 1 FROM files f WHERE f.item_id = i.id"
-        "  AND f.status IN ('pending', 'failed') AND f.compact IS NOT 'derivative')",
-        [*params, *allowed],
-    ).fetchone()
-    return round(total, 6)
+    return round(covered_share_sum(mirror.db, share, params, allowed), 6)
 
 
 def status(mirror: Mirror) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.demo import live_packs, packed_names, sample_files, sample_item
 from ccmirror.errors import UsageError
 from ccmirror.fsutil import atomic_write_text
 from ccmirror.lock import DataLock
@@ -137,11 +138,7 @@ def _tiers(mirror: Mirror) -> list[dict[str, Any]]:
 
 
 def _packs(mirror: Mirror) -> list[dict[str, Any]]:
-    rows = mirror.db.execute(
-        "SELECT name, tier, status, num_files, data_size, info_hash_v1, torrent_path"
-        " FROM packs WHERE obsolete = 0 AND is_metadata = 0 ORDER BY tier, seq"
-    ).fetchall()
-    return [dict(r) for r in rows]
+    return [dict(r) for r in live_packs(mirror.db)]
 
 
 def _torrents(mirror: Mirror) -> list[dict[str, Any]]:
@@ -184,19 +181,13 @@ def _public(mirror: Mirror, name: str) -> str | None:
 def _outcomes(mirror: Mirror, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """What became of each sample item: its status and its files' states and verdicts."""
     for row in rows:
-        item = mirror.db.execute(
-            "SELECT id, status, reason FROM items WHERE source = 'ia' AND source_id = ?",
-            (row["identifier"],),
-        ).fetchone()
+        item = sample_item(mirror.db, row["identifier"])
         if item is None:
             row["outcome"] = "not harvested"
             continue
         parts = [item["status"] + (f" ({item['reason']})" if item["reason"] else "")]
-        files = mirror.db.execute(
-            "SELECT name, status, reason, verdict FROM files WHERE item_id = ? ORDER BY name",
-            (item["id"],),
-        ).fetchall()
-        packed = _packed_names(mirror, item["id"])
+        files = sample_files(mirror.db, item["id"])
+        packed = packed_names(mirror.db, item["id"])
         for f in files:
             state = f["verdict"] or f["status"]
             if f["status"] in ("failed", "refused") and f["reason"]:
@@ -206,17 +197,6 @@ def _outcomes(mirror: Mirror, rows: list[dict[str, Any]]) -> list[dict[str, Any]
             parts.append(f"{f['name']}: {state}")
         row["outcome"] = "; ".join(parts)
     return rows
-
-
-def _packed_names(mirror: Mirror, item_id: int) -> set[str]:
-    return {
-        r[0]
-        for r in mirror.db.execute(
-            "SELECT f.name FROM files f JOIN pack_files pf ON pf.file_id = f.id"
-            " JOIN packs p ON p.id = pf.pack_id WHERE f.item_id = ? AND p.obsolete = 0",
-            (item_id,),
-        )
-    }
 
 
 def _next(manifest: Path, mirror: Mirror) -> list[str]:

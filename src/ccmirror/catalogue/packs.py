@@ -25,6 +25,7 @@ __all__ = [
     "open_packs_listed",
     "pack_by_id",
     "pack_file_shares",
+    "pack_rows",
     "pack_licence_counts",
     "pack_obsoleted",
     "pack_sealed",
@@ -71,6 +72,24 @@ def open_packs_listed(db: sqlite3.Connection) -> list[dict[str, Any]]:
             " ORDER BY name"
         )
     ]
+
+
+def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
+    """The files of a pack with what MANIFEST.csv and ATTRIBUTION.md need, by path."""
+    return db.execute(
+        "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
+        " f.store_path, f.fetched_at, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
+        " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
+        " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity,"
+        " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
+        " o.format AS original_format, f.genres, f.duration AS duration_s, f.composer,"
+        " f.publisher, f.release_date, f.track, f.codec, f.bit_rate, f.sample_rate,"
+        " f.channels, f.artists, f.lyricist, f.producer, f.engineer, f.mbid, f.kind"
+        " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
+        " LEFT JOIN files o ON o.id = f.copy_of"
+        " WHERE pf.pack_id = ? ORDER BY pf.path",
+        (pack_id,),
+    ).fetchall()
 
 
 def pack_file_shares(

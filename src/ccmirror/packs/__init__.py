@@ -31,6 +31,7 @@ from ccmirror.catalogue.packs import (
     open_packs_listed,
     pack_by_id,
     pack_file_shares,
+    pack_rows,
     pack_sealed,
 )
 from ccmirror.catalogue.states import files_back_to_pending
@@ -40,13 +41,7 @@ from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.licence import publishable_verdicts
 from ccmirror.mirror import Mirror
 from ccmirror.packs.assign import AssignPlan, plan_assign, run_assign
-from ccmirror.packs.payload import (
-    build_payload,
-    fill_hashes,
-    hash_mismatch,
-    manifest_columns,
-    pack_rows,
-)
+from ccmirror.packs.payload import build_payload, fill_hashes, hash_mismatch, manifest_columns
 from ccmirror.packs.rebuild import repair_torrents
 from ccmirror.packs.retire import retire_unpublishable
 from ccmirror.packs.sealed import keep_generated

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue.packs import pack_rows as pack_rows  # its SQL; callers import it here
 from ccmirror.errors import UnsafeName
 from ccmirror.fsutil import CHUNK, atomic_write_bytes, fsync_dir, safe_join
 from ccmirror.licence.normalise import licence_info
@@ -77,24 +78,6 @@ METADATA_COLUMNS = (
 # "artwork" per row. A pack without artwork keeps the columns (and bytes) it had.
 ARTWORK_COLUMNS = ("kind",)
 FICLONE = 0x40049409  # linux/fs.h
-
-
-def pack_rows(db: sqlite3.Connection, pack_id: int) -> list[sqlite3.Row]:
-    """The files of a pack with what MANIFEST.csv and ATTRIBUTION.md need, by path."""
-    return db.execute(
-        "SELECT pf.path, f.id AS file_id, f.name, f.size, f.md5, f.sha1, f.sha256,"
-        " f.store_path, f.fetched_at, f.verdict, f.isrc, f.title AS file_title, coalesce(f.licence_id, i.declared_licence_id)"
-        " AS licence_id, coalesce(f.licence_url, i.licence_url) AS licence_url, i.source,"
-        " i.source_id, i.source_url, i.title, i.creator, i.album, i.date, i.popularity,"
-        " f.copy_of, f.encoder, f.format, o.name AS original_name, o.sha256 AS original_sha256,"
-        " o.format AS original_format, f.genres, f.duration AS duration_s, f.composer,"
-        " f.publisher, f.release_date, f.track, f.codec, f.bit_rate, f.sample_rate,"
-        " f.channels, f.artists, f.lyricist, f.producer, f.engineer, f.mbid, f.kind"
-        " FROM pack_files pf JOIN files f ON f.id = pf.file_id JOIN items i ON i.id = f.item_id"
-        " LEFT JOIN files o ON o.id = f.copy_of"
-        " WHERE pf.pack_id = ? ORDER BY pf.path",
-        (pack_id,),
-    ).fetchall()
 
 
 def fill_hashes(

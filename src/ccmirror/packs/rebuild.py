@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror import __version__
-from ccmirror.catalogue.packs import live_sealed_packs
+from ccmirror.catalogue.packs import live_sealed_packs, pack_rows
 from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import atomic_write_bytes
 from ccmirror.mirror import Mirror
-from ccmirror.packs.payload import build_payload, pack_rows
+from ccmirror.packs.payload import build_payload
 from ccmirror.packs.sealed import has_record, keep_generated, recorded_generated
 from ccmirror.packs.torrent import LAYOUT_LT2, info_hashes, make_torrent
 

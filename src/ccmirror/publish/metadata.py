@@ -25,8 +25,19 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue import transaction, utcnow
+from ccmirror.catalogue.metadata import (
+    catalogue_empty,
+    current_metadata,
+    dump_lines,
+    metadata_sealed,
+    next_metadata_seq,
+    obsolete_metadata_names,
+    pack_named,
+)
 from ccmirror.fsutil import atomic_write_bytes, fsync_dir, fsync_file
 from ccmirror.mirror import Mirror
+
+__all__ = ["current_metadata", "iter_lines", "metadata_name", "publish_metadata", "write_dump"]
 
 log = logging.getLogger("ccmirror.publish")
 
@@ -34,51 +45,17 @@ DUMP_NAME = "catalogue.jsonl.gz"
 SNAPSHOT_NAME = "catalogue.sqlite"
 DUMP_FORMAT = 1
 
-# Table, ORDER BY, columns left out (they change without the catalogue's content changing).
-_TABLES: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("items", "id", frozenset({"harvested_at"})),
-    ("files", "id", frozenset({"attempts"})),
-    ("packs", "id", frozenset()),
-    ("pack_files", "pack_id, file_id", frozenset()),
-    ("withdrawals", "id", frozenset()),
-)
-_JSON_COLUMNS = {
-    ("items", "collections"),
-    ("items", "extra"),
-    ("files", "evidence"),
-    ("files", "artists"),  # JSON lists (0030); a genre list kept as text stays a string
-    ("files", "genres"),
-}
-
 
 def metadata_name(mirror: Mirror, seq: int) -> str:
     return f"{mirror.name}-metadata-{seq:04d}"
-
-
-def _line_sql(db: sqlite3.Connection, table: str, order: str, skip: frozenset[str]) -> str:
-    """One SELECT that renders each row as its JSON line in SQLite (C speed, sorted keys)."""
-    columns = sorted(r[1] for r in db.execute(f"PRAGMA table_info({table})") if r[1] not in skip)
-    parts = []
-    for col in columns:
-        value = f'"{col}"'
-        if (table, col) in _JSON_COLUMNS:
-            # Embedded as JSON; a damaged value stays the string the catalogue holds.
-            value = f'CASE WHEN json_valid("{col}") THEN json("{col}") ELSE "{col}" END'
-        parts.append(f"'{col}', {value}")
-    where = " WHERE is_metadata = 0" if table == "packs" else ""
-    return (
-        f"SELECT json_object('row', json_object({', '.join(parts)}), 'table', '{table}')"
-        f" FROM {table}{where} ORDER BY {order}"
-    )
 
 
 def iter_lines(db: sqlite3.Connection, mirror_name: str) -> Iterator[bytes]:
     """The catalogue as JSON lines: `{"row": {...}, "table": ...}`, one row per line."""
     head = {"table": "_dump", "row": {"format": DUMP_FORMAT, "mirror": mirror_name}}
     yield (json.dumps(head, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
-    for table, order, skip in _TABLES:
-        for (line,) in db.execute(_line_sql(db, table, order, skip)):
-            yield line.encode("utf-8") + b"\n"
+    for line in dump_lines(db):
+        yield line.encode("utf-8") + b"\n"
 
 
 def write_dump(db: sqlite3.Connection, mirror_name: str, path: Path) -> tuple[str, int]:
@@ -109,12 +86,6 @@ def snapshot(db: sqlite3.Connection, dest: Path) -> None:
     fsync_file(dest)
 
 
-def current_metadata(db: sqlite3.Connection) -> sqlite3.Row | None:
-    return db.execute(
-        "SELECT * FROM packs WHERE is_metadata = 1 AND obsolete = 0 ORDER BY seq DESC LIMIT 1"
-    ).fetchone()
-
-
 def _previous_digest(mirror: Mirror, pack: sqlite3.Row | None) -> str | None:
     if pack is None:
         return None
@@ -132,13 +103,10 @@ def publish_metadata(mirror: Mirror) -> dict[str, Any]:
     """Make a new metadata torrent when the catalogue changed since the last one."""
     db = mirror.db
     previous = current_metadata(db)
-    if previous is None and db.execute("SELECT count(*) FROM items").fetchone()[0] == 0:
+    if previous is None and catalogue_empty(db):
         # A first harvest that found nothing (or never reached its source): nothing to share.
         return {"name": None, "created": False, "skipped": "the catalogue is empty"}
-    seq = (
-        db.execute("SELECT coalesce(max(seq), 0) FROM packs WHERE is_metadata = 1").fetchone()[0]
-        + 1
-    )
+    seq = next_metadata_seq(db)
     name = metadata_name(mirror, seq)
     # Built outside packs/ (same filesystem) so an unchanged catalogue leaves packs/ untouched.
     work = mirror.data_dir / "tmp" / f"{name}.part"
@@ -208,59 +176,47 @@ def _seal(
     size = sum(p.stat().st_size for p in root.iterdir() if p.is_file())
     now = utcnow()
     db = mirror.db
+    sealed = {
+        "name": name,
+        "seq": seq,
+        "created_at": now,
+        "sealed_at": now,
+        "creation_date": created,
+        "format": t.format,
+        "piece_size": info.piece_length(),
+        "info_hash_v1": v1,
+        "info_hash_v2": v2,
+        "torrent_path": torrent_rel,
+        "torrent_size": len(data),
+        "num_files": content_files(data)[0],  # libtorrent's count includes pad files
+        "data_size": size,
+    }
+    # Every input of the torrent, so a lost .torrent is rebuilt byte for byte.
+    inputs = {
+        "comment": comment,
+        "trackers": json.dumps(list(t.trackers)),
+        "web_seeds": json.dumps(web_seeds),
+        "creator": creator,
+        "torrent_layout": CURRENT_LAYOUT,
+    }
     with transaction(db):
-        db.execute(
-            "INSERT INTO packs (name, tier, seq, status, is_metadata, created_at, sealed_at,"
-            " creation_date, format, piece_size, info_hash_v1, info_hash_v2, torrent_path,"
-            " torrent_size, num_files, data_size, popularity)"
-            " VALUES (?, 0, ?, 'sealed', 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)",
-            (
-                name,
-                seq,
-                now,
-                now,
-                created,
-                t.format,
-                info.piece_length(),
-                v1,
-                v2,
-                torrent_rel,
-                len(data),
-                content_files(data)[0],  # libtorrent's count includes pad files
-                size,
-            ),
-        )
-        # Every input of the torrent, so a lost .torrent is rebuilt byte for byte.
-        db.execute(
-            "UPDATE packs SET comment = ?, trackers = ?, web_seeds = ?, creator = ?,"
-            " torrent_layout = ? WHERE name = ?",
-            (
-                comment,
-                json.dumps(list(t.trackers)),
-                json.dumps(web_seeds),
-                creator,
-                CURRENT_LAYOUT,
-                name,
-            ),
-        )
-        db.execute(
-            "UPDATE packs SET obsolete = 1, obsolete_reason = ?"
-            " WHERE is_metadata = 1 AND obsolete = 0 AND name != ?",
-            (f"superseded by {name}", name),
-        )
+        metadata_sealed(db, sealed, inputs)
     if previous is not None:
         log.info("metadata torrent %s is superseded by %s", previous["name"], name)
-    return db.execute("SELECT * FROM packs WHERE name = ?", (name,)).fetchone()
+    row = pack_named(db, name)
+    if row is None:  # just written in this connection's transaction
+        raise RuntimeError(f"metadata torrent {name} not recorded")
+    return row
 
 
 def _prune(mirror: Mirror, keep: set[str]) -> None:
     """Delete the payloads of older obsolete metadata torrents (a snapshot can be large and
     a cron mirror may make one a day). The one just superseded stays, so peers in the
     middle of a download can finish; .torrent files and catalogue rows stay recorded."""
-    for r in mirror.db.execute("SELECT name FROM packs WHERE is_metadata = 1 AND obsolete = 1"):
-        if r["name"] not in keep and (mirror.packs_dir / r["name"]).is_dir():
-            shutil.rmtree(mirror.packs_dir / r["name"])
-            log.info("deleted the payload of obsolete metadata torrent %s", r["name"])
+    for name in obsolete_metadata_names(mirror.db):
+        if name not in keep and (mirror.packs_dir / name).is_dir():
+            shutil.rmtree(mirror.packs_dir / name)
+            log.info("deleted the payload of obsolete metadata torrent %s", name)
 
 
 def _rmdir_if_empty(path: Path) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ccmirror.catalogue import utcnow
+from ccmirror.catalogue.site import sealed_packs
 from ccmirror.fsutil import atomic_write_bytes, atomic_write_text, safe_join
 from ccmirror.mirror import Mirror
 from ccmirror.publish.covers import copy_covers, prune_covers
@@ -45,9 +46,7 @@ def write_page(path: Path, page: str) -> bool:
 
 
 def _sealed(mirror: Mirror) -> list[sqlite3.Row]:
-    return mirror.db.execute(
-        "SELECT * FROM packs WHERE status = 'sealed' ORDER BY is_metadata, tier, seq"
-    ).fetchall()
+    return sealed_packs(mirror.db)
 
 
 def copy_torrents(mirror: Mirror, packs: list[sqlite3.Row]) -> set[str]:
