@@ -83,13 +83,13 @@ def plan_sync(mirror: Mirror, *, max_bytes: int | None = None) -> dict[str, Any]
 
     check_plan = plan_check(mirror)
     incoming = [t.file_id for t in fetch_plan.tasks]
-    judged = {r["id"] for r in check_plan.todo}
-    to_check = len(judged) + sum(1 for i in incoming if i not in judged)
+    coming = set(incoming)
+    to_check = len(check_plan.todo) + len(coming) - sum(i in coming for i in check_plan.todo)
     stages["check"] = {
         "checked": to_check,
         "unchanged": check_plan.unchanged,
         "files_to_check": to_check,
-        "bytes_to_check": sum(r["size"] or 0 for r in check_plan.todo) + fetch_plan.bytes,
+        "bytes_to_check": check_plan.todo_bytes + fetch_plan.bytes,
         "verdicts": "unknown until the bytes are read: files of an item whose declared"
         " licence is allowed are assumed publishable",
         "quarantined": None,  # a verdict: unknown until the bytes are read

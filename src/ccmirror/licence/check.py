@@ -14,11 +14,13 @@ import re
 import sqlite3
 import stat
 import threading
+from array import array
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue import checking
 from ccmirror.catalogue.db import transaction, utcnow
 from ccmirror.catalogue.states import files_back_to_pending, files_judged
 from ccmirror.errors import UnsafeName
@@ -46,18 +48,6 @@ CHUNK = 64
 WORKERS = min(4, os.cpu_count() or 1)
 # Names the quick unchanged test will not touch (fsutil.safe_relpath's refusals, as a regex).
 _UNSAFE = re.compile(r"^/|\\|[\x00-\x1f\x7f-\x9f]|(?:^|/)\.{0,2}(?:/|$)")
-
-_SELECT = """
-SELECT f.id, f.name, f.size, f.md5, f.sha1, f.store_path, f.verdict, f.checked_size, f.checked_mtime_ns,
-       f.checked_key, f.quarantine_path, f.artists, f.track, f.genres, f.composer, f.lyricist,
-       f.producer, f.engineer, f.publisher, f.release_date, f.codec, f.bit_rate,
-       f.sample_rate, f.channels, f.duration, f.kind, i.source, i.source_id, i.licence_url,
-       i.licence_title, i.declared_licence_id
-FROM files f JOIN items i ON i.id = f.item_id
-WHERE f.status = 'fetched' AND i.status = 'ok'
-  AND NOT (f.store_path IS NULL AND f.compact IN ('copied', 'derivative'))  -- left for a copy
-ORDER BY f.id
-"""
 
 
 def chunk_size(files: int, workers: int = WORKERS) -> int:
@@ -332,9 +322,10 @@ def totals(db: sqlite3.Connection) -> dict[str, Any]:
 class CheckPlan:
     """What a check run judges: `todo` (read again), `unchanged` (settled as recorded)."""
 
-    todo: list[sqlite3.Row] = field(default_factory=list)
+    todo: array[int] = field(default_factory=lambda: array("q"))  # file ids, in id order
     unchanged: int = 0
     policy: Policy | None = None
+    todo_bytes: int = 0
 
 
 def plan_check(mirror: Mirror) -> CheckPlan:
@@ -343,14 +334,16 @@ def plan_check(mirror: Mirror) -> CheckPlan:
     with one lstat each."""
     policy = Policy.from_config(mirror.manifest.licence)
     probe = _Run(mirror, policy)
-    # Streamed: only the rows to judge again are kept (a no-op run over a million settled
-    # files held every row, ~1 KiB each).
-    todo, seen = [], 0
-    for row in mirror.db.execute(_SELECT):
+    # Streamed, and only the ids of the files to judge are kept: a row is ~1 KiB, and a
+    # million fetched files never judged made a dry run hold every one of them.
+    plan, seen = CheckPlan(policy=policy), 0
+    for row in checking.fetched(mirror.db):
         seen += 1
         if not probe.unchanged(row):
-            todo.append(row)
-    return CheckPlan(todo, seen - len(todo), policy)
+            plan.todo.append(row["id"])
+            plan.todo_bytes += row["size"] or 0
+    plan.unchanged = seen - len(plan.todo)
+    return plan
 
 
 def check(
@@ -373,7 +366,7 @@ def run_check(
     reporter.start("check", total=len(plan.todo) + plan.unchanged, unit="files")
     run.counts["unchanged"] += plan.unchanged
     reporter.advance(plan.unchanged)
-    rows = plan.todo
+    ids = plan.todo
 
     def some(chunk: list[sqlite3.Row]) -> None:
         run.prefetch(chunk)
@@ -382,17 +375,18 @@ def run_check(
             reporter.advance()
 
     try:
-        if rows:
-            size = chunk_size(len(rows), workers)
-            chunks = [rows[i : i + size] for i in range(0, len(rows), size)]
+        if ids:
+            size = chunk_size(len(ids), workers)
             # Four threads per worker process: while some judge and record their batch (a
             # quarantine waits for several fsyncs), the worker is already reading another's
             # (never idle between batches). bench/licence.py: 2 per worker left the
             # workers waiting behind quarantines.
             threads = 4 * max(1, workers)
             with ThreadPoolExecutor(threads, thread_name_prefix="check") as pool:
-                for start in range(0, len(chunks), 64):  # bounded: never a future per row
-                    list(pool.map(some, chunks[start : start + 64]))
+                for start in range(0, len(ids), 64 * size):  # bounded: rows read per group
+                    with run.lock:
+                        rows = checking.rows_of(mirror.db, ids[start : start + 64 * size])
+                    list(pool.map(some, [rows[i : i + size] for i in range(0, len(rows), size)]))
     finally:
         with run.lock:
             run.flush()
