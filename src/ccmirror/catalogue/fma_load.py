@@ -223,6 +223,12 @@ def set_recording(
         db.execute("UPDATE files SET duration = ? WHERE id = ?", (seconds, row[0]))
 
 
+def file_state(status: str, reason: str | None) -> tuple[str, str | None]:
+    """A new or changed file's (status, reason) from its item's: waiting to be fetched
+    when the item is ok, else refused with the item's reason."""
+    return ("pending", None) if status == "ok" else ("refused", f"item {status}: {reason}")
+
+
 def sync_file(
     db: sqlite3.Connection,
     item_id: int,
@@ -244,7 +250,7 @@ def sync_file(
     if audio is None:
         return 0
     name, url, size, sha1, fmt = audio
-    want, why = ("pending", None) if status == "ok" else ("refused", f"item {status}: {reason}")
+    want, why = file_state(status, reason)
     row = db.execute(
         "SELECT id, size, sha1, status FROM files WHERE item_id = ? AND name = ?",
         (item_id, name),

@@ -343,11 +343,8 @@ class _Run:
                 if status == "ok":
                     files += 1
                     size += found.size or 0
-                    state, why = "pending", None
-                else:
-                    state, why = "refused", f"item {status}: {reason}"
                 file = (found.name, found.size, est, found.sha1, found.format, found.url)
-                file = (*file, state, why, *recording, seconds)
+                file = (*file, *fma_load.file_state(status, reason), *recording, seconds)
             rows.append(((f"{t.track_id:06d}", *item, fingerprint(raw, item, audio, est)), file))
         _count_status(result, "ok", None, ok, size)
         result["new"] += len(rows)
@@ -368,11 +365,9 @@ def _rows(p: Planned) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
     a = p.audio
     if a is None:
         return item, None
-    status = p.item["status"]
-    ok = status == "ok"
-    why = None if ok else f"item {status}: {p.item['reason']}"
-    file = (a.name, a.size, p.est_size, a.sha1, a.format, a.url, "pending" if ok else "refused")
-    return item, (*file, why, *p.recording, p.duration)
+    state = fma_load.file_state(p.item["status"], p.item["reason"])
+    file = (a.name, a.size, p.est_size, a.sha1, a.format, a.url, *state)
+    return item, (*file, *p.recording, p.duration)
 
 
 def _count_status(
