@@ -42,6 +42,15 @@ def _sealed(m) -> list:
     ).fetchall()
 
 
+def _first_sealed(m) -> str:
+    """Harvest, fetch, check and seal what there is: the first sealed pack's name."""
+    harvest(m)
+    fetch(m)
+    check(m)
+    pack(m, seal_partial=True)
+    return _sealed(m)[0]["name"]
+
+
 def _setup(tmp_path: Path, write_manifest):
     meta = write_metadata_zip(tmp_path / "fma_metadata.zip", _rows(100, "Old"))
     tree = tmp_path / "fma_full"
@@ -85,11 +94,7 @@ def test_rebuild_after_harvest_changed_rows_is_byte_identical(tmp_path, write_ma
 def test_pack_sealed_before_records_gets_one_from_its_payload(tmp_path, write_manifest):
     manifest, meta = _setup(tmp_path, write_manifest)
     with open_mirror(manifest) as m:
-        harvest(m)
-        fetch(m)
-        check(m)
-        pack(m, seal_partial=True)
-        name = _sealed(m)[0]["name"]
+        name = _first_sealed(m)
         shutil.rmtree(m.data_dir / "sealed")  # as if sealed by an older ccmirror
         pack(m)  # the payload is in place: recorded from it
         kept = m.data_dir / "sealed" / name / "MANIFEST.csv.gz"
@@ -108,11 +113,7 @@ def test_pack_sealed_before_records_gets_one_from_its_payload(tmp_path, write_ma
 def test_withdrawal_drops_the_record_of_its_packs(tmp_path, write_manifest):
     manifest, _ = _setup(tmp_path, write_manifest)
     with open_mirror(manifest) as m:
-        harvest(m)
-        fetch(m)
-        check(m)
-        pack(m, seal_partial=True)
-        name = _sealed(m)[0]["name"]
+        name = _first_sealed(m)
         assert (m.data_dir / "sealed" / name).is_dir()
         m.db.execute("UPDATE items SET status = 'withdrawn', reason = 'takedown'")
         m.db.execute("UPDATE files SET status = 'refused'")

@@ -44,21 +44,9 @@ def classes() -> SimpleNamespace:
     from mutagen.oggvorbis import OggVorbis
     from mutagen.wave import WAVE
 
-    return SimpleNamespace(
-        File=mutagen.File,
-        VCommentDict=VCommentDict,
-        APENoHeaderError=APENoHeaderError,
-        APEv2=APEv2,
-        ASFTags=ASFTags,
-        ID3=ID3,
-        MP4Tags=MP4Tags,
-        MP3=MP3,
-        FLAC=FLAC,
-        WAVE=WAVE,
-        AIFF=AIFF,
-        OggVorbis=OggVorbis,
-        OggOpus=OggOpus,
-    )
+    named = (VCommentDict, APENoHeaderError, APEv2, ASFTags, ID3, MP4Tags, MP3, FLAC, WAVE, AIFF)
+    named += (OggVorbis, OggOpus)
+    return SimpleNamespace(File=mutagen.File, **{c.__name__: c for c in named})
 
 
 def pick(name: str, head: bytes) -> type | None:
