@@ -51,23 +51,9 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
     fts_query(query)  # a query with no word fails here, before the index is read
     try:
         items_match, files_match = (_match(db, t, query) for t in ("items_fts", "files_fts"))
-        # An item matches by its own index row, or by one of its files' names or titles.
-        # One statement: the matches are gathered once (MATERIALIZED), counted, and only
-        # (id, score, popularity) of each is sorted; whole rows are read for the shown ones.
-        rows = db.execute(
-            "WITH hits (id, score) AS ("
-            " SELECT rowid, bm25(items_fts) FROM items_fts WHERE items_fts MATCH ?"
-            " UNION ALL SELECT item_id, 0 FROM files_fts WHERE files_fts MATCH ?),"
-            " best (id, score) AS MATERIALIZED (SELECT id, min(score) FROM hits GROUP BY id),"
-            " top AS (SELECT best.id, best.score, i.popularity FROM best"
-            "  JOIN items AS i ON i.id = best.id"
-            "  ORDER BY i.popularity DESC, best.score, best.id LIMIT ?)"
-            " SELECT i.*, top.score AS score, (SELECT count(*) FROM best) AS total"
-            " FROM top JOIN items AS i ON i.id = top.id"
-            " ORDER BY top.popularity DESC, top.score, top.id",
-            (items_match, files_match, limit),
-        ).fetchall()
-        total = rows[0]["total"] if rows else 0
+        rows, total = _unscored(db, items_match, files_match, limit)
+        if rows is None:  # equally popular hits among the shown: their scores decide
+            rows, total = _scored(db, items_match, files_match, limit)
     except sqlite3.OperationalError as e:
         if "no such table" in str(e) or "no such fts5 table" in str(e):
             # A read-only open never migrates: an old catalogue has no search index yet.
@@ -82,6 +68,57 @@ def search(mirror: Mirror, query: str, limit: int = 20) -> dict[str, Any]:
         "shown": len(rows),
         "hits": [_hit(db, r) for r in rows],
     }
+
+
+# An item matches by its own index row, or by one of its files' names or titles; the
+# matches are gathered once (MATERIALIZED) and counted.
+_HITS = (
+    "WITH best (id) AS MATERIALIZED (SELECT rowid FROM items_fts WHERE items_fts MATCH ?"
+    " UNION SELECT item_id FROM files_fts WHERE files_fts MATCH ?)"
+)
+
+
+def _unscored(
+    db: sqlite3.Connection, items_match: str, files_match: str, limit: int
+) -> tuple[list[sqlite3.Row] | None, int]:
+    """The shown hits and the total when popularity alone orders them (None when two
+    shown hits, or the last shown and the next, are equally popular). Hits are ordered
+    by popularity, then bm25 score, then id: the score only breaks ties of popularity,
+    and bm25 counts every row holding each phrase (for a word most rows hold, the
+    whole of its postings: ~0.3 s at 10M items), so it is not computed unless needed."""
+    top = db.execute(
+        f"{_HITS} SELECT best.id, i.popularity, (SELECT count(*) FROM best) FROM best"
+        " JOIN items AS i ON i.id = best.id ORDER BY i.popularity DESC, best.id LIMIT ?",
+        (items_match, files_match, limit + 1),
+    ).fetchall()
+    pops = [r[1] for r in top]
+    if any(a == b for a, b in zip(pops, pops[1:], strict=False)):
+        return None, 0
+    ids = [r[0] for r in top[:limit]]
+    marks = ",".join("?" * len(ids))
+    got = {r["id"]: r for r in db.execute(f"SELECT * FROM items WHERE id IN ({marks})", ids)}
+    return [got[i] for i in ids], top[0][2] if top else 0
+
+
+def _scored(
+    db: sqlite3.Connection, items_match: str, files_match: str, limit: int
+) -> tuple[list[sqlite3.Row], int]:
+    """The shown hits and the total, ordered by popularity, bm25 score, id. Only (id,
+    score, popularity) of each match is sorted; whole rows are read for the shown ones."""
+    rows = db.execute(
+        "WITH hits (id, score) AS ("
+        " SELECT rowid, bm25(items_fts) FROM items_fts WHERE items_fts MATCH ?"
+        " UNION ALL SELECT item_id, 0 FROM files_fts WHERE files_fts MATCH ?),"
+        " best (id, score) AS MATERIALIZED (SELECT id, min(score) FROM hits GROUP BY id),"
+        " top AS (SELECT best.id, best.score, i.popularity FROM best"
+        "  JOIN items AS i ON i.id = best.id"
+        "  ORDER BY i.popularity DESC, best.score, best.id LIMIT ?)"
+        " SELECT i.*, top.score AS score, (SELECT count(*) FROM best) AS total"
+        " FROM top JOIN items AS i ON i.id = top.id"
+        " ORDER BY top.popularity DESC, top.score, top.id",
+        (items_match, files_match, limit),
+    ).fetchall()
+    return rows, rows[0]["total"] if rows else 0
 
 
 def _hit(db: sqlite3.Connection, item: sqlite3.Row) -> dict[str, Any]:
