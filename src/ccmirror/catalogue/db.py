@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ccmirror.catalogue import deferred
 from ccmirror.errors import CCMirrorError
 from ccmirror.fsutil import ensure_data_dir
 from ccmirror.sources.registry import kind_names
@@ -149,6 +150,16 @@ def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
             conn.execute("PRAGMA synchronous = NORMAL")
             migrate(conn)
             register_source_kinds(conn)
+        try:
+            rebuild = deferred.check(conn, readonly=readonly)
+        except CCMirrorError:
+            conn.close()
+            raise
+        if rebuild:
+            # A killed bulk load left indexes unbuilt: build them once, then read.
+            conn.close()
+            connect(path).close()
+            return connect(path, readonly=True)
     except sqlite3.DatabaseError as e:
         raise CCMirrorError(f"cannot open catalogue {path}: {e}") from None
     return conn

@@ -94,7 +94,8 @@ def harvest_source(
             fresh = fma_load.source_is_empty(mirror.db)
             if fresh and not source.max_items and first.worth_a_child(path):
                 job = first.Job(path, mirror.manifest.licence, audio, albums, salt, BATCH)
-                stats = first.run_child(_plan_batches, job, first.Writer(mirror, result, reporter))
+                with first.Writer(mirror, result, reporter) as writer:
+                    stats = first.run_child(_plan_batches, job, writer)
             else:
                 refreshed = _harvest_here(
                     mirror, source, path, (audio, albums, salt), stats, result, fresh, reporter
