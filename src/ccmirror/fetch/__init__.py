@@ -35,11 +35,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ccmirror.budget import budget_report, make_room
 from ccmirror.catalogue.artwork import artwork_summary
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.catalogue.states import file_attempted
-from ccmirror.compact.run import need_encoder, prepare
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.plan import FetchPlan, FetchTask, backoff_delay, plan_fetch
 from ccmirror.fetch.polite import Gate, GivenUp, InFlight, Unreachable
@@ -215,8 +213,13 @@ def fetch(
     store_bytes (after the run), max_bytes, failures (a sample of {source_id, name, reason}).
     SourceUnreachable (exit 4) when a host never answered and nothing at all was fetched.
     """
-    need_encoder(mirror.manifest)  # a compact tier without an encoder: exit 2, nothing fetched
-    prepare(mirror)  # compact tiers fetch the source's smaller derivative, not the original
+    if mirror.manifest.tiers.compact_tiers:
+        # Imported here: without a compact tier both are no-ops, and their imports (the
+        # licence check, the encoder, the decode workers) are a third of fetch's start-up.
+        from ccmirror.compact.run import need_encoder, prepare
+
+        need_encoder(mirror.manifest)  # without an encoder: exit 2, nothing fetched
+        prepare(mirror)  # compact tiers fetch the source's smaller derivative, not the original
     plan = plan_fetch(mirror, max_bytes=max_bytes, retry_failed=retry_failed)
     return run_fetch(mirror, plan, workers=workers, reporter=reporter)
 
@@ -247,7 +250,11 @@ def run_fetch(
         result.failures.append({"source_id": r.source_id, "name": r.name, "reason": r.message})
 
     # [mirror] budget: files the selection no longer holds leave the store to make room.
-    room = make_room(mirror, plan.budget, plan.bytes) if plan.budget is not None else {}
+    room: dict[str, int] = {}
+    if plan.budget is not None:
+        from ccmirror.budget import make_room  # only under a budget (the ranking's imports)
+
+        room = make_room(mirror, plan.budget, plan.bytes)
     lanes = downloads_per_source(mirror, workers)
     workers = max(1, workers or min(sum(lanes.values()) or DEFAULT_DOWNLOADS, MAX_THREADS // 2))
     run = _Run(mirror, plan.tasks, workers, lanes, reporter, result)
@@ -275,6 +282,8 @@ def run_fetch(
     result.store_bytes = store_bytes(mirror.db)
     result.artwork = artwork_summary(mirror.db)  # what is fetched of it, what skipped, why
     if plan.budget is not None:
+        from ccmirror.budget import budget_report
+
         result.outside_budget = plan.outside_budget
         result.budget = budget_report(plan.budget, result.store_bytes) | room
     return result

@@ -14,16 +14,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ccmirror.budget import budget_report, budget_selection
 from ccmirror.catalogue.artwork import artwork_summary
 from ccmirror.catalogue.fetching import fetch_candidates
 from ccmirror.catalogue.queries import store_bytes
 from ccmirror.errors import UnsafeName
 from ccmirror.fetch.transport import source_size
 from ccmirror.mirror import Mirror
-from ccmirror.tiers import Selection
+
+if TYPE_CHECKING:  # the budget's modules load only under a budget
+    from ccmirror.tiers import Selection
 
 __all__ = [
     "FetchPlan",
@@ -144,6 +145,8 @@ class FetchPlan:
         if self.artwork is not None:
             out["artwork"] = self.artwork
         if self.budget is not None:
+            from ccmirror.budget import budget_report
+
             out["outside_budget"] = self.outside_budget
             out["budget"] = budget_report(self.budget, self.store_bytes + self.bytes)
         out["note"] = "; ".join(notes)
@@ -172,7 +175,10 @@ def plan_fetch(
         rows = _derivatives_instead(rows, derivatives)
     plan = FetchPlan(max_bytes=max_bytes, store_bytes=store_bytes(db), probed=probe)
     plan.considered = len(rows)
-    plan.budget = budget_selection(mirror)
+    if mirror.manifest.budget is not None:
+        from ccmirror.budget import budget_selection
+
+        plan.budget = budget_selection(mirror)
     if plan.budget is not None:
         # [mirror] budget: only the items the plan's selection holds (the one selection).
         rows = [r for r in rows if r["item_id"] in plan.budget.chosen]

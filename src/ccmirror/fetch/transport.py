@@ -27,7 +27,6 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import url2pathname
 
 import urllib3
 
@@ -52,6 +51,12 @@ POOL_WAIT = 120  # seconds a request waits for one of its host's pooled connecti
 USER_AGENT = f"ccmirror/{__version__} (+mirror of CC audio)"
 
 Progress = Callable[[int], None]
+
+
+def url2pathname(path: str) -> str:
+    """A file: URL's path as a local path (POSIX: urllib.request's, without importing it)."""
+    return unquote(path)
+
 
 # Network faults of one attempt (resumed); OSError is not here: a local write error
 # (a full disk) must reach the caller.
