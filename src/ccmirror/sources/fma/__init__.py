@@ -38,7 +38,6 @@ from ccmirror.sources.fma.plan import (
     Planner,
     album_facts,
     estimate_size,
-    fingerprint,
     source_id,
 )
 from ccmirror.sources.fma.rows import Columns, ReadStats, Track, read_tracks
@@ -326,27 +325,38 @@ class _Run:
             self.i_file,
             self.result,
         )
-        rows = []
+        pending = fma_load.file_state("ok", None)
+        blake2b = hashlib.blake2b
+        rows: list[Any] = []
+        append = rows.append
         ok = files = size = 0
         for t, raw in zip(batch, raws, strict=True):
             found, missing = lookup(t.track_id, t.fields[i_file].strip())
-            sized = found is not None and found.size is not None
-            item, est, recording, seconds = values(t, found, missing, sized)
-            status, reason = item[_STATUS], item[_STATUS + 1]
-            if status == "ok":
-                ok += 1
-            else:
-                _count_status(result, status, reason, 1, 0)
             if found is None:
+                item, est, recording, seconds = values(t, None, missing, False)
+                if item[_STATUS] == "ok":
+                    ok += 1
+                else:
+                    _count_status(result, item[_STATUS], item[_STATUS + 1], 1, 0)
                 audio = file = None
             else:
-                audio = (found.name, found.url, found.size, found.sha1, found.format)
+                name, url, fsize, sha1, fmt = audio = tuple(found)
+                item, est, recording, seconds = values(t, found, None, fsize is not None)
+                status = item[_STATUS]
                 if status == "ok":
+                    ok += 1
                     files += 1
-                    size += found.size or 0
-                file = (found.name, found.size, est, found.sha1, found.format, found.url)
-                file = (*file, *fma_load.file_state(status, reason), *recording, seconds)
-            rows.append(((f"{t.track_id:06d}", *item, fingerprint(raw, item, audio, est)), file))
+                    size += fsize or 0
+                    state = pending
+                else:
+                    _count_status(result, status, item[_STATUS + 1], 1, 0)
+                    state = fma_load.file_state(status, item[_STATUS + 1])
+                file = (name, fsize, est, sha1, fmt, url, *state, *recording, seconds)
+            # plan.fingerprint(raw, item, audio, est), inline: item's popularity is a
+            # float already.
+            text = repr(([*item], audio, est)).encode("utf-8", "surrogatepass")
+            digest = blake2b(text, digest_size=8).hexdigest()
+            append(((f"{t.track_id:06d}", *item, f"{raw}:{digest}"), file))
         _count_status(result, "ok", None, ok, size)
         result["new"] += len(rows)
         result["files"] += files

@@ -30,6 +30,8 @@ _FOLDER = re.compile(r"^\d{3}$")
 # letters, digits, `_-.` not starting with a dot, joined by single slashes. Such a name
 # (nearly every one in the dataset) skips safe_relpath and quote: same result, cheaper.
 _PLAIN = re.compile(r"(?:[A-Za-z0-9_-][A-Za-z0-9_.-]*/)*[A-Za-z0-9_-][A-Za-z0-9_.-]*")
+_PLAIN_MATCH = _PLAIN.fullmatch
+_new = tuple.__new__
 
 
 class Audio(NamedTuple):
@@ -98,6 +100,10 @@ class AudioIndex:
 
     def __init__(self, audio_root: str | None, audio_base_url: str | None) -> None:
         self.base_url = audio_base_url
+        # What a track_file is joined to (lookup): the URL with one trailing slash.
+        self._base = None
+        if audio_base_url is not None:
+            self._base = audio_base_url if audio_base_url.endswith("/") else audio_base_url + "/"
         self._suffixes: dict[str, tuple[str, str | None]] = {}  # ext -> (name suffix, format)
         self.entries: dict[int, Audio] = {}
         self.checksums = 0
@@ -116,23 +122,21 @@ class AudioIndex:
         found = self.entries.get(track_id)
         if found is not None:
             return found, None
-        if self.base_url is None:
+        base = self._base
+        if base is None:
             return None, f"no audio file for this track in audio_root ({self.kind})"
         if not track_file:
             return None, "no track_file in the metadata"
         if "://" in track_file:
             return None, f"track_file {track_file[:80]!r} is not a path under audio_base_url"
         path = track_file.lstrip("/")
-        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
-        if len(path) <= MAX_NAME_BYTES and _PLAIN.fullmatch(path):
+        if len(path) <= MAX_NAME_BYTES and _PLAIN_MATCH(path):
             # os.path.splitext of the last part, which never starts with a dot here
             dot = path.rfind(".")
             ext = path[dot:] if dot > path.rfind("/") + 1 else ""
-            try:
-                suffix, fmt = self._suffixes[ext]
-            except KeyError:
-                suffix, fmt = self._suffixes[ext] = (_suffix(ext), _format(ext))
-            return Audio(f"{track_id:06d}{suffix}", base + path, None, None, fmt), None
+            suffix, fmt = self._suffixes.get(ext) or self._suffix_of(ext)
+            # Audio(...) without its Python-level __new__: one call less a track
+            return _new(Audio, (f"{track_id:06d}{suffix}", base + path, None, None, fmt)), None
         try:
             rel = safe_relpath(path)
         except UnsafeName as e:
@@ -140,6 +144,10 @@ class AudioIndex:
         ext = os.path.splitext(rel.name)[1]
         url = base + urllib.parse.quote(str(rel), safe="/%~!$&'()*+,;=:@")
         return Audio(_file_name(track_id, ext), url, None, None, _format(ext)), None
+
+    def _suffix_of(self, ext: str) -> tuple[str, str | None]:
+        value = self._suffixes[ext] = (_suffix(ext), _format(ext))
+        return value
 
     def _index_tree(self, root: Path) -> None:
         root = _dataset_folder(root)

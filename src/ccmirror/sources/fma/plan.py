@@ -1,9 +1,10 @@
 """What the catalogue should hold for one FMA track: its item row, file row and
 per-recording columns, made from the row's fields by position.
 
-The expensive mappings (licence URL/title -> verdict, date stamps, genre lists, durations)
-are memoised per distinct value: the dataset repeats them heavily. Memos are bounded
-(`_Memo`) so a column of all-distinct values costs its parse, never memory.
+The expensive mappings (licence URL/title -> verdict, album and artist, date stamps,
+genre lists, durations) are memoised per distinct raw value: the dataset repeats them
+heavily. Memos are bounded (MEMO_LIMIT) so a column of all-distinct values costs its
+parse, never memory.
 """
 
 from __future__ import annotations
@@ -127,7 +128,12 @@ class Planner:
     """Makes the catalogue values of a track; one per harvest (it holds the memos).
 
     `values` is the one mapping of a row to its item, file and recording values: the
-    first load writes its tuples as they are, `plan` wraps them in a `Planned`."""
+    first load writes its tuples as they are, `plan` wraps them in a `Planned`.
+
+    Fields that repeat (the licence, the album and artist, the dates, duration and bit
+    rate, genres, track number) are mapped once per distinct raw value, straight to what
+    the row's tuples and items.extra need (`_licence`, `_album`, `_dates`, `_length`,
+    `_genres`, `_number`); a row then costs a few dict lookups and one string build."""
 
     def __init__(
         self, columns: Columns, config: LicenceConfig, albums: dict[str, dict[str, Any]]
@@ -135,14 +141,13 @@ class Planner:
         self.c = columns
         self.albums = albums
         self.gate = _Memo(lambda url, title: judge_declared(url or None, title or None, config))
-        self.stamp = _Memo(_stamp)
-        self.day = _Memo(iso_date)
-        self.genres = _Memo(parse_genres)
-        self.seconds = _Memo(duration)
-        self.estimate = _Memo(estimate_size)
-        self.artists = _Memo(_artists)
         self.at = {name: columns[name] for name in _USED}
         self.pick = itemgetter(*(columns[name] for name in _USED))
+        # One dict per memo, read inline (`memo.get(key) or self._miss(...)`): every value
+        # is a non-empty tuple, so a miss is the only falsy answer.
+        self.memos: dict[str, dict[Any, tuple[Any, ...]]] = {
+            name: {} for name in ("licence", "album", "dates", "length", "genres", "number")
+        }
 
     def declared(self, t: Track) -> Declared:
         f, at = t.fields, self.at
@@ -171,115 +176,170 @@ class Planner:
             licence_url, bit_rate, composer, copyright_c, copyright_p, created, recorded,
             length, track_file, genres, lyricist, number, publisher, title, track_url,
         ) = self.pick(t.fields)  # fmt: skip
-        url = licence_url.strip()
-        ltitle = _text(licence_title) or ""
-        declared: Declared = self.gate(url, ltitle)
-        status, reason = _status(declared, found, missing)
-        album_id = album_id.strip()
-        album = self.albums.get(album_id) or _NO_ALBUM
-        length = length.strip()
-        seconds = self.seconds(length)
-        created = self.stamp(created.strip())
-        recorded = self.stamp(recorded.strip())
-        composer = _text(composer)
-        publisher = _text(publisher)
-        genres = self.genres(genres.strip())
-        lyricist = lyricist.strip() or None
-        number = number.strip()
-        number = int(number) if number.isdecimal() else None
-        producer, engineer = album.get("producer"), album.get("engineer")
-        release = album.get("release_date")
-        artist_id = artist_id.strip()
-        extra = _extra(
-            t, album_id, album_url, artist_id, artist_url, composer, copyright_c, copyright_p,
-            created, recorded, seconds, engineer, genres, lyricist, producer, publisher,
-            release, track_file, number,
-        )  # fmt: skip
-        creator = _text(artist_name)
+        m = self.memos
+        url, ltitle, licence_id, refusal = m["licence"].get(
+            (licence_url, licence_title)
+        ) or self._licence(licence_url, licence_title)
+        if refusal is not None:
+            status, reason = "refused", refusal
+        elif found is None:
+            status, reason = "empty", missing
+        else:
+            status, reason = "ok", None
+        key = (album_id, album_url, artist_id, artist_url, artist_name, album_title)
+        head, album, creator, artists, producer, engineer, release, day, tail = m["album"].get(
+            key
+        ) or self._album(key)
+        date, created, recorded, dates = m["dates"].get((created, recorded)) or self._dates(
+            created, recorded
+        )
+        seconds, estimate, span = m["length"].get((length, bit_rate)) or self._length(
+            length, bit_rate
+        )
+        genres, listed = m["genres"].get(genres) or self._genres(genres)
+        number, numbered = m["number"].get(number) or self._number(number)
+        # Free text mostly empty: _text only for a field that holds something.
+        composer = _text(composer) if composer else None
+        publisher = _text(publisher) if publisher else None
+        lyricist = (lyricist.strip() or None) if lyricist else None
+        copyright_c = _text(copyright_c) if copyright_c else None
+        copyright_p = _text(copyright_p) if copyright_p else None
+        track_file = track_file.strip()
+        # items.extra: json.dumps(its non-None values, sort_keys=True, ensure_ascii=False),
+        # written out key by key in sorted order; "favorites" is always there, so what
+        # comes before it ends in ", " and what comes after starts with one.
+        extra = (
+            f"{{{head}"
+            f"{'' if composer is None else _KEY_COMPOSER + _json(composer) + ', '}"
+            f"{'' if copyright_c is None else _KEY_COPY_C + _json(copyright_c) + ', '}"
+            f"{'' if copyright_p is None else _KEY_COPY_P + _json(copyright_p) + ', '}"
+            f'{dates}{span}{engineer}"favorites": {t.favorites}{listed}'
+            f', "interest": {t.interest}'
+            f"{'' if lyricist is None else _KEY_LYRICIST + _json(lyricist)}{producer}"
+            f"{'' if publisher is None else _KEY_PUBLISHER + _json(publisher)}{release}"
+            f"{_KEY_TRACK_FILE + _json(track_file) if track_file else ''}"
+            f', "track_id": {t.track_id}{numbered}}}'
+        )
         item = (
             _text(title),
             creator,
-            _text(album_title),
-            (recorded or created or "")[:10] or None,
+            album,
+            date,
             track_url.strip() or None,
-            url or None,
-            ltitle or None,
-            declared.licence_id,
+            url,
+            ltitle,
+            licence_id,
             float(t.listens),
             extra,
             status,
             reason,
         )
-        est = None
-        if found is not None and not sized:
-            est = self.estimate(bit_rate.strip(), length)
         recording = (
-            self.artists(creator),
-            str(number) if number is not None else None,
+            artists,
+            None if number is None else str(number),
             genres,
             composer,
             lyricist,
-            producer,
-            engineer,
+            tail[0],
+            tail[1],
             publisher,
-            self.day(release),
+            day,
         )
+        est = estimate if found is not None and not sized else None
         return item, est, recording, float(seconds) if seconds else None
+
+    # The memos' misses: each computes what the row needs of one distinct raw value.
+
+    def _remember(self, name: str, key: Any, value: tuple[Any, ...]) -> tuple[Any, ...]:
+        memo = self.memos[name]
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        memo[key] = value
+        return value
+
+    def _licence(self, licence_url: str, licence_title: str) -> tuple[Any, ...]:
+        """(licence_url, licence_title, declared licence id, refusal reason or None)."""
+        url = licence_url.strip()
+        ltitle = _text(licence_title) or ""
+        declared: Declared = self.gate(url, ltitle)
+        refusal = None if declared.allowed else declared.reason or "licence not allowed"
+        value = (url or None, ltitle or None, declared.licence_id, refusal)
+        return self._remember("licence", (licence_url, licence_title), value)
+
+    def _album(self, key: tuple[str, ...]) -> tuple[Any, ...]:
+        """items.extra's album and artist keys, the album title, the creator and its
+        artists list, and the album row's producer, engineer and release date (as
+        extra's keys and as recording values)."""
+        album_id, album_url, artist_id, artist_url, artist_name, album_title = key
+        album_id, artist_id = album_id.strip(), artist_id.strip()
+        facts = self.albums.get(album_id) or _NO_ALBUM
+        head = []
+        if album_id.isdecimal():
+            head.append(f'"album_id": {int(album_id)}, ')
+        _put(head, '"album_url": ', album_url.strip() or None)
+        if artist_id.isdecimal():
+            head.append(f'"artist_id": {int(artist_id)}, ')
+        _put(head, '"artist_url": ', artist_url.strip() or None)
+        producer, engineer = facts.get("producer"), facts.get("engineer")
+        release = facts.get("release_date")
+        creator = _text(artist_name)
+        value = (
+            "".join(head),
+            _text(album_title),
+            creator,
+            _artists(creator),
+            "" if producer is None else ', "producer": ' + _json(producer),
+            "" if engineer is None else '"engineer": ' + _json(engineer) + ", ",
+            "" if release is None else ', "release_date": ' + _json(release),
+            iso_date(release),
+            (producer, engineer),
+        )
+        return self._remember("album", key, value)
+
+    def _dates(self, created: str, recorded: str) -> tuple[Any, ...]:
+        """(items.date, date_created, date_recorded, their keys in items.extra)."""
+        stamp_c, stamp_r = _stamp(created.strip()), _stamp(recorded.strip())
+        keys = []
+        _put(keys, '"date_created": ', stamp_c)
+        _put(keys, '"date_recorded": ', stamp_r)
+        value = ((stamp_r or stamp_c or "")[:10] or None, stamp_c, stamp_r, "".join(keys))
+        return self._remember("dates", (created, recorded), value)
+
+    def _length(self, length: str, bit_rate: str) -> tuple[Any, ...]:
+        """(seconds, estimated size, the duration key of items.extra)."""
+        text = length.strip()
+        seconds = duration(text)
+        span = "" if seconds is None else f'"duration": {seconds}, '
+        value = (seconds, estimate_size(bit_rate.strip(), text), span)
+        return self._remember("length", (length, bit_rate), value)
+
+    def _genres(self, raw: str) -> tuple[Any, ...]:
+        genres = parse_genres(raw.strip())
+        return self._remember(
+            "genres", raw, (genres, "" if genres is None else ', "genres": ' + _json(genres))
+        )
+
+    def _number(self, raw: str) -> tuple[Any, ...]:
+        text = raw.strip()
+        number = int(text) if text.isdecimal() else None
+        numbered = "" if number is None else f', "track_number": {number}'
+        return self._remember("number", raw, (number, numbered))
 
 
 _NO_ALBUM: dict[str, Any] = {}
-
-
-def _status(declared: Declared, found: object, missing: str | None) -> tuple[str, str | None]:
-    """An item's status and reason: the licence first, then whether audio was found."""
-    if not declared.allowed:
-        return "refused", declared.reason or "licence not allowed"
-    if found is None:
-        return "empty", missing
-    return "ok", None
-
-
-def _extra(
-    t: Track, album_id: str, album_url: str, artist_id: str, artist_url: str,
-    composer: str | None, copyright_c: str, copyright_p: str, created: str | None,
-    recorded: str | None, seconds: int | None, engineer: str | None, genres: str | None,
-    lyricist: str | None, producer: str | None, publisher: str | None, release: str | None,
-    track_file: str, number: int | None,
-) -> str:  # fmt: skip
-    """items.extra: json.dumps(its non-None values, sort_keys=True, ensure_ascii=False),
-    written out key by key in sorted order (str and int values only)."""
-    parts = []
-    if album_id.isdecimal():
-        parts.append('"album_id": ' + str(int(album_id)))
-    _put(parts, '"album_url": ', album_url.strip() or None)
-    if artist_id.isdecimal():
-        parts.append('"artist_id": ' + str(int(artist_id)))
-    _put(parts, '"artist_url": ', artist_url.strip() or None)
-    _put(parts, '"composer": ', composer)
-    _put(parts, '"copyright_c": ', _text(copyright_c))
-    _put(parts, '"copyright_p": ', _text(copyright_p))
-    _put(parts, '"date_created": ', created)
-    _put(parts, '"date_recorded": ', recorded)
-    if seconds is not None:
-        parts.append('"duration": ' + str(seconds))
-    _put(parts, '"engineer": ', engineer)
-    parts.append('"favorites": ' + str(t.favorites))
-    _put(parts, '"genres": ', genres)
-    parts.append('"interest": ' + str(t.interest))
-    _put(parts, '"lyricist": ', lyricist)
-    _put(parts, '"producer": ', producer)
-    _put(parts, '"publisher": ', publisher)
-    _put(parts, '"release_date": ', release)
-    _put(parts, '"track_file": ', track_file.strip() or None)
-    parts.append('"track_id": ' + str(t.track_id))
-    if number is not None:
-        parts.append('"track_number": ' + str(number))
-    return "{" + ", ".join(parts) + "}"
+_json = encode_basestring
+_KEY_COMPOSER = '"composer": '
+_KEY_COPY_C = '"copyright_c": '
+_KEY_COPY_P = '"copyright_p": '
+_KEY_LYRICIST = ', "lyricist": '
+_KEY_PUBLISHER = ', "publisher": '
+_KEY_TRACK_FILE = ', "track_file": '
 
 
 def _put(parts: list[str], key: str, value: str | None) -> None:
+    """`key` and `value` as JSON, then ", " (keys before "favorites" in items.extra)."""
     if value is not None:
-        parts.append(key + encode_basestring(value))
+        parts.append(key + encode_basestring(value) + ", ")
 
 
 def fingerprint(raw: str, values: Sequence[Any], audio: object, est_size: int | None) -> str:
