@@ -109,7 +109,7 @@ def status(mirror: Mirror) -> dict[str, Any]:
     """`catalogue.queries.mirror_status` plus `budget`: the budget (None: no limit), the
     bytes the store holds, the share of listening covered, and the plan's selection."""
     db = mirror.db
-    rk = ranking(db, mirror.manifest.tiers.shares)
+    rk = ranking(db, mirror.manifest.tiers.shares, prefetch=True)
     out = mirror_status(db, mirror.manifest.tiers.shares, mirror.data_dir, rk)
     stored = store_bytes(db)
     budget: dict[str, Any] = {

@@ -184,7 +184,7 @@ def tier_table(mirror: Mirror) -> dict[str, Any]:
     kept = kept_bytes_sql(m.compact.bitrate) if compact else "0"
     rows = tier_sums(
         mirror.db,
-        ranking(mirror.db, m.tiers.shares),
+        ranking(mirror.db, m.tiers.shares, prefetch=True),
         publishable_verdicts(m.licence.require_embedded),
         compact,
         original_bytes_sql(),
@@ -326,7 +326,7 @@ def select(mirror: Mirror, budget: int, *, sealed_first: bool = True) -> Selecti
     if budget < 0:
         raise ValueError("budget must not be negative")
     db, sz = mirror.db, _sizing(mirror)
-    rk = ranking(db, mirror.manifest.tiers.shares)
+    rk = ranking(db, mirror.manifest.tiers.shares, prefetch=True)
     parts, fills = selection_sums(db, rk, sz, sealed_first, budget)
     tiers = sorted({k for k, _ in parts})
     rows = {k: _plan_row(k, parts.get((k, 1)), parts.get((k, 0))) for k in tiers}

@@ -17,6 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ccmirror.catalogue.prefetch import prefetch_indexes
+
 EPS = 1e-12
 # Files that will occupy the disk: wanted (pending or fetched), not ruled out by verdict.
 WANTED = "f.status IN ('pending', 'fetched')"
@@ -160,8 +162,17 @@ def _sources(db: sqlite3.Connection) -> list[str]:
         found.append(row[0])
 
 
-def ranking(db: sqlite3.Connection, shares: Sequence[float]) -> Ranking:
-    """Find every source's tier boundaries (a read per distinct popularity value)."""
+# What the per-tier sums read whole: the ranking, then its items' files.
+SUM_INDEXES = ("items_rank_ok", "files_item_sums")
+
+
+def ranking(db: sqlite3.Connection, shares: Sequence[float], prefetch: bool = False) -> Ranking:
+    """Find every source's tier boundaries (a read per distinct popularity value).
+    `prefetch`: the caller sums every tier (tiers, plan, status): the OS is asked to read
+    SUM_INDEXES ahead, in parallel (`catalogue.prefetch`: a cold catalogue's scattered
+    index pages are otherwise read one at a time)."""
+    if prefetch:
+        prefetch_indexes(db, SUM_INDEXES)
     sources = _sources(db)
     ranked = [_rank_source(db, s, shares) for s in sources]
     weight = sum(1 for s in ranked if s.total > 0) or 1
