@@ -5,7 +5,9 @@ a GIL with it, nor, on a busy machine, the CPU share of its session: it stands f
 elsewhere, whose work is not the client's), with 50 ms latency on every request, /download/ answering 302 to /serve/ as archive.org
 does. Both clients run as command-line programs, start to finish, with 8 downloads in
 flight and md5 verified; ours also hashes sha1 and sha256, fsyncs and records every file in
-the catalogue. Prints both times and the ratio (target >= 1.0x).
+the catalogue. Prints both times and the ratio (target >= 1.0x), and each run's phases as
+the server saw them: start-up to the first request, downloads to the last answer (against
+the latency floor), tail to the exit.
 
 The large-file case (--large N, default 4 files; --large-mib, default 256 MiB each: the
 issue's figure) is bound by the CPU of the hashes (measured: the disk, written past the
@@ -48,7 +50,7 @@ import soundfile as sf  # noqa: E402
 from ccmirror.harvest import harvest  # noqa: E402
 from ccmirror.mirror import open_mirror  # noqa: E402
 from ccmirror.sample.audio import RATE, signal  # noqa: E402
-from iafake import IAServer  # noqa: E402
+from iafake import FaultyHandler, IAServer  # noqa: E402
 from iahelpers import make_ia_archive  # noqa: E402
 
 QUERY = "collection:netlabels AND mediatype:audio"
@@ -66,9 +68,31 @@ def _big_wav(path: Path, mib: int, seed: int) -> None:
             left -= len(block)
 
 
+class _Stamped(FaultyHandler):
+    """Notes when the first download request arrived and the last answer went out."""
+
+    stamps: dict[str, float | None] = {"first": None, "last": None}
+
+    def enter(self, path: str, params: dict[str, str]) -> None:
+        if path.startswith(("/download/", "/serve/")) and self.stamps["first"] is None:
+            self.stamps["first"] = time.time()
+        self._download = path.startswith(("/download/", "/serve/"))
+        super().enter(path, params)
+
+    def leave(self) -> None:
+        super().leave()
+        if getattr(self, "_download", False):
+            self.stamps["last"] = time.time()
+
+
+class _StampedServer(IAServer):
+    handler_class = _Stamped
+
+
 def serve(args: argparse.Namespace) -> None:
-    """The server process: build the archive, print the URL, obey `latency X` lines."""
-    with IAServer(latency=0.0) as ia, tempfile.TemporaryDirectory() as tmp:
+    """The server process: build the archive, print the URL, obey `latency X` lines
+    (which also start the stamps afresh) and `stamps` lines (the stamps as JSON)."""
+    with _StampedServer(latency=0.0) as ia, tempfile.TemporaryDirectory() as tmp:
         seconds = 1024 * 1024 / WAV_RATE  # ~1 MiB of real audio per file
         make_ia_archive(ia, args.files // PER_ITEM, kinds=("wav",) * PER_ITEM, seconds=seconds)
         if args.large:
@@ -88,9 +112,13 @@ def serve(args: argparse.Namespace) -> None:
             )
         print(ia.url, flush=True)
         for line in sys.stdin:
-            cmd, _, value = line.partition(" ")
+            cmd, _, value = line.strip().partition(" ")
             if cmd == "latency":
                 ia.latency = float(value)
+                _Stamped.stamps.update(first=None, last=None)
+            if cmd == "stamps":
+                print(json.dumps(_Stamped.stamps), flush=True)
+                continue
             print("ok", flush=True)
 
 
@@ -241,18 +269,34 @@ def _large(tmp: Path, url: str, args: argparse.Namespace) -> None:
     )
 
 
-def _small(tmp: Path, url: str, latency: Callable[[float], None], args: argparse.Namespace) -> None:
-    """Rounds of (our fetch, aria2c) over the small files, each with its CPU seconds."""
-    rows = []
+def _phases(started: float, ended: float, stamps: dict[str, float]) -> tuple[float, ...]:
+    """(start-up: to the first request, downloads: to the last answer, tail: to the exit)."""
+    return stamps["first"] - started, stamps["last"] - stamps["first"], ended - stamps["last"]
+
+
+def _small(
+    tmp: Path,
+    url: str,
+    latency: Callable[[float], None],
+    stamps: Callable[[], dict[str, float]],
+    args: argparse.Namespace,
+) -> None:
+    """Rounds of (our fetch, aria2c) over the small files, each with its CPU seconds and
+    its phases as the server saw them."""
+    rows, phases = [], []
     for n in range(args.rounds):
         manifest = _manifest(tmp, url, f"r{n}", QUERY)
         latency(args.latency)
-        load, cpu = os.getloadavg()[0], _children_cpu()
+        load, cpu, started = os.getloadavg()[0], _children_cpu(), time.time()
         dt, res = _ours(manifest, args.workers)
         ours_cpu, cpu = _children_cpu() - cpu, _children_cpu()
+        ours_phases = _phases(started, time.time(), stamps())
         if res["fetched"] != args.files // PER_ITEM * PER_ITEM:
             raise SystemExit(f"ccmirror fetched {res['fetched']} files: {res}")
+        latency(args.latency)  # the stamps afresh
+        started = time.time()
         aria = _aria2c(manifest, tmp / f"aria-{n}", args.workers)
+        phases.append((ours_phases, _phases(started, started + aria, stamps())))
         rows.append((dt, ours_cpu, aria, _children_cpu() - cpu, load))
         latency(0.0)
         shutil.rmtree(tmp / f"r{n}")
@@ -268,6 +312,14 @@ def _small(tmp: Path, url: str, latency: Callable[[float], None], args: argparse
               f" aria2c {at:.2f} s ({acpu:.2f} s CPU): {at / dt:.2f}x")  # fmt: skip
     print(f"ratio per round        median {_median([r[2] / r[0] for r in rows]):.2f}x,"
           f" min {min(r[2] / r[0] for r in rows):.2f}x")  # fmt: skip
+    floor = args.files * 2 * args.latency / args.workers
+    print(
+        f"phases (server's view) start-up to the first request, downloads to the last answer"
+        f" (floor {floor:.2f} s: 2 requests a file, {args.workers} in flight), tail to the exit"
+    )
+    for i, (o, a) in enumerate(phases, 1):
+        print(f"  round {i}: ours {o[0]:.3f} + {o[1]:.3f} + {o[2]:.3f} s,"
+              f" aria2c {a[0]:.3f} + {a[1]:.3f} + {a[2]:.3f} s")  # fmt: skip
 
 
 def main() -> int:
@@ -299,8 +351,13 @@ def main() -> int:
             server.stdin.flush()
             server.stdout.readline()
 
+        def stamps() -> dict[str, float]:
+            server.stdin.write("stamps\n")
+            server.stdin.flush()
+            return json.loads(server.stdout.readline())
+
         if args.files:
-            _small(tmp, url, latency, args)
+            _small(tmp, url, latency, stamps, args)
 
         if args.large:
             _large(tmp, url, args)
