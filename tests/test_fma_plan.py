@@ -13,7 +13,7 @@ import hashlib
 import json
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import ccmirror.sources.fma as fma
@@ -209,13 +209,31 @@ def test_memoised_rows_equal_the_plain_mapping(rows):
             index = _audio(t, row["audio"])
             found, missing = index.lookup(t.track_id, t.fields[COLUMNS.index("track_file")].strip())
             sized = found is not None and found.size is not None
-            assert planner.values(t, found, missing, sized) == reference(t, found, missing)
+            *values, shown = planner.values(t, found, missing, sized)
+            assert tuple(values) == reference(t, found, missing)
+            assert shown == repr(list(values[0]))  # what the plan's fingerprint hashes
             raw = hashlib.sha1(repr(t).encode()).hexdigest()[:16]
             assert _run(index, planner).new_rows([t], [raw]) == [
                 fma._rows(planner.plan(t, found, missing, raw))
             ]
     finally:
         plan.MEMO_LIMIT = old
+
+
+ODD = st.text(st.sampled_from("a \"'\\\x7f\x00\n\u00e9\u2028\U0001f600"), max_size=8)
+
+
+@given(st.recursive(st.none() | st.integers() | st.text() | ODD, lambda x: st.lists(x, max_size=3)))
+@example("it's")
+@example("del\x7f")
+@example("back\\slash")
+@example("caf\u00e9")
+@example(["plain", 1, None])
+def test_json_repr_is_repr(value):
+    """The shortcut for items.extra's repr: exactly repr, quotes, backslashes, DEL and
+    text beyond ASCII included."""
+    text = json.dumps({"k": value}, ensure_ascii=False)
+    assert plan._json_repr(text) == repr(text)
 
 
 def test_the_memos_are_bounded():

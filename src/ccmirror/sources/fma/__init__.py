@@ -333,7 +333,7 @@ class _Run:
         for t, raw in zip(batch, raws, strict=True):
             found, missing = lookup(t.track_id, t.fields[i_file].strip())
             if found is None:
-                item, est, recording, seconds = values(t, None, missing, False)
+                item, est, recording, seconds, shown = values(t, None, missing, False)
                 if item[_STATUS] == "ok":
                     ok += 1
                 else:
@@ -341,7 +341,7 @@ class _Run:
                 audio = file = None
             else:
                 name, url, fsize, sha1, fmt = audio = tuple(found)
-                item, est, recording, seconds = values(t, found, None, fsize is not None)
+                item, est, recording, seconds, shown = values(t, found, None, fsize is not None)
                 status = item[_STATUS]
                 if status == "ok":
                     ok += 1
@@ -352,9 +352,9 @@ class _Run:
                     _count_status(result, status, item[_STATUS + 1], 1, 0)
                     state = fma_load.file_state(status, item[_STATUS + 1])
                 file = (name, fsize, est, sha1, fmt, url, *state, *recording, seconds)
-            # plan.fingerprint(raw, item, audio, est), inline: item's popularity is a
-            # float already.
-            text = repr(([*item], audio, est)).encode("utf-8", "surrogatepass")
+            # plan.fingerprint(raw, item, audio, est), inline: `shown` is repr(list(item))
+            # (its popularity a float already).
+            text = f"({shown}, {audio!r}, {est!r})".encode("utf-8", "surrogatepass")
             digest = blake2b(text, digest_size=8).hexdigest()
             append(((f"{t.track_id:06d}", *item, f"{raw}:{digest}"), file))
         _count_status(result, "ok", None, ok, size)

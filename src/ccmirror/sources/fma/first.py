@@ -24,8 +24,10 @@ import multiprocessing
 import os
 import pickle
 import signal
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.reduction import ForkingPickler
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +47,7 @@ CHILD_BYTES = 4 << 20
 DEFER_BELOW = 100_000
 
 Send = Callable[[Any], None]
+log = logging.getLogger("ccmirror.sources.fma")
 
 
 @dataclass(frozen=True)
@@ -128,15 +131,21 @@ def run_child(work: Callable[[Any, Send], Any], job: Any, write: Send) -> Any:
     )
     proc.start()
     send.close()
+    waited = loading = 0.0  # seconds this process waited for a message, and unpickled
     try:
         while True:
+            t0 = time.perf_counter()
             try:
-                kind, value = recv.recv()
+                data = recv.recv_bytes()
             except EOFError:
                 proc.join(10)
                 raise CCMirrorError(
                     f"the FMA planning process ended early (exit code {proc.exitcode})"
                 ) from None
+            t1 = time.perf_counter()
+            kind, value = pickle.loads(data)  # what recv() does
+            del data
+            waited, loading = waited + t1 - t0, loading + time.perf_counter() - t1
             if kind == "batch":
                 write(value)
             elif kind == "log":
@@ -148,6 +157,8 @@ def run_child(work: Callable[[Any, Send], Any], job: Any, write: Send) -> Any:
                     error.exit_code = code
                 raise error
             else:
+                log.debug("FMA first load: waited %.1f s for the planner, unpickled %.1f s",
+                          waited, loading)  # fmt: skip
                 return value
     finally:
         recv.close()
@@ -178,13 +189,34 @@ def _child(work: Callable[[Any, Send], Any], job: Any, conn: Any, parent: int, l
     logger.handlers[:] = [_Forward(conn.send)]
     logger.setLevel(level)
     logger.propagate = False
+    send = _Sender(conn)
     try:
-        value = work(job, lambda batch: conn.send(("batch", batch)))
+        value = work(job, send)
     except BaseException as e:  # the parent raises it: nothing is lost with the child
         conn.send(("error", (_picklable(e), getattr(e, "exit_code", None))))
         return
+    cpu = time.process_time()
+    log.debug("FMA planner: %.1f s CPU, of which pickling %.1f s; waited %.1f s for the writer",
+              cpu, send.pickling, send.waited)  # fmt: skip
     conn.send(("done", value))
     conn.close()
+
+
+class _Sender:
+    """Sends each batch; counts the CPU seconds spent pickling (and writing) it and the
+    seconds waiting for the parent to take it (the pipe holds little: the write returns
+    once the parent has read it all)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.pickling, self.waited = conn, 0.0, 0.0
+
+    def __call__(self, batch: Any) -> None:
+        c0 = time.process_time()
+        data = ForkingPickler.dumps(("batch", batch))  # what conn.send does
+        t1 = time.perf_counter()
+        self.conn.send_bytes(data)
+        self.waited += time.perf_counter() - t1
+        self.pickling += time.process_time() - c0  # its CPU: sending costs little
 
 
 def _picklable(e: BaseException) -> BaseException:

@@ -146,7 +146,9 @@ class Planner:
         # One dict per memo, read inline (`memo.get(key) or self._miss(...)`): every value
         # is a non-empty tuple, so a miss is the only falsy answer.
         self.memos: dict[str, dict[Any, tuple[Any, ...]]] = {
-            name: {} for name in ("licence", "album", "dates", "length", "genres", "number")
+            name: {}
+            for name in ("licence", "album", "dates", "length", "genres", "number", "listens")
+            + ("status",)
         }
 
     def declared(self, t: Track) -> Declared:
@@ -155,7 +157,7 @@ class Planner:
 
     def plan(self, t: Track, found: Audio | None, missing: str | None, raw: str) -> Planned:
         sized = found is not None and found.size is not None
-        values, est, recording, seconds = self.values(t, found, missing, sized)
+        values, est, recording, seconds, _ = self.values(t, found, missing, sized)
         return Planned(
             source_id(t.track_id),
             dict(zip(ITEM_COLUMNS, values, strict=True)),
@@ -168,16 +170,17 @@ class Planner:
 
     def values(
         self, t: Track, found: object, missing: str | None, sized: bool
-    ) -> tuple[tuple[Any, ...], int | None, tuple[Any, ...], float | None]:
-        """(item values in ITEM_COLUMNS order, est_size, recording values, duration) of
-        a track whose audio is `found` (None: there is none, for the reason `missing`);
-        `sized`: that audio's size is known (no estimate)."""
+    ) -> tuple[tuple[Any, ...], int | None, tuple[Any, ...], float | None, str]:
+        """(item values in ITEM_COLUMNS order, est_size, recording values, duration,
+        repr(list(item values))) of a track whose audio is `found` (None: there is none,
+        for the reason `missing`); `sized`: that audio's size is known (no estimate).
+        The repr is what the plan's fingerprint hashes, made of pieces the memos hold."""
         (album_id, album_title, album_url, artist_id, artist_name, artist_url, licence_title,
             licence_url, bit_rate, composer, copyright_c, copyright_p, created, recorded,
             length, track_file, genres, lyricist, number, publisher, title, track_url,
         ) = self.pick(t.fields)  # fmt: skip
         m = self.memos
-        url, ltitle, licence_id, refusal = m["licence"].get(
+        url, ltitle, licence_id, refusal, licence_shown = m["licence"].get(
             (licence_url, licence_title)
         ) or self._licence(licence_url, licence_title)
         if refusal is not None:
@@ -187,17 +190,19 @@ class Planner:
         else:
             status, reason = "ok", None
         key = (album_id, album_url, artist_id, artist_url, artist_name, album_title)
-        head, album, creator, artists, producer, engineer, release, day, tail = m["album"].get(
-            key
-        ) or self._album(key)
-        date, created, recorded, dates = m["dates"].get((created, recorded)) or self._dates(
-            created, recorded
-        )
+        head, album, creator, artists, producer, engineer, release, day, tail, album_shown = m[
+            "album"
+        ].get(key) or self._album(key)
+        date, created, recorded, dates, date_shown = m["dates"].get(
+            (created, recorded)
+        ) or self._dates(created, recorded)
         seconds, estimate, span = m["length"].get((length, bit_rate)) or self._length(
             length, bit_rate
         )
         genres, listed = m["genres"].get(genres) or self._genres(genres)
         number, numbered = m["number"].get(number) or self._number(number)
+        listens, listens_shown = m["listens"].get(t.listens) or self._listens(t.listens)
+        status_shown = m["status"].get((status, reason)) or self._status(status, reason)
         # Free text mostly empty: _text only for a field that holds something.
         composer = _text(composer) if composer else None
         publisher = _text(publisher) if publisher else None
@@ -220,33 +225,17 @@ class Planner:
             f"{_KEY_TRACK_FILE + _json(track_file) if track_file else ''}"
             f', "track_id": {t.track_id}{numbered}}}'
         )
-        item = (
-            _text(title),
-            creator,
-            album,
-            date,
-            track_url.strip() or None,
-            url,
-            ltitle,
-            licence_id,
-            float(t.listens),
-            extra,
-            status,
-            reason,
+        title, source_url = _text(title), track_url.strip() or None
+        item = (title, creator, album, date, source_url, url, ltitle, licence_id, listens,
+                extra, status, reason)  # fmt: skip
+        shown = (
+            f"[{title!r}, {album_shown}, {date_shown}, {source_url!r}, {licence_shown},"
+            f" {listens_shown}, {_json_repr(extra)}, {status_shown}]"
         )
-        recording = (
-            artists,
-            None if number is None else str(number),
-            genres,
-            composer,
-            lyricist,
-            tail[0],
-            tail[1],
-            publisher,
-            day,
-        )
+        recording = (artists, None if number is None else str(number), genres, composer,
+                     lyricist, tail[0], tail[1], publisher, day)  # fmt: skip
         est = estimate if found is not None and not sized else None
-        return item, est, recording, float(seconds) if seconds else None
+        return item, est, recording, float(seconds) if seconds else None, shown
 
     # The memos' misses: each computes what the row needs of one distinct raw value.
 
@@ -263,7 +252,9 @@ class Planner:
         ltitle = _text(licence_title) or ""
         declared: Declared = self.gate(url, ltitle)
         refusal = None if declared.allowed else declared.reason or "licence not allowed"
-        value = (url or None, ltitle or None, declared.licence_id, refusal)
+        url, ltitle = url or None, ltitle or None
+        shown = f"{url!r}, {ltitle!r}, {declared.licence_id!r}"
+        value = (url, ltitle, declared.licence_id, refusal, shown)
         return self._remember("licence", (licence_url, licence_title), value)
 
     def _album(self, key: tuple[str, ...]) -> tuple[Any, ...]:
@@ -293,6 +284,7 @@ class Planner:
             "" if release is None else ', "release_date": ' + _json(release),
             iso_date(release),
             (producer, engineer),
+            f"{creator!r}, {_text(album_title)!r}",
         )
         return self._remember("album", key, value)
 
@@ -302,7 +294,8 @@ class Planner:
         keys = []
         _put(keys, '"date_created": ', stamp_c)
         _put(keys, '"date_recorded": ', stamp_r)
-        value = ((stamp_r or stamp_c or "")[:10] or None, stamp_c, stamp_r, "".join(keys))
+        date = (stamp_r or stamp_c or "")[:10] or None
+        value = (date, stamp_c, stamp_r, "".join(keys), repr(date))
         return self._remember("dates", (created, recorded), value)
 
     def _length(self, length: str, bit_rate: str) -> tuple[Any, ...]:
@@ -319,6 +312,13 @@ class Planner:
             "genres", raw, (genres, "" if genres is None else ', "genres": ' + _json(genres))
         )
 
+    def _listens(self, listens: int) -> tuple[Any, ...]:
+        popularity = float(listens)
+        return self._remember("listens", listens, (popularity, repr(popularity)))
+
+    def _status(self, status: str, reason: str | None) -> str:
+        return self._remember("status", (status, reason), f"{status!r}, {reason!r}")  # type: ignore[return-value]
+
     def _number(self, raw: str) -> tuple[Any, ...]:
         text = raw.strip()
         number = int(text) if text.isdecimal() else None
@@ -334,6 +334,15 @@ _KEY_COPY_P = '"copyright_p": '
 _KEY_LYRICIST = ', "lyricist": '
 _KEY_PUBLISHER = ', "publisher": '
 _KEY_TRACK_FILE = ', "track_file": '
+
+
+def _json_repr(text: str) -> str:
+    """repr(text) of JSON that encode_basestring wrote (no character below U+0020):
+    without a quote, a backslash, DEL or anything beyond ASCII, repr only adds quotes
+    (its own choice: single ones, as the text holds none); else repr itself."""
+    if text.isascii() and "'" not in text and "\\" not in text and "\x7f" not in text:
+        return f"'{text}'"
+    return repr(text)
 
 
 def _put(parts: list[str], key: str, value: str | None) -> None:
