@@ -14,6 +14,8 @@ import csv
 import hashlib
 import http.server
 import io
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
@@ -261,3 +263,24 @@ class FileServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=10)
+
+
+# A first harvest through the planning child at any size, in batches of 500: a run to kill.
+KILLED_RUN = """
+import sys
+import ccmirror.sources.fma as fma
+from ccmirror.sources.fma import first
+first.CHILD_BYTES, fma.BATCH = 0, 500
+from ccmirror.cli import main
+sys.argv[0] = "ccmirror"
+main()
+"""
+
+
+def start_first_harvest(manifest: Path) -> subprocess.Popen:
+    """`ccmirror harvest MANIFEST` as a real process (KILLED_RUN), for a test to kill."""
+    return subprocess.Popen(
+        [sys.executable, "-c", KILLED_RUN, "harvest", str(manifest)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,17 +18,8 @@ from ccmirror.harvest import harvest
 from ccmirror.mirror import open_mirror
 from ccmirror.search import search
 from ccmirror.sources.fma import first
-from fmahelpers import CC0, FMA_LIMITED, track_row, write_metadata_zip
+from fmahelpers import CC0, FMA_LIMITED, start_first_harvest, track_row, write_metadata_zip
 
-KILLED_RUN = """
-import sys
-import ccmirror.sources.fma as fma
-from ccmirror.sources.fma import first
-first.CHILD_BYTES, fma.BATCH = 0, 500
-from ccmirror.cli import main
-sys.argv[0] = "ccmirror"
-main()
-"""
 INDEXES = (
     "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ('items', 'files')"
     " ORDER BY name"
@@ -97,11 +86,7 @@ def test_a_sigkilled_first_load_is_repaired_by_the_next_open(tmp_path):
     meta = write_metadata_zip(tmp_path / "fma_metadata.zip", rows)
     path = _manifest(tmp_path, meta)
     db_path = tmp_path / "m" / "catalogue.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN, "harvest", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_first_harvest(path)
     deadline = time.monotonic() + 120
     seen = (0, 0)
     while not all(seen) and proc.poll() is None and time.monotonic() < deadline:

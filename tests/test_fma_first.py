@@ -7,8 +7,6 @@ import contextlib
 import json
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from fmahelpers import (
     BY_4,
     CC0,
     FMA_LIMITED,
+    start_first_harvest,
     track_row,
     write_audio_tree,
     write_metadata_zip,
@@ -157,17 +156,6 @@ def test_the_childs_errors_are_raised_here(tmp_path, monkeypatch):
     assert "not raw_tracks.csv" in str(e.value) and e.value.exit_code == 2
 
 
-KILLED_RUN = """
-import sys
-import ccmirror.sources.fma as fma
-from ccmirror.sources.fma import first
-first.CHILD_BYTES, fma.BATCH = 0, 500
-from ccmirror.cli import main
-sys.argv[0] = "ccmirror"
-main()
-"""
-
-
 def _children(pid: int) -> list[int]:
     try:
         text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
@@ -191,11 +179,7 @@ def test_a_killed_first_harvest_takes_its_child_and_the_next_one_completes(tmp_p
     meta = write_metadata_zip(tmp_path / "fma_metadata.zip", rows)
     path = _manifest(tmp_path, "m", meta, 'audio_base_url = "http://127.0.0.1:9/"')
     db_path = tmp_path / "m" / "catalogue.sqlite"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", KILLED_RUN, "harvest", str(path)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    proc = start_first_harvest(path)
     deadline = time.monotonic() + 120
     committed = 0
     while not committed and proc.poll() is None and time.monotonic() < deadline:

@@ -40,7 +40,7 @@ from ccmirror.catalogue.queries import store_bytes
 from ccmirror.catalogue.states import file_attempted
 from ccmirror.errors import SourceUnreachable, UnsafeName, WorkFailed
 from ccmirror.fetch.plan import FetchPlan, FetchTask, backoff_delay, plan_fetch
-from ccmirror.fetch.polite import Gate, GivenUp, InFlight, Unreachable
+from ccmirror.fetch.polite import Gate, GivenUp, InFlight, Unreachable, downloads_per_source
 from ccmirror.fetch.record import Recorder
 from ccmirror.fetch.result import FetchResult
 from ccmirror.fetch.transport import Failed, Stopped, download
@@ -358,15 +358,6 @@ class _Run:
             self.stop.set()
             return
         _record(self.mirror, self.recorder, outcome, self.result)
-
-
-def downloads_per_source(mirror: Mirror, workers: int | None = None) -> dict[str, int]:
-    """Downloads in flight at most per catalogue source (`ia`, `fma`): the manifest's
-    `downloads` (the smallest, for two sources of one kind), within `workers` if given."""
-    lanes: dict[str, int] = {}
-    for src in mirror.manifest.sources:
-        lanes[src.kind] = min(lanes.get(src.kind, src.downloads), src.downloads)
-    return {k: min(n, workers) if workers else n for k, n in lanes.items()}
 
 
 def _origin(url: str) -> str:

@@ -13,6 +13,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ccmirror.mirror import Mirror
 
 log = logging.getLogger("ccmirror.fetch")
 MAX_PER_HOST = 16  # never more requests than this in flight to one host
@@ -211,3 +215,12 @@ class Unreachable:
         """A file that got an answer (fetched, or failed for a reason the host gave)."""
         with self._lock:
             self._misses[host] = 0
+
+
+def downloads_per_source(mirror: Mirror, workers: int | None = None) -> dict[str, int]:
+    """Downloads in flight at most per catalogue source (`ia`, `fma`): the manifest's
+    `downloads` (the smallest, for two sources of one kind), within `workers` if given."""
+    lanes: dict[str, int] = {}
+    for src in mirror.manifest.sources:
+        lanes[src.kind] = min(lanes.get(src.kind, src.downloads), src.downloads)
+    return {k: min(n, workers) if workers else n for k, n in lanes.items()}

@@ -31,6 +31,7 @@ from ccmirror.mirror import Mirror
 from ccmirror.progress import NullReporter, Reporter
 from ccmirror.sources.fma import first, inputs
 from ccmirror.sources.fma.audio import Audio, AudioIndex
+from ccmirror.sources.fma.counts import count_planned, count_status
 from ccmirror.sources.fma.metadata import local_metadata, open_raw_tracks, read_albums
 from ccmirror.sources.fma.plan import (
     ITEM_COLUMNS,
@@ -245,7 +246,7 @@ class _Run:
             )
             same = 0
             for status, reason, count, size in fma_load.unchanged(db):
-                _count_status(result, status, reason, count, size)
+                count_status(result, status, reason, count, size)
                 same += count
             result["unchanged"] += same
             if same < len(batch):  # else no second join: the common case of a re-harvest
@@ -264,7 +265,7 @@ class _Run:
         if fma_load.range_prefixes(self.db, lo, hi) != ":".join(raws) + ":":
             return False
         for status, reason, count, size in fma_load.range_counts(self.db, lo, hi):
-            _count_status(self.result, status, reason, count, size)
+            count_status(self.result, status, reason, count, size)
         self.result["unchanged"] += len(batch)
         return True
 
@@ -285,7 +286,7 @@ class _Run:
                 # partial tree): the verified copy in the store still counts.
                 p.item["status"], p.item["reason"] = "ok", None
                 p.audio = Audio(*old.file)
-            _count(p, result)
+            count_planned(p, result)
             if old.item_id is None:
                 new.append(p)
                 continue
@@ -318,7 +319,7 @@ class _Run:
 
     def new_rows(self, batch: list[Track], raws: list[str]) -> list[Any]:
         """A batch of rows all new, planned straight into `insert_new`'s tuples and
-        counted as `_count` counts a `Planned` (the values `_apply` and `_rows` make)."""
+        counted as `count_planned` counts a `Planned` (the values `_apply` and `_rows` make)."""
         lookup, values, i_file, result = (
             self.audio.lookup,
             self.planner.values,
@@ -337,7 +338,7 @@ class _Run:
                 if item[_STATUS] == "ok":
                     ok += 1
                 else:
-                    _count_status(result, item[_STATUS], item[_STATUS + 1], 1, 0)
+                    count_status(result, item[_STATUS], item[_STATUS + 1], 1, 0)
                 audio = file = None
             else:
                 name, url, fsize, sha1, fmt = audio = tuple(found)
@@ -349,7 +350,7 @@ class _Run:
                     size += fsize or 0
                     state = pending
                 else:
-                    _count_status(result, status, item[_STATUS + 1], 1, 0)
+                    count_status(result, status, item[_STATUS + 1], 1, 0)
                     state = fma_load.file_state(status, item[_STATUS + 1])
                 file = (name, fsize, est, sha1, fmt, url, *state, *recording, seconds)
             # plan.fingerprint(raw, item, audio, est), inline: `shown` is repr(list(item))
@@ -357,7 +358,7 @@ class _Run:
             text = f"({shown}, {audio!r}, {est!r})".encode("utf-8", "surrogatepass")
             digest = blake2b(text, digest_size=8).hexdigest()
             append(((f"{t.track_id:06d}", *item, f"{raw}:{digest}"), file))
-        _count_status(result, "ok", None, ok, size)
+        count_status(result, "ok", None, ok, size)
         result["new"] += len(rows)
         result["files"] += files
         return rows
@@ -379,24 +380,3 @@ def _rows(p: Planned) -> tuple[tuple[Any, ...], tuple[Any, ...] | None]:
     state = fma_load.file_state(p.item["status"], p.item["reason"])
     file = (a.name, a.size, p.est_size, a.sha1, a.format, a.url, *state)
     return item, (*file, *p.recording, p.duration)
-
-
-def _count_status(
-    result: dict[str, Any], status: str, reason: str | None, count: int, size: int
-) -> None:
-    """Counts of `count` tracks of one status; `size`: their files' bytes."""
-    result["found"] += count
-    if status == "empty":
-        result["empty"] += count
-    elif status == "refused":
-        reason = reason or "refused"
-        result["refused"][reason] = result["refused"].get(reason, 0) + count
-        result["refused_items"] += count
-    elif status == "ok":
-        result["bytes"] += size
-
-
-def _count(p: Planned, result: dict[str, Any]) -> None:
-    status = p.item["status"]
-    size = (p.audio.size or 0) if p.audio is not None else 0
-    _count_status(result, status, p.item["reason"], 1, size)
