@@ -39,6 +39,7 @@ from ccmirror.sources.fma.plan import (
     Planner,
     album_facts,
     estimate_size,
+    fingerprint_shown,
     source_id,
 )
 from ccmirror.sources.fma.rows import Columns, ReadStats, Track, read_tracks
@@ -327,7 +328,6 @@ class _Run:
             self.result,
         )
         pending = fma_load.file_state("ok", None)
-        blake2b = hashlib.blake2b
         rows: list[Any] = []
         append = rows.append
         ok = files = size = 0
@@ -353,11 +353,7 @@ class _Run:
                     count_status(result, status, item[_STATUS + 1], 1, 0)
                     state = fma_load.file_state(status, item[_STATUS + 1])
                 file = (name, fsize, est, sha1, fmt, url, *state, *recording, seconds)
-            # plan.fingerprint(raw, item, audio, est), inline: `shown` is repr(list(item))
-            # (its popularity a float already).
-            text = f"({shown}, {audio!r}, {est!r})".encode("utf-8", "surrogatepass")
-            digest = blake2b(text, digest_size=8).hexdigest()
-            append(((f"{t.track_id:06d}", *item, f"{raw}:{digest}"), file))
+            append(((f"{t.track_id:06d}", *item, fingerprint_shown(raw, shown, audio, est)), file))
         count_status(result, "ok", None, ok, size)
         result["new"] += len(rows)
         result["files"] += files

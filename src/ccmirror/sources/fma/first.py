@@ -79,9 +79,8 @@ class Writer:
     def __enter__(self) -> Writer:
         db = self.db
         self.keys = db.execute("PRAGMA foreign_keys").fetchone()[0]
-        few = db.execute("SELECT 1 FROM items LIMIT 1 OFFSET ?", (DEFER_BELOW - 1,)).fetchone()
-        few = few is None
-        if few and not deferred.pending(db):
+        many = db.execute("SELECT 1 FROM items LIMIT 1 OFFSET ?", (DEFER_BELOW - 1,)).fetchone()
+        if many is None and not deferred.pending(db):
             self.lock = deferred.take_lock(deferred.lock_path(db))
             if self.lock is not None:
                 deferred.defer(db)

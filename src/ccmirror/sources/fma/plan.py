@@ -9,9 +9,10 @@ parse, never memory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from operator import itemgetter
@@ -54,25 +55,6 @@ class Planned:
         audio = (a.name, a.url, a.size, a.sha1, a.format) if a else None
         values = [self.item[c] for c in ITEM_COLUMNS]
         return fingerprint(self.raw, values, audio, self.est_size)
-
-
-class _Memo:
-    """fn(value), remembered per distinct value (at most MEMO_LIMIT at a time)."""
-
-    def __init__(self, fn: Callable[..., Any]) -> None:
-        self.fn = fn
-        self.seen: dict[Any, Any] = {}
-
-    def __call__(self, *key: Any) -> Any:
-        seen = self.seen
-        try:
-            return seen[key]
-        except KeyError:
-            pass
-        if len(seen) >= MEMO_LIMIT:
-            seen.clear()
-        value = seen[key] = self.fn(*key)
-        return value
 
 
 def _stamp(text: str) -> str | None:
@@ -140,15 +122,25 @@ class Planner:
     ) -> None:
         self.c = columns
         self.albums = albums
-        self.gate = _Memo(lambda url, title: judge_declared(url or None, title or None, config))
+        self.gate = functools.lru_cache(maxsize=MEMO_LIMIT)(
+            lambda url, title: judge_declared(url or None, title or None, config)
+        )
         self.at = {name: columns[name] for name in _USED}
         self.pick = itemgetter(*(columns[name] for name in _USED))
         # One dict per memo, read inline (`memo.get(key) or self._miss(...)`): every value
         # is a non-empty tuple, so a miss is the only falsy answer.
         self.memos: dict[str, dict[Any, tuple[Any, ...]]] = {
             name: {}
-            for name in ("licence", "album", "dates", "length", "genres", "number", "listens")
-            + ("status",)
+            for name in (
+                "licence",
+                "album",
+                "dates",
+                "length",
+                "genres",
+                "number",
+                "listens",
+                "status",
+            )
         }
 
     def declared(self, t: Track) -> Declared:
@@ -357,7 +349,13 @@ def fingerprint(raw: str, values: Sequence[Any], audio: object, est_size: int | 
     `values`: ITEM_COLUMNS order; `audio`: (name, url, size, sha1, format) or None."""
     values = list(values)
     values[_POPULARITY] = float(values[_POPULARITY] or 0)
-    text = repr((values, audio, est_size)).encode("utf-8", "surrogatepass")
+    return fingerprint_shown(raw, repr(values), audio, est_size)
+
+
+def fingerprint_shown(raw: str, shown: str, audio: object, est_size: int | None) -> str:
+    """`fingerprint` from `shown`, repr of the values list (popularity a float): what
+    `Planner.values` returns, so the first load hashes the same text without a repr."""
+    text = f"({shown}, {audio!r}, {est_size!r})".encode("utf-8", "surrogatepass")
     return f"{raw}:{hashlib.blake2b(text, digest_size=8).hexdigest()}"
 
 
